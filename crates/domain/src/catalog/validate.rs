@@ -1,0 +1,956 @@
+//! Every rule a catalog must satisfy. Validation collects all problems, each with the
+//! path of the field at fault, so a whole document is fixed in one pass.
+
+use super::graph::ServiceGraph;
+use super::model::{Catalog, Contact, Kind, Organisation, Person, Service, Team, entity_id};
+use super::secret::Secret;
+use crate::clock::parse_duration;
+use crate::problem::FieldErrors;
+use crate::slug::slug_problem;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+const MAX_NAME: usize = 200;
+const MAX_TEXT: usize = 10_000;
+
+/// How an entity is named in error paths. A document's entities are named by position
+/// (`services[3]`); entities kept from the store by an import are named by id, and the
+/// single entity of an API request by nothing (its fields are the paths).
+pub struct Paths<'a> {
+    pub label: Box<dyn Fn(Kind, usize, &str) -> String + 'a>,
+}
+
+impl Paths<'_> {
+    /// Entities named by their position in the document.
+    pub fn document() -> Paths<'static> {
+        Paths {
+            label: Box::new(|kind, index, _| format!("{}[{index}]", kind.section())),
+        }
+    }
+
+    /// The first `lens[kind]` entities of each kind came from the document; the rest were
+    /// kept from the store.
+    pub fn document_then_stored(lens: HashMap<Kind, usize>) -> Paths<'static> {
+        Paths {
+            label: Box::new(move |kind, index, id| {
+                if index < lens.get(&kind).copied().unwrap_or(0) {
+                    format!("{}[{index}]", kind.section())
+                } else {
+                    format!("{}[id={id}] (stored)", kind.section())
+                }
+            }),
+        }
+    }
+
+    /// The entity `(kind, id)` is the request body; others are named by id.
+    pub fn single(kind: Kind, id: String) -> Paths<'static> {
+        Paths {
+            label: Box::new(move |k, _, i| {
+                if k == kind && i == id {
+                    String::new()
+                } else {
+                    format!("{}[id={i}]", k.section())
+                }
+            }),
+        }
+    }
+
+    fn at(&self, kind: Kind, index: usize, id: &str, field: &str) -> String {
+        let prefix = (self.label)(kind, index, id);
+        match (prefix.is_empty(), field.is_empty()) {
+            (true, _) => field.to_string(),
+            (false, true) => prefix,
+            (false, false) => format!("{prefix}.{field}"),
+        }
+    }
+}
+
+/// Ids present in the catalog, per kind, for reference checks.
+struct Ids<'a> {
+    of: HashMap<Kind, HashSet<&'a str>>,
+}
+
+impl<'a> Ids<'a> {
+    fn new(catalog: &'a Catalog) -> Self {
+        let mut of: HashMap<Kind, HashSet<&'a str>> = HashMap::new();
+        of.insert(
+            Kind::Team,
+            catalog.teams.iter().map(|t| t.id.as_str()).collect(),
+        );
+        of.insert(
+            Kind::Person,
+            catalog.people.iter().map(|p| p.id.as_str()).collect(),
+        );
+        of.insert(
+            Kind::Service,
+            catalog.services.iter().map(|s| s.id.as_str()).collect(),
+        );
+        of.insert(
+            Kind::Organisation,
+            catalog
+                .organisations
+                .iter()
+                .map(|o| o.id.as_str())
+                .collect(),
+        );
+        for (kind, values) in [
+            (Kind::Schedule, &catalog.schedules),
+            (Kind::EscalationPolicy, &catalog.escalation_policies),
+            (Kind::Freeze, &catalog.freezes),
+            (Kind::Renewable, &catalog.renewables),
+        ] {
+            of.insert(kind, values.iter().filter_map(entity_id).collect());
+        }
+        Ids { of }
+    }
+
+    fn has(&self, kind: Kind, id: &str) -> bool {
+        self.of.get(&kind).is_some_and(|ids| ids.contains(id))
+    }
+}
+
+/// The validation context: where errors go and how entities are named.
+struct Check<'a> {
+    ids: Ids<'a>,
+    paths: &'a Paths<'a>,
+    errors: FieldErrors,
+}
+
+impl Check<'_> {
+    fn error(
+        &mut self,
+        kind: Kind,
+        index: usize,
+        id: &str,
+        field: &str,
+        message: impl Into<String>,
+    ) {
+        let path = self.paths.at(kind, index, id, field);
+        self.errors.push(path, message);
+    }
+
+    fn reference(
+        &mut self,
+        (kind, index, id): (Kind, usize, &str),
+        field: &str,
+        target: Kind,
+        value: &str,
+    ) {
+        if !self.ids.has(target, value) {
+            let message = format!("unknown {} {value:?}", target.singular().replace('_', " "));
+            self.error(kind, index, id, field, message);
+        }
+    }
+
+    fn name(&mut self, at: (Kind, usize, &str), field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.error(at.0, at.1, at.2, field, "must not be empty");
+        } else if value.chars().count() > MAX_NAME {
+            self.error(
+                at.0,
+                at.1,
+                at.2,
+                field,
+                format!("must be at most {MAX_NAME} characters"),
+            );
+        }
+    }
+
+    fn text(&mut self, at: (Kind, usize, &str), field: &str, value: &Option<String>) {
+        if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT) {
+            self.error(
+                at.0,
+                at.1,
+                at.2,
+                field,
+                format!("must be at most {MAX_TEXT} characters"),
+            );
+        }
+    }
+
+    fn url(&mut self, at: (Kind, usize, &str), field: &str, value: &str) {
+        if let Some(problem) = url_problem(value) {
+            self.error(at.0, at.1, at.2, field, problem);
+        }
+    }
+
+    fn instant(
+        &mut self,
+        at: (Kind, usize, &str),
+        field: &str,
+        value: &Option<String>,
+    ) -> Option<jiff::Timestamp> {
+        let text = value.as_deref()?;
+        match text.parse::<jiff::Timestamp>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                let message = format!(
+                    "{text:?} is not an RFC 3339 instant with an offset (e.g. 2026-12-21T00:00:00Z)"
+                );
+                self.error(at.0, at.1, at.2, field, message);
+                None
+            }
+        }
+    }
+
+    fn required<'v>(
+        &mut self,
+        at: (Kind, usize, &str),
+        field: &str,
+        value: &'v Option<String>,
+    ) -> Option<&'v str> {
+        if value.is_none() {
+            self.error(at.0, at.1, at.2, field, "is required");
+        }
+        value.as_deref()
+    }
+}
+
+/// Checks a whole catalog; `Ok` when it satisfies every rule.
+pub fn validate(catalog: &Catalog, paths: &Paths) -> Result<(), FieldErrors> {
+    let mut check = Check {
+        ids: Ids::new(catalog),
+        paths,
+        errors: FieldErrors::default(),
+    };
+    check_ids(&mut check, catalog);
+    for (i, team) in catalog.teams.iter().enumerate() {
+        check_team(&mut check, i, team);
+    }
+    for (i, person) in catalog.people.iter().enumerate() {
+        check_person(&mut check, i, person);
+    }
+    for (i, service) in catalog.services.iter().enumerate() {
+        check_service(&mut check, i, service);
+    }
+    check_cycles(&mut check, catalog);
+    for (i, org) in catalog.organisations.iter().enumerate() {
+        check_organisation(&mut check, i, org);
+    }
+    for (i, value) in catalog.schedules.iter().enumerate() {
+        check_schedule(&mut check, i, value);
+    }
+    for (i, value) in catalog.escalation_policies.iter().enumerate() {
+        check_escalation_policy(&mut check, i, value);
+    }
+    for (i, value) in catalog.freezes.iter().enumerate() {
+        check_freeze(&mut check, i, value);
+    }
+    for (i, value) in catalog.renewables.iter().enumerate() {
+        check_renewable(&mut check, i, value);
+    }
+    check.errors.into_result(())
+}
+
+/// Ids are slugs and unique within their kind.
+fn check_ids(check: &mut Check, catalog: &Catalog) {
+    for kind in Kind::ALL {
+        let ids: Vec<Option<&str>> = match kind {
+            Kind::Team => catalog.teams.iter().map(|t| Some(t.id.as_str())).collect(),
+            Kind::Person => catalog.people.iter().map(|p| Some(p.id.as_str())).collect(),
+            Kind::Service => catalog
+                .services
+                .iter()
+                .map(|s| Some(s.id.as_str()))
+                .collect(),
+            Kind::Organisation => catalog
+                .organisations
+                .iter()
+                .map(|o| Some(o.id.as_str()))
+                .collect(),
+            Kind::Schedule => catalog.schedules.iter().map(entity_id).collect(),
+            Kind::EscalationPolicy => catalog.escalation_policies.iter().map(entity_id).collect(),
+            Kind::Freeze => catalog.freezes.iter().map(entity_id).collect(),
+            Kind::Renewable => catalog.renewables.iter().map(entity_id).collect(),
+        };
+        let mut first_at: HashMap<&str, usize> = HashMap::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            let Some(id) = id else {
+                check.error(kind, i, "", "id", "is required and must be a string");
+                continue;
+            };
+            if let Some(problem) = slug_problem(id) {
+                check.error(kind, i, id, "id", problem);
+            }
+            if let Some(first) = first_at.get(id) {
+                let first_path = check.paths.at(kind, *first, id, "");
+                check.error(
+                    kind,
+                    i,
+                    id,
+                    "id",
+                    format!(
+                        "duplicate {} id {id:?} (first declared at {first_path})",
+                        kind.singular().replace('_', " ")
+                    ),
+                );
+            } else {
+                first_at.insert(id, i);
+            }
+        }
+    }
+}
+
+fn check_team(check: &mut Check, i: usize, team: &Team) {
+    let at = (Kind::Team, i, team.id.as_str());
+    check.name(at, "name", &team.name);
+    check.text(at, "description", &team.description);
+    let mut seen = HashSet::new();
+    for (m, member) in team.members.iter().enumerate() {
+        let field = format!("members[{m}]");
+        check.reference(at, &field, Kind::Person, member);
+        if !seen.insert(member) {
+            check.error(at.0, i, at.2, &field, format!("{member:?} is listed twice"));
+        }
+    }
+    if let Some(policy) = &team.escalation_policy {
+        check.reference(at, "escalation_policy", Kind::EscalationPolicy, policy);
+    }
+}
+
+fn check_person(check: &mut Check, i: usize, person: &Person) {
+    let at = (Kind::Person, i, person.id.as_str());
+    check.name(at, "name", &person.name);
+    if jiff::tz::TimeZone::get(&person.timezone).is_err() {
+        check.error(
+            at.0,
+            i,
+            at.2,
+            "timezone",
+            format!(
+                "unknown timezone {:?} (use an IANA name such as Europe/London)",
+                person.timezone
+            ),
+        );
+    }
+    if let Some(email) = &person.email {
+        if let Some(problem) = email_problem(email) {
+            check.error(at.0, i, at.2, "email", problem);
+        }
+    }
+    for (c, contact) in person.contacts.iter().enumerate() {
+        let field = format!("contacts[{c}]");
+        match contact {
+            Contact::Email { to } => {
+                if let Some(problem) = email_problem(to) {
+                    check.error(at.0, i, at.2, &format!("{field}.to"), problem);
+                }
+            }
+            Contact::Webhook { url, .. } => check.url(at, &format!("{field}.url"), url),
+            Contact::Slack { url } | Contact::Teams { url } => {
+                if let Secret::Plain(url) = url {
+                    check.url(at, &format!("{field}.url"), url);
+                }
+            }
+        }
+    }
+}
+
+fn check_service(check: &mut Check, i: usize, service: &Service) {
+    let at = (Kind::Service, i, service.id.as_str());
+    check.name(at, "name", &service.name);
+    check.text(at, "description", &service.description);
+    check.reference(at, "owner", Kind::Team, &service.owner);
+    if let Some(tier) = service.tier {
+        if !(1..=5).contains(&tier) {
+            check.error(
+                at.0,
+                i,
+                at.2,
+                "tier",
+                format!("{tier} is not a tier: use 1 (most critical) to 5"),
+            );
+        }
+    }
+    let mut seen = HashSet::new();
+    for (d, dep) in service.depends_on.iter().enumerate() {
+        let field = format!("depends_on[{d}]");
+        if dep == &service.id {
+            check.error(at.0, i, at.2, &field, "a service cannot depend on itself");
+            continue;
+        }
+        check.reference(at, &field, Kind::Service, dep);
+        if !seen.insert(dep) {
+            check.error(at.0, i, at.2, &field, format!("{dep:?} is listed twice"));
+        }
+    }
+    if let Some(runbook) = &service.runbook {
+        check.url(at, "runbook", runbook);
+    }
+}
+
+/// Dependency cycles are named in full (`a -> b -> a`), reported on the first service.
+fn check_cycles(check: &mut Check, catalog: &Catalog) {
+    for cycle in ServiceGraph::new(catalog).cycles() {
+        if cycle.len() <= 2 {
+            continue; // self-dependency, reported on its own field
+        }
+        let first = &cycle[0];
+        let index = catalog
+            .services
+            .iter()
+            .position(|s| &s.id == first)
+            .unwrap_or(0);
+        check.error(
+            Kind::Service,
+            index,
+            first,
+            "depends_on",
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        );
+    }
+}
+
+fn check_organisation(check: &mut Check, i: usize, org: &Organisation) {
+    let at = (Kind::Organisation, i, org.id.as_str());
+    check.name(at, "name", &org.name);
+    for (u, used) in org.uses.iter().enumerate() {
+        check.reference(at, &format!("uses[{u}]"), Kind::Service, used);
+    }
+}
+
+/// Reads the fields a reference check needs from a section stored as given.
+fn view<T: for<'de> Deserialize<'de>>(
+    check: &mut Check,
+    kind: Kind,
+    i: usize,
+    value: &Value,
+) -> Option<T> {
+    let id = entity_id(value).unwrap_or("");
+    if !value.is_object() {
+        check.error(kind, i, id, "", "must be a mapping");
+        return None;
+    }
+    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let field = e.path().to_string();
+            check.error(
+                kind,
+                i,
+                id,
+                if field == "." { "" } else { &field },
+                e.into_inner().to_string(),
+            );
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ScheduleView {
+    #[serde(default)]
+    id: String,
+    timezone: Option<String>,
+    #[serde(default)]
+    layers: Vec<LayerView>,
+    #[serde(default)]
+    overrides: Vec<OverrideView>,
+}
+
+#[derive(Deserialize)]
+struct LayerView {
+    name: Option<String>,
+    rotation: Option<String>,
+    handoff: Option<String>,
+    start: Option<String>,
+    #[serde(default)]
+    members: Vec<String>,
+    active: Option<ActiveView>,
+}
+
+#[derive(Deserialize)]
+struct ActiveView {
+    #[serde(default)]
+    days: Vec<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OverrideView {
+    person: Option<String>,
+    replaces: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+fn check_schedule(check: &mut Check, i: usize, value: &Value) {
+    let Some(schedule) = view::<ScheduleView>(check, Kind::Schedule, i, value) else {
+        return;
+    };
+    let at = (Kind::Schedule, i, schedule.id.as_str());
+    if let Some(tz) = check.required(at, "timezone", &schedule.timezone) {
+        if jiff::tz::TimeZone::get(tz).is_err() {
+            check.error(
+                at.0,
+                i,
+                at.2,
+                "timezone",
+                format!("unknown timezone {tz:?}"),
+            );
+        }
+    }
+    if schedule.layers.is_empty() {
+        check.error(
+            at.0,
+            i,
+            at.2,
+            "layers",
+            "a schedule needs at least one layer",
+        );
+    }
+    for (l, layer) in schedule.layers.iter().enumerate() {
+        let field = |f: &str| format!("layers[{l}].{f}");
+        check.required(at, &field("name"), &layer.name);
+        let weekly = match check.required(at, &field("rotation"), &layer.rotation) {
+            Some(rotation) => {
+                if let Some(problem) = rotation_problem(rotation) {
+                    check.error(at.0, i, at.2, &field("rotation"), problem);
+                }
+                rotation == "weekly"
+            }
+            None => false,
+        };
+        if let Some(handoff) = check.required(at, &field("handoff"), &layer.handoff) {
+            if let Some(problem) = handoff_problem(handoff, weekly) {
+                check.error(at.0, i, at.2, &field("handoff"), problem);
+            }
+        }
+        if let Some(start) = check.required(at, &field("start"), &layer.start) {
+            if start.parse::<jiff::civil::Date>().is_err() {
+                check.error(
+                    at.0,
+                    i,
+                    at.2,
+                    &field("start"),
+                    format!("{start:?} is not a date (YYYY-MM-DD)"),
+                );
+            }
+        }
+        if layer.members.is_empty() {
+            check.error(
+                at.0,
+                i,
+                at.2,
+                &field("members"),
+                "a layer needs at least one member",
+            );
+        }
+        for (m, member) in layer.members.iter().enumerate() {
+            check.reference(at, &field(&format!("members[{m}]")), Kind::Person, member);
+        }
+        if let Some(active) = &layer.active {
+            for (d, day) in active.days.iter().enumerate() {
+                if !WEEKDAYS.contains(&day.as_str()) {
+                    check.error(
+                        at.0,
+                        i,
+                        at.2,
+                        &field(&format!("active.days[{d}]")),
+                        format!("{day:?} is not a day (Mon … Sun)"),
+                    );
+                }
+            }
+            for (name, time) in [("from", &active.from), ("to", &active.to)] {
+                if let Some(time) = check.required(at, &field(&format!("active.{name}")), time) {
+                    if wall_clock(time).is_none() {
+                        check.error(
+                            at.0,
+                            i,
+                            at.2,
+                            &field(&format!("active.{name}")),
+                            format!("{time:?} is not a time (HH:MM)"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for (o, over) in schedule.overrides.iter().enumerate() {
+        let field = |f: &str| format!("overrides[{o}].{f}");
+        if let Some(person) = check.required(at, &field("person"), &over.person) {
+            check.reference(at, &field("person"), Kind::Person, person);
+        }
+        if let Some(replaces) = &over.replaces {
+            check.reference(at, &field("replaces"), Kind::Person, replaces);
+        }
+        check.required(at, &field("from"), &over.from);
+        check.required(at, &field("to"), &over.to);
+        let from = check.instant(at, &field("from"), &over.from);
+        let to = check.instant(at, &field("to"), &over.to);
+        if let (Some(from), Some(to)) = (from, to) {
+            if from >= to {
+                check.error(at.0, i, at.2, &field("to"), "must be after from");
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PolicyView {
+    #[serde(default)]
+    id: String,
+    repeat: Option<u32>,
+    #[serde(default)]
+    steps: Vec<StepView>,
+}
+
+#[derive(Deserialize)]
+struct StepView {
+    #[serde(default)]
+    targets: Vec<String>,
+    escalate_after: Option<String>,
+}
+
+fn check_escalation_policy(check: &mut Check, i: usize, value: &Value) {
+    let Some(policy) = view::<PolicyView>(check, Kind::EscalationPolicy, i, value) else {
+        return;
+    };
+    let at = (Kind::EscalationPolicy, i, policy.id.as_str());
+    if policy.repeat.is_some_and(|r| r > 100) {
+        check.error(at.0, i, at.2, "repeat", "must be at most 100");
+    }
+    if policy.steps.is_empty() {
+        check.error(at.0, i, at.2, "steps", "a policy needs at least one step");
+    }
+    for (s, step) in policy.steps.iter().enumerate() {
+        if step.targets.is_empty() {
+            check.error(
+                at.0,
+                i,
+                at.2,
+                &format!("steps[{s}].targets"),
+                "a step needs at least one target",
+            );
+        }
+        for (t, target) in step.targets.iter().enumerate() {
+            let field = format!("steps[{s}].targets[{t}]");
+            let kind = match target.split_once(':') {
+                Some(("person", id)) => Some((Kind::Person, id)),
+                Some(("schedule", id)) => Some((Kind::Schedule, id)),
+                Some(("team", id)) => Some((Kind::Team, id)),
+                _ => None,
+            };
+            match kind {
+                Some((kind, id)) => check.reference(at, &field, kind, id),
+                None => check.error(
+                    at.0,
+                    i,
+                    at.2,
+                    &field,
+                    format!("{target:?} is not a target: use person:ID, schedule:ID or team:ID"),
+                ),
+            }
+        }
+        if let Some(after) = &step.escalate_after {
+            match parse_duration(after) {
+                Ok(d) if d.is_positive() => {}
+                Ok(_) => check.error(
+                    at.0,
+                    i,
+                    at.2,
+                    &format!("steps[{s}].escalate_after"),
+                    "must be positive",
+                ),
+                Err(problem) => check.error(
+                    at.0,
+                    i,
+                    at.2,
+                    &format!("steps[{s}].escalate_after"),
+                    problem,
+                ),
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct FreezeView {
+    #[serde(default)]
+    id: String,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(default)]
+    services: Vec<String>,
+}
+
+fn check_freeze(check: &mut Check, i: usize, value: &Value) {
+    let Some(freeze) = view::<FreezeView>(check, Kind::Freeze, i, value) else {
+        return;
+    };
+    let at = (Kind::Freeze, i, freeze.id.as_str());
+    check.required(at, "from", &freeze.from);
+    check.required(at, "to", &freeze.to);
+    let from = check.instant(at, "from", &freeze.from);
+    let to = check.instant(at, "to", &freeze.to);
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            check.error(at.0, i, at.2, "to", "must be after from");
+        }
+    }
+    for (s, service) in freeze.services.iter().enumerate() {
+        if service != "*" {
+            check.reference(at, &format!("services[{s}]"), Kind::Service, service);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RenewableView {
+    #[serde(default)]
+    id: String,
+    name: Option<String>,
+    owner: Option<String>,
+    buyer: Option<String>,
+    #[serde(default)]
+    services: Vec<String>,
+    expires_at: Option<String>,
+    #[serde(default)]
+    targets: Vec<Value>,
+}
+
+fn check_renewable(check: &mut Check, i: usize, value: &Value) {
+    let Some(renewable) = view::<RenewableView>(check, Kind::Renewable, i, value) else {
+        return;
+    };
+    let at = (Kind::Renewable, i, renewable.id.as_str());
+    if let Some(name) = check.required(at, "name", &renewable.name) {
+        check.name(at, "name", name);
+    }
+    if let Some(owner) = check.required(at, "owner", &renewable.owner) {
+        check.reference(at, "owner", Kind::Team, owner);
+    }
+    if let Some(buyer) = &renewable.buyer {
+        check.reference(at, "buyer", Kind::Team, buyer);
+    }
+    for (s, service) in renewable.services.iter().enumerate() {
+        check.reference(at, &format!("services[{s}]"), Kind::Service, service);
+    }
+    check.required(at, "expires_at", &renewable.expires_at);
+    check.instant(at, "expires_at", &renewable.expires_at);
+    for (t, target) in renewable.targets.iter().enumerate() {
+        let field = format!("targets[{t}]");
+        match target {
+            Value::String(org) => check.reference(at, &field, Kind::Organisation, org),
+            Value::Object(map) if map.contains_key("host") || map.contains_key("name") => {}
+            _ => check.error(
+                at.0,
+                i,
+                at.2,
+                &field,
+                "a target is an organisation id, {host: \"h:port\"} or {name: \"…\"}",
+            ),
+        }
+    }
+}
+
+fn rotation_problem(rotation: &str) -> Option<String> {
+    if rotation == "daily" || rotation == "weekly" {
+        return None;
+    }
+    let (count, unit) = rotation.split_at(rotation.len().saturating_sub(1));
+    match (count.parse::<u32>(), unit) {
+        (Ok(n), "h") if n > 0 && 24 % n == 0 => None,
+        (Ok(n), "h") if n > 0 => Some(format!("{n}h does not divide 24 hours")),
+        (Ok(n), "d" | "w") if n > 0 => None,
+        _ => Some(format!(
+            "{rotation:?} is not a rotation: use daily, weekly, Nh, Nd or Nw"
+        )),
+    }
+}
+
+fn handoff_problem(handoff: &str, weekly: bool) -> Option<String> {
+    let (day, time) = match handoff.split_once(' ') {
+        Some((day, time)) => (Some(day), time),
+        None => (None, handoff),
+    };
+    if let Some(day) = day {
+        if !WEEKDAYS.contains(&day) {
+            return Some(format!("{day:?} is not a day (Mon … Sun)"));
+        }
+    } else if weekly {
+        return Some(format!(
+            "{handoff:?}: a weekly handoff names a day, e.g. \"Mon 09:00\""
+        ));
+    }
+    wall_clock(time)
+        .is_none()
+        .then(|| format!("{time:?} is not a time (HH:MM)"))
+}
+
+fn wall_clock(text: &str) -> Option<jiff::civil::Time> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    jiff::civil::Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
+}
+
+fn email_problem(email: &str) -> Option<String> {
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    (!valid).then(|| format!("{email:?} is not an email address"))
+}
+
+/// An http(s) URL with a host; anything else (javascript:, file:, …) is rejected.
+pub fn url_problem(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            None
+        }
+        _ => Some(format!("{url:?} is not an http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::parse::{Format, parse_catalog};
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let catalog = parse_catalog(yaml, Format::Yaml).expect("parses");
+        match validate(&catalog, &Paths::document()) {
+            Ok(()) => vec![],
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const BASE: &str = "
+teams: [{id: print, name: Print, members: [dana]}]
+people: [{id: dana, name: Dana, timezone: Europe/London, email: dana@example.test}]
+";
+
+    #[test]
+    fn the_seed_world_is_valid() {
+        let text = include_str!("../../../../fixtures/seed-world.yaml");
+        let catalog = parse_catalog(text, Format::Yaml).expect("seed world parses");
+        validate(&catalog, &Paths::document()).expect("seed world is valid");
+        assert_eq!(catalog.services.len(), 12);
+        assert_eq!(catalog.people.len(), 22);
+    }
+
+    #[test]
+    fn names_unknown_references_with_their_path() {
+        let got = problems(&format!(
+            "{BASE}services:\n  - {{id: a, name: A, owner: prnt, depends_on: [ghost]}}\n"
+        ));
+        assert_eq!(
+            got,
+            vec![
+                "services[0].owner: unknown team \"prnt\"",
+                "services[0].depends_on[0]: unknown service \"ghost\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn names_cycles() {
+        let got = problems(&format!(
+            "{BASE}services:\n  - {{id: a, name: A, owner: print, depends_on: [b]}}\n  - {{id: b, name: B, owner: print, depends_on: [a]}}\n"
+        ));
+        assert_eq!(
+            got,
+            vec!["services[0].depends_on: dependency cycle: a -> b -> a"]
+        );
+    }
+
+    #[test]
+    fn rejects_duplicates_bad_slugs_timezones_and_dates() {
+        let got = problems(
+            "teams: [{id: t, name: T}, {id: t, name: T2}, {id: Bad_Id, name: B}]
+people: [{id: p, name: P, timezone: Mars/Olympus}]
+freezes: [{id: f, from: 2026-13-01, to: '2026-12-01T00:00:00Z', services: ['*']}]
+",
+        );
+        assert_eq!(
+            got,
+            vec![
+                "teams[1].id: duplicate team id \"t\" (first declared at teams[0])",
+                "teams[2].id: \"Bad_Id\" is not a slug: it must start with a lowercase letter or digit",
+                "people[0].timezone: unknown timezone \"Mars/Olympus\" (use an IANA name such as Europe/London)",
+                "freezes[0].from: \"2026-13-01\" is not an RFC 3339 instant with an offset (e.g. 2026-12-21T00:00:00Z)",
+            ]
+        );
+    }
+
+    #[test]
+    fn checks_the_sections_stored_as_given() {
+        let got = problems(&format!(
+            "{BASE}schedules:
+  - id: s
+    timezone: Europe/London
+    layers: [{{name: w, rotation: 5h, handoff: '09:00', start: 2026-11-02, members: [ghost]}}]
+    overrides: [{{person: dana, from: '2026-12-02T00:00:00Z', to: '2026-12-01T00:00:00Z'}}]
+escalation_policies:
+  - {{id: p, steps: [{{targets: ['schedule:s', 'squad:x'], escalate_after: soon}}]}}
+renewables:
+  - {{id: r, name: R, owner: print, buyer: procurement, expires_at: '2027-01-01T00:00:00Z', targets: [org-x]}}
+"
+        ));
+        assert_eq!(
+            got,
+            vec![
+                "schedules[0].layers[0].rotation: 5h does not divide 24 hours",
+                "schedules[0].layers[0].members[0]: unknown person \"ghost\"",
+                "schedules[0].overrides[0].to: must be after from",
+                "escalation_policies[0].steps[0].targets[1]: \"squad:x\" is not a target: use person:ID, schedule:ID or team:ID",
+                "escalation_policies[0].steps[0].escalate_after: \"soon\" is not a duration (examples: 90s, 15m, 2h30m, 1d)",
+                "renewables[0].buyer: unknown team \"procurement\"",
+                "renewables[0].targets[0]: unknown organisation \"org-x\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unsafe_urls_and_bad_emails() {
+        let got = problems(
+            "people:
+  - id: p
+    name: P
+    timezone: UTC
+    email: not-an-email
+    contacts: [{type: webhook, url: 'javascript:alert(1)'}, {type: slack, url: 'ftp://x'}]
+",
+        );
+        assert_eq!(
+            got,
+            vec![
+                "people[0].email: \"not-an-email\" is not an email address",
+                "people[0].contacts[0].url: \"javascript:alert(1)\" is not an http(s) URL",
+                "people[0].contacts[1].url: \"ftp://x\" is not an http(s) URL",
+            ]
+        );
+    }
+
+    #[test]
+    fn single_entity_paths_are_the_fields() {
+        let catalog = parse_catalog(
+            &format!("{BASE}services: [{{id: a, name: '', owner: nope}}]"),
+            Format::Yaml,
+        )
+        .unwrap();
+        let err = validate(&catalog, &Paths::single(Kind::Service, "a".into())).unwrap_err();
+        let got: Vec<String> = err.0.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            got,
+            vec!["name: must not be empty", "owner: unknown team \"nope\""]
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Muster's domain rules, free of I/O: every rule can be found here by its name and
+//! tested without a database or a network.
+
+pub mod audit;
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod problem;
+pub mod slug;
+
+pub use problem::{FieldError, FieldErrors};
