@@ -28,6 +28,54 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+/// Who performs an action, as the audit records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// `user:alice`, `token:ci-deploy`, `cli`, `system`.
+    pub label: String,
+    /// The catalog person behind the actor, when linked.
+    pub person: Option<String>,
+    /// Set when an admin acts on behalf of another person.
+    pub on_behalf_of: Option<String>,
+    /// Why, from `X-Muster-Reason` or a form field.
+    pub reason: Option<String>,
+}
+
+impl Actor {
+    pub fn new(label: impl Into<String>) -> Actor {
+        Actor {
+            label: label.into(),
+            person: None,
+            on_behalf_of: None,
+            reason: None,
+        }
+    }
+
+    pub fn with_reason(mut self, reason: Option<String>) -> Actor {
+        self.reason = reason;
+        self
+    }
+
+    /// An audit entry by this actor.
+    pub fn entry(
+        &self,
+        action: &str,
+        entity: String,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            actor: self.label.clone(),
+            on_behalf_of: self.on_behalf_of.clone(),
+            action: action.to_string(),
+            entity,
+            before,
+            after,
+            reason: self.reason.clone(),
+        }
+    }
+}
+
 /// An entry before it is chained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEntry {

@@ -75,12 +75,33 @@ pub struct Plan {
     pub summary: Summary,
 }
 
-/// Why a single entity cannot be deleted.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeleteRefused {
-    NotFound,
-    /// Other entities still reference it; each problem names the referring field.
-    Referenced(FieldErrors),
+/// Why a catalog change was not made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the catalog is invalid")]
+    Invalid(FieldErrors),
+    #[error("no {} with id {id:?}", kind.singular().replace('_', " "))]
+    NotFound { kind: Kind, id: String },
+    #[error("{} {id:?} is still referenced", kind.singular().replace('_', " "))]
+    Referenced {
+        kind: Kind,
+        id: String,
+        by: FieldErrors,
+    },
+    #[error("{} {id:?} was changed since it was read (its ETag is now {etag})", kind.singular().replace('_', " "))]
+    Stale {
+        kind: Kind,
+        id: String,
+        etag: String,
+    },
+    #[error("{0} already exists")]
+    Exists(String),
+}
+
+impl From<FieldErrors> for Refusal {
+    fn from(errors: FieldErrors) -> Self {
+        Refusal::Invalid(errors)
+    }
 }
 
 /// Plans applying a whole document: creates and updates what it declares; entities
@@ -174,21 +195,28 @@ pub fn plan_put(
 }
 
 /// Plans deleting one entity, refused while anything still references it.
-pub fn plan_delete(current: &Catalog, kind: Kind, id: &str) -> Result<Plan, DeleteRefused> {
+pub fn plan_delete(current: &Catalog, kind: Kind, id: &str) -> Result<Plan, Refusal> {
     let entities = current.entities();
     if !entities.iter().any(|e| e.kind == kind && e.id == id) {
-        return Err(DeleteRefused::NotFound);
+        return Err(Refusal::NotFound {
+            kind,
+            id: id.to_string(),
+        });
     }
     let rest = entities
         .into_iter()
         .filter(|e| !(e.kind == kind && e.id == id));
     let result = Catalog::from_entities(rest)
-        .map_err(|e| DeleteRefused::Referenced(FieldError::new("", e).into()))?;
+        .map_err(|e| Refusal::Invalid(FieldError::new("", e).into()))?;
     // The stored catalog was valid, so every problem left is a reference to `id`.
     let by_id = Paths {
         label: Box::new(|k: Kind, _, i: &str| format!("{}[id={i}]", k.section())),
     };
-    validate(&result, &by_id).map_err(DeleteRefused::Referenced)?;
+    validate(&result, &by_id).map_err(|by| Refusal::Referenced {
+        kind,
+        id: id.to_string(),
+        by,
+    })?;
     Ok(diff(current, result))
 }
 
@@ -524,7 +552,7 @@ mod tests {
         let stored = plan_import(&Catalog::default(), seed(), false, &Rot)
             .unwrap()
             .result;
-        let DeleteRefused::Referenced(why) =
+        let Refusal::Referenced { by: why, .. } =
             plan_delete(&stored, Kind::Team, "hosting").unwrap_err()
         else {
             panic!()
@@ -538,10 +566,10 @@ mod tests {
                 "escalation_policies[id=hosting].steps[1].targets[0]"
             ]
         );
-        assert_eq!(
+        assert!(matches!(
             plan_delete(&stored, Kind::Team, "nope").unwrap_err(),
-            DeleteRefused::NotFound
-        );
+            Refusal::NotFound { .. }
+        ));
         let plan = plan_delete(&stored, Kind::Person, "vic").unwrap();
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(plan.changes[0].op, Op::Delete);

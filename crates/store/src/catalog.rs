@@ -1,0 +1,127 @@
+//! Catalog persistence: one table per entity kind holding the entity as JSON, a
+//! generation number bumped by every change, and an in-memory snapshot per generation
+//! (a hint: every read checks the generation, so several servers stay consistent).
+
+use crate::{Result, Store, StoreError, dispatch, per_dialect};
+use muster_domain::audit::Actor;
+use muster_domain::catalog::apply::{Change, Op, Plan, Refusal, entity_etag};
+use muster_domain::catalog::graph::ServiceGraph;
+use muster_domain::catalog::{Catalog, Entity, Kind, Person};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The catalog as of one generation, with its dependency graph and entity ETags.
+pub struct CatalogSnapshot {
+    pub generation: i64,
+    /// Every section sorted by id; secrets sealed (use [`Catalog::redacted`] to show).
+    pub catalog: Catalog,
+    pub graph: ServiceGraph,
+    etags: HashMap<(Kind, String), String>,
+}
+
+impl CatalogSnapshot {
+    fn new(generation: i64, entities: Vec<Entity>) -> Result<CatalogSnapshot> {
+        let etags = entities
+            .iter()
+            .map(|e| ((e.kind, e.id.clone()), entity_etag(&e.body)))
+            .collect();
+        let catalog = Catalog::from_entities(entities)
+            .map_err(StoreError::Corrupt)?
+            .sorted();
+        let graph = ServiceGraph::new(&catalog);
+        Ok(CatalogSnapshot {
+            generation,
+            catalog,
+            graph,
+            etags,
+        })
+    }
+
+    pub fn etag(&self, kind: Kind, id: &str) -> Option<&str> {
+        self.etags.get(&(kind, id.to_string())).map(String::as_str)
+    }
+}
+
+impl Store {
+    /// The current catalog. Cheap when nothing changed since the last call.
+    pub async fn catalog(&self) -> Result<Arc<CatalogSnapshot>> {
+        let generation: i64 = dispatch!(self, generation())?;
+        if let Some(snapshot) = self.inner.catalog_cache.read().await.as_ref() {
+            if snapshot.generation == generation {
+                return Ok(snapshot.clone());
+            }
+        }
+        let (generation, entities) = dispatch!(self, load())?;
+        let snapshot = Arc::new(CatalogSnapshot::new(generation, entities)?);
+        let mut cache = self.inner.catalog_cache.write().await;
+        if cache.as_ref().is_none_or(|c| c.generation < generation) {
+            *cache = Some(snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    /// Plans a change against the current catalog and applies it atomically, with one
+    /// audit entry per entity changed. `decide` sees the catalog as locked for writing.
+    pub async fn change_catalog<F>(
+        &self,
+        actor: &Actor,
+        action_prefix: &str,
+        decide: F,
+    ) -> Result<Plan>
+    where
+        F: FnOnce(&Catalog) -> Result<Plan, Refusal> + Send,
+    {
+        let cached = self.inner.catalog_cache.read().await.clone();
+        let now = self.now_ms();
+        let plan = dispatch!(self, change(now, actor, action_prefix, cached, decide))?;
+        Ok(plan)
+    }
+
+    /// Seals secrets for storage.
+    pub fn sealer(&self) -> &crate::secrets::SecretBox {
+        &self.inner.secrets
+    }
+}
+
+/// What the audit shows of an entity: its JSON with secrets redacted.
+fn audit_body(kind: Kind, body: &Option<Value>) -> Option<String> {
+    let body = body.as_ref()?;
+    if kind == Kind::Person {
+        if let Ok(mut person) = serde_json::from_value::<Person>(body.clone()) {
+            person.redact();
+            return serde_json::to_string(&person).ok();
+        }
+    }
+    Some(body.to_string())
+}
+
+fn audit_entries(
+    actor: &Actor,
+    action_prefix: &str,
+    changes: &[Change],
+) -> Vec<muster_domain::audit::NewAuditEntry> {
+    changes
+        .iter()
+        .map(|c| {
+            let op = match c.op {
+                Op::Create => "create",
+                Op::Update => "update",
+                Op::Delete => "delete",
+            };
+            let action = if action_prefix.is_empty() {
+                op.to_string()
+            } else {
+                format!("{action_prefix}.{op}")
+            };
+            actor.entry(
+                &action,
+                format!("{}:{}", c.kind.singular(), c.id),
+                audit_body(c.kind, &c.before),
+                audit_body(c.kind, &c.after),
+            )
+        })
+        .collect()
+}
+
+per_dialect!("catalog/sql.rs");
