@@ -330,3 +330,23 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 per_dialect!("auth/sql.rs");
+
+impl Store {
+    /// Replaces a user's password and ends their sessions.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        username: &str,
+        password: String,
+    ) -> Result<()> {
+        if let Some(p) = password_problem(&password) {
+            return Err(StoreError::Invalid(FieldError::new("password", p).into()));
+        }
+        let hash = hash_password(password).await?;
+        let audit = actor.entry("set_password", format!("user:{username}"), None, None);
+        if !dispatch!(self, update_password(username, &hash, self.now_ms(), audit))? {
+            return Err(StoreError::NotFound(format!("no user named {username:?}")));
+        }
+        Ok(())
+    }
+}

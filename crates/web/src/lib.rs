@@ -1,1 +1,123 @@
+//! Muster's HTTP layer: the JSON API (`api`), server-rendered pages (`pages`) and
+//! operational endpoints (`ops`). Handlers are thin: parse, call the store and the
+//! domain, render; errors map to HTTP in one place (`error`).
 
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod ops;
+pub mod pages;
+
+use api::catalog as catalog_api;
+use auth::Caller;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::PrometheusHandle;
+use muster_domain::catalog::Kind;
+use muster_store::Store;
+use std::time::Duration;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Base of links in messages and pages, e.g. `https://muster.example.test`.
+    pub public_url: String,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(store: Store, public_url: String) -> AppState {
+        AppState {
+            store,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            metrics: ops::metrics_handle(),
+        }
+    }
+}
+
+/// Routes of one catalog collection, e.g. `/api/v1/services` and `/api/v1/services/{id}`.
+fn collection(kind: Kind) -> Router<AppState> {
+    let base = format!("/api/v1/{}", kind.section());
+    Router::new()
+        .route(
+            &base,
+            get(move |s: State<AppState>, c: Caller, p: api::Params| {
+                catalog_api::list(s, c, kind, p)
+            })
+            .post(move |s: State<AppState>, c: Caller, b: api::Body| {
+                catalog_api::create(s, c, kind, b)
+            }),
+        )
+        .route(
+            &format!("{base}/{{id}}"),
+            get(
+                move |s: State<AppState>, c: Caller, Path(id): Path<String>| {
+                    catalog_api::get(s, c, kind, id)
+                },
+            )
+            .patch(
+                move |s: State<AppState>,
+                      c: Caller,
+                      Path(id): Path<String>,
+                      h: axum::http::HeaderMap,
+                      b: api::Body| { catalog_api::patch(s, c, kind, id, h, b) },
+            )
+            .delete(
+                move |s: State<AppState>,
+                      c: Caller,
+                      Path(id): Path<String>,
+                      h: axum::http::HeaderMap| {
+                    catalog_api::delete(s, c, kind, id, h)
+                },
+            ),
+        )
+}
+
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::not_found(format!("no API route {}", uri.path())).into_response()
+    } else {
+        pages::not_found().into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new()
+        .route(
+            "/api/v1/catalog",
+            get(catalog_api::export).merge(
+                put(catalog_api::import).layer(DefaultBodyLimit::max(api::MAX_CATALOG_BYTES)),
+            ),
+        )
+        .route("/api/v1/services/{id}/impact", get(catalog_api::impact))
+        .route(
+            "/api/v1/services/{id}/dependencies",
+            get(catalog_api::dependencies),
+        )
+        .route("/api/v1/audit", get(api::audit::list))
+        .route("/api/v1/audit/head", get(api::audit::head));
+    for kind in catalog_api::COLLECTIONS {
+        api = api.merge(collection(kind));
+    }
+    if state.store.clock().is_test() {
+        api = api.route("/api/v1/test/clock", post(api::clock::set));
+    }
+    Router::new()
+        .merge(api)
+        .route("/api/openapi.json", get(api::openapi::document))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(pages::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(ops::track))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(60),
+        ))
+        .with_state(state)
+}

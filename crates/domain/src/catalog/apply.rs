@@ -174,10 +174,13 @@ pub fn plan_put(
     sealer: &dyn Sealer,
 ) -> Result<Plan, FieldErrors> {
     let id = entity_id(&body).unwrap_or_default().to_string();
-    let mut body = body;
-    if kind == Kind::Person {
-        body = seal_person_body(current, body, sealer)?;
-    }
+    let body = match kind {
+        Kind::Person => seal_person_body(current, body, sealer)?,
+        Kind::Team => reshape::<super::model::Team>(body)?,
+        Kind::Service => reshape::<super::model::Service>(body)?,
+        Kind::Organisation => reshape::<super::model::Organisation>(body)?,
+        _ => body,
+    };
     let mut entities: Vec<Entity> = current
         .entities()
         .into_iter()
@@ -244,6 +247,12 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 pub fn entity_etag(body: &Value) -> String {
     let digest = Sha256::digest(body.to_string().as_bytes());
     format!("W/\"{}\"", &hex::encode(digest)[..20])
+}
+
+/// Checks an entity's shape (naming the field that does not fit) and normalises it.
+fn reshape<T: serde::de::DeserializeOwned + Serialize>(body: Value) -> Result<Value, FieldErrors> {
+    let typed: T = crate::catalog::parse::from_value(body)?;
+    Ok(serde_json::to_value(typed).unwrap_or(Value::Null))
 }
 
 fn seal_person_body(

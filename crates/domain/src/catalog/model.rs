@@ -294,7 +294,15 @@ impl Catalog {
         self.organisations.iter().find(|o| o.id == id)
     }
 
-    /// The entity of `kind` with `id`, as JSON.
+    /// The entity of `kind` with `id` as stored (secrets sealed), as JSON.
+    pub fn stored_entity(&self, kind: Kind, id: &str) -> Option<Value> {
+        match kind {
+            Kind::Person => self.person(id).map(to_value),
+            _ => self.entity(kind, id),
+        }
+    }
+
+    /// The entity of `kind` with `id` as shown outside (secrets redacted), as JSON.
     pub fn entity(&self, kind: Kind, id: &str) -> Option<Value> {
         let find = |values: &[Value]| values.iter().find(|v| entity_id(v) == Some(id)).cloned();
         match kind {

@@ -159,3 +159,19 @@ pub async fn token_by_hash(p: &crate::Pools<DB>, hash: &str, now: i64) -> Result
     }
     token_from(row).map(Some)
 }
+
+pub async fn update_password(p: &crate::Pools<DB>, username: &str, hash: &str, now: i64, audit: NewAuditEntry) -> Result<bool> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE username = $1")
+        .bind(username)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
+    audit_sql::append(&mut tx, now, vec![audit]).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,151 @@
+//! The JSON API under `/api/v1`: thin handlers that parse, call the domain through the
+//! store, and render. Conventions every domain follows live here: pagination, request
+//! bodies, ETags.
+
+pub mod audit;
+pub mod catalog;
+pub mod clock;
+pub mod openapi;
+
+use crate::error::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use muster_domain::catalog::parse::{Format, parse_value};
+use serde_json::Value;
+use std::collections::HashMap;
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+/// Largest body for ordinary API requests; the whole-catalog PUT allows more.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_CATALOG_BYTES: usize = 32 * 1024 * 1024;
+
+/// Query parameters, parsed by hand so every bad value is a 400 naming the parameter.
+pub struct Params(pub HashMap<String, String>);
+
+impl Params {
+    pub fn from_query(query: Option<&str>) -> Params {
+        let pairs = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(&s.replace('+', " "))
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                (decode(k), decode(v))
+            });
+        Params(pairs.collect())
+    }
+
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn limit(&self) -> ApiResult<usize> {
+        match self.text("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+                _ => Err(ApiError::field(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}, got {text:?}"),
+                )),
+            },
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> ApiResult<bool> {
+        match self.text(name) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(ApiError::field(
+                name,
+                format!("must be true or false, got {other:?}"),
+            )),
+        }
+    }
+
+    pub fn instant(&self, name: &str) -> ApiResult<Option<jiff::Timestamp>> {
+        self.text(name)
+            .map(|t| {
+                t.parse().map_err(|_| {
+                    ApiError::field(
+                        name,
+                        format!("{t:?} is not an RFC 3339 instant (e.g. 2026-11-23T10:00:00Z)"),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Params::from_query(parts.uri.query()))
+    }
+}
+
+/// A page of a list: `{"items": [...], "next_cursor": …}`.
+pub fn page<T: serde::Serialize>(items: Vec<T>, next_cursor: Option<String>) -> Value {
+    serde_json::json!({ "items": items, "next_cursor": next_cursor })
+}
+
+/// A request body read whole, with the size limit answered as a clear 413.
+pub struct Body {
+    pub bytes: Bytes,
+    pub format: Format,
+}
+
+impl Body {
+    pub fn text(&self) -> ApiResult<&str> {
+        std::str::from_utf8(&self.bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))
+    }
+
+    /// The body as JSON (or YAML, by `Content-Type`), naming the position of a syntax
+    /// error.
+    pub fn value(&self) -> ApiResult<Value> {
+        if self.bytes.is_empty() {
+            return Err(ApiError::bad_request("the request body is empty"));
+        }
+        parse_value(self.text()?, self.format)
+            .map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is larger than this endpoint accepts",
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {rejection}"))
+            }
+        })?;
+        Ok(Body {
+            bytes,
+            format: Format::from_content_type(content_type.as_deref()),
+        })
+    }
+}
