@@ -7,7 +7,7 @@ use serde_json::Value;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A whole catalog document (`seed-world.yaml` is the format's contract).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
     #[serde(default = "format_version")]
@@ -29,6 +29,22 @@ pub struct Catalog {
     pub freezes: Vec<Value>,
     #[serde(default)]
     pub renewables: Vec<Value>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            version: FORMAT_VERSION,
+            teams: Vec::new(),
+            people: Vec::new(),
+            services: Vec::new(),
+            organisations: Vec::new(),
+            schedules: Vec::new(),
+            escalation_policies: Vec::new(),
+            freezes: Vec::new(),
+            renewables: Vec::new(),
+        }
+    }
 }
 
 fn format_version() -> u32 {

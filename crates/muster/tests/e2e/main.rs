@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `muster` binary over HTTP, each on SQLite and PostgreSQL.
+
+mod audit;
+mod auth;
+mod catalog;
+pub mod common;
+mod server;
