@@ -104,15 +104,15 @@ impl Store {
     async fn check_grant(&self, grant: &NewGrant) -> Result<()> {
         let snapshot = self.catalog().await?;
         let mut errors = FieldErrors::default();
-        if let Some(team) = &grant.team {
-            if snapshot.catalog.team(team).is_none() {
-                errors.push("team", format!("unknown team {team:?}"));
-            }
+        if let Some(team) = &grant.team
+            && snapshot.catalog.team(team).is_none()
+        {
+            errors.push("team", format!("unknown team {team:?}"));
         }
-        if let Some(person) = &grant.person {
-            if snapshot.catalog.person(person).is_none() {
-                errors.push("person", format!("unknown person {person:?}"));
-            }
+        if let Some(person) = &grant.person
+            && snapshot.catalog.person(person).is_none()
+        {
+            errors.push("person", format!("unknown person {person:?}"));
         }
         errors.into_result(()).map_err(StoreError::Invalid)
     }
@@ -290,6 +290,8 @@ fn parse_role(role: &str) -> Result<Role> {
 }
 
 type UserRow = (String, String, Option<String>, Option<String>, i64);
+/// A user row and one more text column (the password hash or a session's CSRF token).
+type UserRowWith = (String, String, Option<String>, Option<String>, i64, String);
 
 fn user_from(r: UserRow) -> Result<User> {
     Ok(User {

@@ -47,10 +47,10 @@ impl Store {
     /// The current catalog. Cheap when nothing changed since the last call.
     pub async fn catalog(&self) -> Result<Arc<CatalogSnapshot>> {
         let generation: i64 = dispatch!(self, generation())?;
-        if let Some(snapshot) = self.inner.catalog_cache.read().await.as_ref() {
-            if snapshot.generation == generation {
-                return Ok(snapshot.clone());
-            }
+        if let Some(snapshot) = self.inner.catalog_cache.read().await.as_ref()
+            && snapshot.generation == generation
+        {
+            return Ok(snapshot.clone());
         }
         let (generation, entities) = dispatch!(self, load())?;
         let snapshot = Arc::new(CatalogSnapshot::new(generation, entities)?);
@@ -87,11 +87,11 @@ impl Store {
 /// What the audit shows of an entity: its JSON with secrets redacted.
 fn audit_body(kind: Kind, body: &Option<Value>) -> Option<String> {
     let body = body.as_ref()?;
-    if kind == Kind::Person {
-        if let Ok(mut person) = serde_json::from_value::<Person>(body.clone()) {
-            person.redact();
-            return serde_json::to_string(&person).ok();
-        }
+    if kind == Kind::Person
+        && let Ok(mut person) = serde_json::from_value::<Person>(body.clone())
+    {
+        person.redact();
+        return serde_json::to_string(&person).ok();
     }
     Some(body.to_string())
 }

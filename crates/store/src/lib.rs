@@ -105,8 +105,8 @@ impl Store {
     /// Whether the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
         match &self.inner.backend {
-            Backend::Sqlite(p) => drop(sqlx::query("SELECT 1").execute(&p.reader).await?),
-            Backend::Postgres(p) => drop(sqlx::query("SELECT 1").execute(&p.reader).await?),
+            Backend::Sqlite(p) => _ = sqlx::query("SELECT 1").execute(&p.reader).await?,
+            Backend::Postgres(p) => _ = sqlx::query("SELECT 1").execute(&p.reader).await?,
         }
         Ok(())
     }

@@ -129,21 +129,21 @@ impl FromRequestParts<AppState> for Caller {
                 reason,
             });
         }
-        if let Some(session) = cookie(parts, SESSION_COOKIE) {
-            if let Some((principal, csrf)) = state.store.session(session).await? {
-                let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-                let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-                if !safe && sent != Some(csrf.as_str()) {
-                    return Err(ApiError::forbidden(
-                        "a signed-in request that changes something must carry the session's CSRF token in X-CSRF-Token",
-                    ));
-                }
-                return Ok(Caller {
-                    principal,
-                    csrf_token: Some(csrf),
-                    reason,
-                });
+        if let Some(session) = cookie(parts, SESSION_COOKIE)
+            && let Some((principal, csrf)) = state.store.session(session).await?
+        {
+            let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if !safe && sent != Some(csrf.as_str()) {
+                return Err(ApiError::forbidden(
+                    "a signed-in request that changes something must carry the session's CSRF token in X-CSRF-Token",
+                ));
             }
+            return Ok(Caller {
+                principal,
+                csrf_token: Some(csrf),
+                reason,
+            });
         }
         Err(ApiError::unauthorized())
     }

@@ -332,14 +332,14 @@ fn keep_later_expiries(current: &Catalog, incoming: &mut Catalog) -> Vec<FieldEr
             .get("expires_at")
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<jiff::Timestamp>().ok());
-        if let Some(given) = given {
-            if given < *stored_at {
-                notes.push(FieldError::new(
+        if let Some(given) = given
+            && given < *stored_at
+        {
+            notes.push(FieldError::new(
                     format!("renewables[{i}].expires_at"),
                     format!("{given} is older than the stored expiry {stored_at}: ignored, the stored expiry is kept"),
                 ));
-                renewable["expires_at"] = Value::String(stored_at.to_string());
-            }
+            renewable["expires_at"] = Value::String(stored_at.to_string());
         }
     }
     notes

@@ -81,11 +81,11 @@ impl ServiceGraph {
                 continue; // a duplicate id: keep the first declaration's edges
             }
             for dep in &service.depends_on {
-                if let Some(&to) = graph.index.get(dep) {
-                    if !graph.depends_on[from].contains(&to) {
-                        graph.depends_on[from].push(to);
-                        graph.dependents[to].push(from);
-                    }
+                if let Some(&to) = graph.index.get(dep)
+                    && !graph.depends_on[from].contains(&to)
+                {
+                    graph.depends_on[from].push(to);
+                    graph.dependents[to].push(from);
                 }
             }
         }
@@ -93,10 +93,10 @@ impl ServiceGraph {
             let o = graph.orgs.len();
             graph.orgs.push((org.id.clone(), org.name.clone()));
             for used in &org.uses {
-                if let Some(&s) = graph.index.get(used) {
-                    if !graph.users[s].contains(&o) {
-                        graph.users[s].push(o);
-                    }
+                if let Some(&s) = graph.index.get(used)
+                    && !graph.users[s].contains(&o)
+                {
+                    graph.users[s].push(o);
                 }
             }
         }

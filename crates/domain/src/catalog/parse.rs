@@ -39,8 +39,11 @@ pub fn parse_value(text: &str, format: Format) -> Result<Value, FieldErrors> {
         Format::Json => serde_json::from_str(text)
             .map_err(|e| FieldError::new("", format!("invalid JSON: {e}")).into()),
         // YAML 1.2 booleans only: a name such as `N` or `No` stays a string.
-        Format::Yaml => serde_saphyr::from_str_with_options::<Value>(text, serde_saphyr::options! { strict_booleans: true })
-            .map_err(|e| FieldError::new("", format!("invalid YAML: {e}")).into()),
+        Format::Yaml => serde_saphyr::from_str_with_options::<Value>(
+            text,
+            serde_saphyr::options! { strict_booleans: true },
+        )
+        .map_err(|e| FieldError::new("", format!("invalid YAML: {e}")).into()),
     }
 }
 
@@ -120,8 +123,18 @@ mod tests {
 
     #[test]
     fn yaml_1_1_booleans_stay_strings() {
-        let c = parse_catalog("organisations: [{id: no, name: N}, {id: y, name: off}]\n", Format::Yaml).unwrap();
-        assert_eq!((c.organisations[0].id.as_str(), c.organisations[0].name.as_str()), ("no", "N"));
+        let c = parse_catalog(
+            "organisations: [{id: no, name: N}, {id: y, name: off}]\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.organisations[0].id.as_str(),
+                c.organisations[0].name.as_str()
+            ),
+            ("no", "N")
+        );
         assert_eq!(c.organisations[1].name, "off");
     }
 

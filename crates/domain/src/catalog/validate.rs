@@ -18,8 +18,11 @@ const MAX_TEXT: usize = 10_000;
 /// (`services[3]`); entities kept from the store by an import are named by id, and the
 /// single entity of an API request by nothing (its fields are the paths).
 pub struct Paths<'a> {
-    pub label: Box<dyn Fn(Kind, usize, &str) -> String + 'a>,
+    pub label: Box<Labeller<'a>>,
 }
+
+/// Names the entity of a kind at an index with an id, e.g. `services[3]`.
+pub type Labeller<'a> = dyn Fn(Kind, usize, &str) -> String + 'a;
 
 impl Paths<'_> {
     /// Entities named by their position in the document.
@@ -324,10 +327,10 @@ fn check_person(check: &mut Check, i: usize, person: &Person) {
             ),
         );
     }
-    if let Some(email) = &person.email {
-        if let Some(problem) = email_problem(email) {
-            check.error(at.0, i, at.2, "email", problem);
-        }
+    if let Some(email) = &person.email
+        && let Some(problem) = email_problem(email)
+    {
+        check.error(at.0, i, at.2, "email", problem);
     }
     for (c, contact) in person.contacts.iter().enumerate() {
         let field = format!("contacts[{c}]");
@@ -352,16 +355,16 @@ fn check_service(check: &mut Check, i: usize, service: &Service) {
     check.name(at, "name", &service.name);
     check.text(at, "description", &service.description);
     check.reference(at, "owner", Kind::Team, &service.owner);
-    if let Some(tier) = service.tier {
-        if !(1..=5).contains(&tier) {
-            check.error(
-                at.0,
-                i,
-                at.2,
-                "tier",
-                format!("{tier} is not a tier: use 1 (most critical) to 5"),
-            );
-        }
+    if let Some(tier) = service.tier
+        && !(1..=5).contains(&tier)
+    {
+        check.error(
+            at.0,
+            i,
+            at.2,
+            "tier",
+            format!("{tier} is not a tier: use 1 (most critical) to 5"),
+        );
     }
     let mut seen = HashSet::new();
     for (d, dep) in service.depends_on.iter().enumerate() {
@@ -483,16 +486,16 @@ fn check_schedule(check: &mut Check, i: usize, value: &Value) {
         return;
     };
     let at = (Kind::Schedule, i, schedule.id.as_str());
-    if let Some(tz) = check.required(at, "timezone", &schedule.timezone) {
-        if jiff::tz::TimeZone::get(tz).is_err() {
-            check.error(
-                at.0,
-                i,
-                at.2,
-                "timezone",
-                format!("unknown timezone {tz:?}"),
-            );
-        }
+    if let Some(tz) = check.required(at, "timezone", &schedule.timezone)
+        && jiff::tz::TimeZone::get(tz).is_err()
+    {
+        check.error(
+            at.0,
+            i,
+            at.2,
+            "timezone",
+            format!("unknown timezone {tz:?}"),
+        );
     }
     if schedule.layers.is_empty() {
         check.error(
@@ -515,21 +518,21 @@ fn check_schedule(check: &mut Check, i: usize, value: &Value) {
             }
             None => false,
         };
-        if let Some(handoff) = check.required(at, &field("handoff"), &layer.handoff) {
-            if let Some(problem) = handoff_problem(handoff, weekly) {
-                check.error(at.0, i, at.2, &field("handoff"), problem);
-            }
+        if let Some(handoff) = check.required(at, &field("handoff"), &layer.handoff)
+            && let Some(problem) = handoff_problem(handoff, weekly)
+        {
+            check.error(at.0, i, at.2, &field("handoff"), problem);
         }
-        if let Some(start) = check.required(at, &field("start"), &layer.start) {
-            if start.parse::<jiff::civil::Date>().is_err() {
-                check.error(
-                    at.0,
-                    i,
-                    at.2,
-                    &field("start"),
-                    format!("{start:?} is not a date (YYYY-MM-DD)"),
-                );
-            }
+        if let Some(start) = check.required(at, &field("start"), &layer.start)
+            && start.parse::<jiff::civil::Date>().is_err()
+        {
+            check.error(
+                at.0,
+                i,
+                at.2,
+                &field("start"),
+                format!("{start:?} is not a date (YYYY-MM-DD)"),
+            );
         }
         if layer.members.is_empty() {
             check.error(
@@ -556,16 +559,16 @@ fn check_schedule(check: &mut Check, i: usize, value: &Value) {
                 }
             }
             for (name, time) in [("from", &active.from), ("to", &active.to)] {
-                if let Some(time) = check.required(at, &field(&format!("active.{name}")), time) {
-                    if wall_clock(time).is_none() {
-                        check.error(
-                            at.0,
-                            i,
-                            at.2,
-                            &field(&format!("active.{name}")),
-                            format!("{time:?} is not a time (HH:MM)"),
-                        );
-                    }
+                if let Some(time) = check.required(at, &field(&format!("active.{name}")), time)
+                    && wall_clock(time).is_none()
+                {
+                    check.error(
+                        at.0,
+                        i,
+                        at.2,
+                        &field(&format!("active.{name}")),
+                        format!("{time:?} is not a time (HH:MM)"),
+                    );
                 }
             }
         }
@@ -582,10 +585,10 @@ fn check_schedule(check: &mut Check, i: usize, value: &Value) {
         check.required(at, &field("to"), &over.to);
         let from = check.instant(at, &field("from"), &over.from);
         let to = check.instant(at, &field("to"), &over.to);
-        if let (Some(from), Some(to)) = (from, to) {
-            if from >= to {
-                check.error(at.0, i, at.2, &field("to"), "must be after from");
-            }
+        if let (Some(from), Some(to)) = (from, to)
+            && from >= to
+        {
+            check.error(at.0, i, at.2, &field("to"), "must be after from");
         }
     }
 }
@@ -687,10 +690,10 @@ fn check_freeze(check: &mut Check, i: usize, value: &Value) {
     check.required(at, "to", &freeze.to);
     let from = check.instant(at, "from", &freeze.from);
     let to = check.instant(at, "to", &freeze.to);
-    if let (Some(from), Some(to)) = (from, to) {
-        if from >= to {
-            check.error(at.0, i, at.2, "to", "must be after from");
-        }
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        check.error(at.0, i, at.2, "to", "must be after from");
     }
     for (s, service) in freeze.services.iter().enumerate() {
         if service != "*" {

@@ -1,23 +1,31 @@
 //! The audit trail: every mutation recorded, filterable, chained, and tamper-evident.
 
-use crate::common::{seeded, send, Backend};
+use crate::common::{Backend, seeded, send};
 use crate::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-on_both_databases!(mutations_are_audited_with_actor_reason_and_states, verify_catches_altered_removed_and_truncated_entries);
+on_both_databases!(
+    mutations_are_audited_with_actor_reason_and_states,
+    verify_catches_altered_removed_and_truncated_entries
+);
 
 async fn mutations_are_audited_with_actor_reason_and_states(backend: Backend) {
     let (_db, server) = seeded(backend).await;
     let (status, _) = send(
         server
             .request(Method::PATCH, "/api/v1/services/forms-printing")
-            .header("x-muster-reason", "raise%20tier%20after%20the%20licence%20outage")
+            .header(
+                "x-muster-reason",
+                "raise%20tier%20after%20the%20licence%20outage",
+            )
             .json(&json!({"tier": 2})),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, page) = server.get("/api/v1/audit?entity=service:forms-printing").await;
+    let (status, page) = server
+        .get("/api/v1/audit?entity=service:forms-printing")
+        .await;
     assert_eq!(status, StatusCode::OK);
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "the import's create and the patch: {page}");
@@ -30,8 +38,14 @@ async fn mutations_are_audited_with_actor_reason_and_states(backend: Backend) {
     assert_eq!(items[1]["action"], "import.create");
     assert!(items[1]["before"].is_null());
 
-    let (_, by_actor) = server.get("/api/v1/audit?actor=token:admin&limit=1000").await;
-    assert_eq!(by_actor["items"].as_array().unwrap().len(), 73 + 1, "the import's 73 entities and the patch");
+    let (_, by_actor) = server
+        .get("/api/v1/audit?actor=token:admin&limit=1000")
+        .await;
+    assert_eq!(
+        by_actor["items"].as_array().unwrap().len(),
+        73 + 1,
+        "the import's 73 entities and the patch"
+    );
     let (_, later) = server.get("/api/v1/audit?since=2030-01-01T00:00:00Z").await;
     assert_eq!(later["items"].as_array().unwrap().len(), 0);
 
@@ -40,7 +54,13 @@ async fn mutations_are_audited_with_actor_reason_and_states(backend: Backend) {
     let mut path = "/api/v1/audit?limit=10".to_string();
     loop {
         let (_, page) = server.get(&path).await;
-        seqs.extend(page["items"].as_array().unwrap().iter().map(|i| i["seq"].as_i64().unwrap()));
+        seqs.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["seq"].as_i64().unwrap()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => path = format!("/api/v1/audit?limit=10&cursor={c}"),
             None => break,
@@ -57,12 +77,18 @@ async fn sql(db: &crate::common::Database, statement: &str) {
     match db.backend {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         }
     }
@@ -77,18 +103,32 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     assert!(ok.contains("intact: 74 entries"), "{ok}");
 
     // Someone rewrites history: entry 10 now says a different actor did it.
-    sql(&db, "UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 10").await;
+    sql(
+        &db,
+        "UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 10",
+    )
+    .await;
     let out = db.cli(&["audit", "verify"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("audit entry 10"), "{out:?}");
-    sql(&db, "UPDATE audit_log SET actor = 'token:admin' WHERE seq = 10").await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("audit entry 10"),
+        "{out:?}"
+    );
+    sql(
+        &db,
+        "UPDATE audit_log SET actor = 'token:admin' WHERE seq = 10",
+    )
+    .await;
     db.cli_ok(&["audit", "verify"], None);
 
     // An entry removed from the middle.
     sql(&db, "DELETE FROM audit_log WHERE seq = 20").await;
     let out = db.cli(&["audit", "verify"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("20..21 are missing"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("20..21 are missing"),
+        "{out:?}"
+    );
 
     // The log truncated and the head row rewritten to match: only a head kept
     // elsewhere catches it.
@@ -97,5 +137,8 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     db.cli_ok(&["audit", "verify"], None);
     let out = db.cli(&["audit", "verify", "--expect-head", &head_hash], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&head_hash), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&head_hash),
+        "{out:?}"
+    );
 }

@@ -1,11 +1,16 @@
 //! Authentication and roles through the API and the CLI.
 
-use crate::common::{seeded, send, Backend, Database};
+use crate::common::{Backend, Database, seeded, send};
 use crate::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-on_both_databases!(every_api_route_needs_auth, roles_limit_what_callers_may_do, team_scoped_grants_act_only_inside_their_team, tokens_are_shown_once_and_can_be_revoked);
+on_both_databases!(
+    every_api_route_needs_auth,
+    roles_limit_what_callers_may_do,
+    team_scoped_grants_act_only_inside_their_team,
+    tokens_are_shown_once_and_can_be_revoked
+);
 
 const ROUTES: [(&str, &str); 12] = [
     ("GET", "/api/v1/catalog"),
@@ -30,13 +35,39 @@ async fn every_api_route_needs_auth(backend: Backend) {
         let (status, body) = send(server.client.request(method.clone(), &url)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
         assert_eq!(body["status"], 401);
-        let (status, _) = send(server.client.request(method.clone(), &url).bearer_auth("mst_not-a-real-token")).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with a bad token");
-        let (status, _) = send(server.client.request(method, &url).header("authorization", "Basic YWRtaW46YWRtaW4=")).await;
+        let (status, _) = send(
+            server
+                .client
+                .request(method.clone(), &url)
+                .bearer_auth("mst_not-a-real-token"),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with a bad token"
+        );
+        let (status, _) = send(
+            server
+                .client
+                .request(method, &url)
+                .header("authorization", "Basic YWRtaW46YWRtaW4="),
+        )
+        .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, _) = send(server.client.get(format!("{}/api/v1/services", server.base)).header("cookie", "muster_session=forged")).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "an unknown session is no session");
+    let (status, _) = send(
+        server
+            .client
+            .get(format!("{}/api/v1/services", server.base))
+            .header("cookie", "muster_session=forged"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an unknown session is no session"
+    );
 }
 
 async fn roles_limit_what_callers_may_do(backend: Backend) {
@@ -49,48 +80,121 @@ async fn roles_limit_what_callers_may_do(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let new_service = json!({"id": "fax", "name": "Fax", "owner": "platform"});
     for token in [&viewer, &responder] {
-        let (status, body) = send(server.as_token(Method::POST, "/api/v1/services", token).json(&new_service)).await;
+        let (status, body) = send(
+            server
+                .as_token(Method::POST, "/api/v1/services", token)
+                .json(&new_service),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-        assert!(body["detail"].as_str().unwrap().contains("may not edit"), "{body}");
-        let (status, _) = send(server.as_token(Method::PUT, "/api/v1/catalog", token).body("teams: []")).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains("may not edit"),
+            "{body}"
+        );
+        let (status, _) = send(
+            server
+                .as_token(Method::PUT, "/api/v1/catalog", token)
+                .body("teams: []"),
+        )
+        .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, _) = send(server.as_token(Method::DELETE, "/api/v1/people/vic", token)).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     }
     let (status, _) = server.get("/api/v1/services/fax").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "refused writes store nothing");
-    let (status, body) = send(server.as_token(Method::POST, "/api/v1/services", &editor).json(&new_service)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "refused writes store nothing"
+    );
+    let (status, body) = send(
+        server
+            .as_token(Method::POST, "/api/v1/services", &editor)
+            .json(&new_service),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 async fn team_scoped_grants_act_only_inside_their_team(backend: Backend) {
     let (db, server) = seeded(backend).await;
-    let ges = db.token("ges-editor", "editor", &["--team", "ges-team", "--person", "jared"]);
-    let (status, body) = send(server.as_token(Method::PATCH, "/api/v1/services/ges", &ges).json(&json!({"tier": 2}))).await;
+    let ges = db.token(
+        "ges-editor",
+        "editor",
+        &["--team", "ges-team", "--person", "jared"],
+    );
+    let (status, body) = send(
+        server
+            .as_token(Method::PATCH, "/api/v1/services/ges", &ges)
+            .json(&json!({"tier": 2})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = send(server.as_token(Method::PATCH, "/api/v1/services/identity", &ges).json(&json!({"tier": 2}))).await;
+    let (status, body) = send(
+        server
+            .as_token(Method::PATCH, "/api/v1/services/identity", &ges)
+            .json(&json!({"tier": 2})),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("team ges-team"), "{body}");
-    let (status, _) = send(server.as_token(Method::PATCH, "/api/v1/services/ges", &ges).json(&json!({"owner": "platform"}))).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "cannot give a service away to another team");
-    let (status, _) = send(server.as_token(Method::POST, "/api/v1/services", &ges).json(&json!({"id": "ges-batch", "name": "GES batch", "owner": "ges-team"}))).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("team ges-team"),
+        "{body}"
+    );
+    let (status, _) = send(
+        server
+            .as_token(Method::PATCH, "/api/v1/services/ges", &ges)
+            .json(&json!({"owner": "platform"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "cannot give a service away to another team"
+    );
+    let (status, _) = send(
+        server
+            .as_token(Method::POST, "/api/v1/services", &ges)
+            .json(&json!({"id": "ges-batch", "name": "GES batch", "owner": "ges-team"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = send(server.as_token(Method::POST, "/api/v1/services", &ges).json(&json!({"id": "sneaky", "name": "S", "owner": "platform"}))).await;
+    let (status, _) = send(
+        server
+            .as_token(Method::POST, "/api/v1/services", &ges)
+            .json(&json!({"id": "sneaky", "name": "S", "owner": "platform"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = send(server.as_token(Method::PUT, "/api/v1/catalog", &ges).body("teams: []")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "the whole catalog is not one team's");
+    let (status, _) = send(
+        server
+            .as_token(Method::PUT, "/api/v1/catalog", &ges)
+            .body("teams: []"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the whole catalog is not one team's"
+    );
     let (status, _) = send(server.as_token(Method::GET, "/api/v1/services/identity", &ges)).await;
     assert_eq!(status, StatusCode::OK, "reads are global");
 }
 
 async fn tokens_are_shown_once_and_can_be_revoked(backend: Backend) {
     let (db, server) = seeded(backend).await;
-    let out = db.cli_ok(&["token", "create", "--name", "ci-deploy", "--role", "editor"], None);
+    let out = db.cli_ok(
+        &["token", "create", "--name", "ci-deploy", "--role", "editor"],
+        None,
+    );
     let token = out.trim();
     assert_eq!(out.lines().count(), 1, "only the token on stdout: {out:?}");
     assert!(token.starts_with("mst_") && token.len() == 44, "{token}");
     let listing = db.cli_ok(&["token", "list"], None);
-    assert!(listing.contains("ci-deploy\teditor\t-\tlive") && !listing.contains(token), "{listing}");
+    assert!(
+        listing.contains("ci-deploy\teditor\t-\tlive") && !listing.contains(token),
+        "{listing}"
+    );
     let (status, _) = send(server.as_token(Method::GET, "/api/v1/teams", token)).await;
     assert_eq!(status, StatusCode::OK);
     db.cli_ok(&["token", "revoke", "ci-deploy"], None);
@@ -98,14 +202,39 @@ async fn tokens_are_shown_once_and_can_be_revoked(backend: Backend) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["detail"].as_str().unwrap().contains("revoked"));
 
-    let out = db.cli(&["token", "create", "--name", "ci-deploy", "--role", "editor"], None);
+    let out = db.cli(
+        &["token", "create", "--name", "ci-deploy", "--role", "editor"],
+        None,
+    );
     assert!(!out.status.success(), "names are unique");
-    let out = db.cli(&["token", "create", "--name", "x", "--role", "editor", "--person", "ghost"], None);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("person: unknown person \"ghost\""), "{out:?}");
+    let out = db.cli(
+        &[
+            "token", "create", "--name", "x", "--role", "editor", "--person", "ghost",
+        ],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("person: unknown person \"ghost\""),
+        "{out:?}"
+    );
     let out = db.cli(&["token", "create", "--name", "x", "--role", "root"], None);
     assert!(String::from_utf8_lossy(&out.stderr).contains("viewer, responder, editor or admin"));
-    let out = db.cli(&["user", "create", "--username", "ann", "--role", "viewer", "--password-stdin"], Some("short"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("password: must be at least 12 characters"), "{out:?}");
+    let out = db.cli(
+        &[
+            "user",
+            "create",
+            "--username",
+            "ann",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("short"),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("password: must be at least 12 characters"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
@@ -116,5 +245,8 @@ async fn the_api_token_is_stored_only_as_a_hash() {
     let wal = std::fs::read(db.dir.join("muster.db-wal")).unwrap_or_default();
     let secret = token.trim_start_matches("mst_").as_bytes();
     let found = |hay: &[u8]| hay.windows(secret.len()).any(|w| w == secret);
-    assert!(!found(&bytes) && !found(&wal), "the token is not in the database file");
+    assert!(
+        !found(&bytes) && !found(&wal),
+        "the token is not in the database file"
+    );
 }

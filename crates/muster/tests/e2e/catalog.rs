@@ -1,9 +1,9 @@
 //! The catalog through the API: import, export, validation, CRUD, graph, pagination.
 
-use crate::common::{problems, seeded, send, Backend, Database, SEED_WORLD};
+use crate::common::{Backend, Database, SEED_WORLD, problems, seeded, send};
 use crate::on_both_databases;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 on_both_databases!(
     seed_world_imports_and_reimports_unchanged,
@@ -19,7 +19,12 @@ on_both_databases!(
 );
 
 fn ids(body: &Value) -> Vec<String> {
-    body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn seed_world_imports_and_reimports_unchanged(backend: Backend) {
@@ -27,30 +32,74 @@ async fn seed_world_imports_and_reimports_unchanged(backend: Backend) {
     let (status, again) = server.put_yaml("/api/v1/catalog", SEED_WORLD).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["changed"], 0, "{again}");
-    assert_eq!(again["summary"]["services"]["unchanged"].as_array().unwrap().len(), 12);
-    assert_eq!(again["summary"]["people"]["unchanged"].as_array().unwrap().len(), 22);
+    assert_eq!(
+        again["summary"]["services"]["unchanged"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
+    );
+    assert_eq!(
+        again["summary"]["people"]["unchanged"]
+            .as_array()
+            .unwrap()
+            .len(),
+        22
+    );
     let (_, people) = server.get("/api/v1/people?limit=1000").await;
     assert_eq!(people["items"].as_array().unwrap().len(), 22);
     let (_, service) = server.get("/api/v1/services/forms-printing").await;
     assert_eq!(service["owner"], "print-platform");
-    assert_eq!(service["depends_on"], json!(["print-licence-server", "identity"]));
+    assert_eq!(
+        service["depends_on"],
+        json!(["print-licence-server", "identity"])
+    );
     let (_, identity) = server.get("/api/v1/services/identity").await;
-    assert_eq!(identity["dependents"], json!(["forms-printing", "ges", "helpdesk-portal", "public-api"]));
+    assert_eq!(
+        identity["dependents"],
+        json!(["forms-printing", "ges", "helpdesk-portal", "public-api"])
+    );
 }
 
 async fn export_round_trips_to_the_identical_state(backend: Backend) {
     let (_db, server) = seeded(backend).await;
-    let response = server.request(Method::GET, "/api/v1/catalog").send().await.unwrap();
+    let response = server
+        .request(Method::GET, "/api/v1/catalog")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/yaml"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/yaml")
+    );
     let exported = response.text().await.unwrap();
-    let (status, summary) = server.put_yaml("/api/v1/catalog?prune=true", &exported).await;
+    let (status, summary) = server
+        .put_yaml("/api/v1/catalog?prune=true", &exported)
+        .await;
     assert_eq!(status, StatusCode::OK, "{summary}");
-    assert_eq!(summary["changed"], 0, "re-importing the export changes nothing: {summary}");
-    let again = server.request(Method::GET, "/api/v1/catalog").send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        summary["changed"], 0,
+        "re-importing the export changes nothing: {summary}"
+    );
+    let again = server
+        .request(Method::GET, "/api/v1/catalog")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(exported, again);
     // JSON export on request.
-    let (_, json_export) = send(server.request(Method::GET, "/api/v1/catalog").header("accept", "application/json")).await;
+    let (_, json_export) = send(
+        server
+            .request(Method::GET, "/api/v1/catalog")
+            .header("accept", "application/json"),
+    )
+    .await;
     assert_eq!(json_export["services"].as_array().unwrap().len(), 12);
 }
 
@@ -64,7 +113,10 @@ async fn invalid_documents_are_rejected_whole_with_every_problem_named(backend: 
         .replace("expires_at: \"2027-01-15T00:00:00Z\"", "expires_at: \"2027-01-32\"")
         .replace("  - {id: org-10, name: Jarrow Pharmacy,     uses: [forms-printing, helpdesk-portal]}", "  - {id: org-10, name: Jarrow Pharmacy,     uses: [forms-printing, helpdesk-portal]}\n  - {id: org-10, name: Twice, uses: []}");
     // Also add a brand-new service that must not be half-applied.
-    let bad = bad.replace("services:\n", "services:\n  - {id: brand-new, name: New, owner: platform}\n");
+    let bad = bad.replace(
+        "services:\n",
+        "services:\n  - {id: brand-new, name: New, owner: platform}\n",
+    );
     let (status, body) = server.put_yaml("/api/v1/catalog", &bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let got = problems(&body);
@@ -77,28 +129,62 @@ async fn invalid_documents_are_rejected_whole_with_every_problem_named(backend: 
         "renewables[1].expires_at: \"2027-01-32\" is not an RFC 3339 instant",
     ];
     for e in expect {
-        assert!(got.iter().any(|g| g.starts_with(e) || g.contains(e)), "missing {e:?} in {got:#?}");
+        assert!(
+            got.iter().any(|g| g.starts_with(e) || g.contains(e)),
+            "missing {e:?} in {got:#?}"
+        );
     }
     assert_eq!(body["status"], 422);
     let (status, _) = server.get("/api/v1/services/brand-new").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was partially applied");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing was partially applied"
+    );
 }
 
 async fn malformed_and_oversized_bodies_get_clear_errors(backend: Backend) {
     let (_db, server) = seeded(backend).await;
-    let (status, body) = server.put_yaml("/api/v1/catalog", "teams: [\n  - {id: x").await;
+    let (status, body) = server
+        .put_yaml("/api/v1/catalog", "teams: [\n  - {id: x")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["detail"].as_str().unwrap().contains("invalid YAML"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("invalid YAML"),
+        "{body}"
+    );
 
-    let (status, body) = server.put_yaml("/api/v1/catalog", "services:\n  - {id: a, name: A, ownr: platform}\n").await;
+    let (status, body) = server
+        .put_yaml(
+            "/api/v1/catalog",
+            "services:\n  - {id: a, name: A, ownr: platform}\n",
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(problems(&body)[0].contains("unknown field `ownr`"), "{body}");
+    assert!(
+        problems(&body)[0].contains("unknown field `ownr`"),
+        "{body}"
+    );
 
-    let (status, body) = send(server.request(Method::POST, "/api/v1/services").header("content-type", "application/json").body("{\"id\": ")).await;
+    let (status, body) = send(
+        server
+            .request(Method::POST, "/api/v1/services")
+            .header("content-type", "application/json")
+            .body("{\"id\": "),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["detail"].as_str().unwrap().contains("invalid JSON"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("invalid JSON"),
+        "{body}"
+    );
 
-    let (status, body) = server.post("/api/v1/services", json!({"id": "x", "name": "X", "owner": "platform", "tier": "one"})).await;
+    let (status, body) = server
+        .post(
+            "/api/v1/services",
+            json!({"id": "x", "name": "X", "owner": "platform", "tier": "one"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["path"], "tier", "{body}");
 
@@ -112,12 +198,18 @@ async fn malformed_and_oversized_bodies_get_clear_errors(backend: Backend) {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["status"], 413);
 
-    let (status, body) = server.put_yaml("/api/v1/catalog?prune=maybe", SEED_WORLD).await;
+    let (status, body) = server
+        .put_yaml("/api/v1/catalog?prune=maybe", SEED_WORLD)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["path"], "prune");
 
     let (_, after) = server.get("/api/v1/services?limit=1000").await;
-    assert_eq!(after["items"].as_array().unwrap().len(), 12, "nothing stored was lost");
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        12,
+        "nothing stored was lost"
+    );
 }
 
 async fn crud_with_etags_and_referential_integrity(backend: Backend) {
@@ -127,44 +219,100 @@ async fn crud_with_etags_and_referential_integrity(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["dependents"], json!([]));
-    let (status, dup) = server.post("/api/v1/services", json!({"id": "fax-gateway", "name": "Again", "owner": "platform"})).await;
+    let (status, dup) = server
+        .post(
+            "/api/v1/services",
+            json!({"id": "fax-gateway", "name": "Again", "owner": "platform"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{dup}");
 
-    let (status, bad) = server.post("/api/v1/services", json!({"id": "bad", "name": "Bad", "owner": "prnt", "depends_on": ["ghost"]})).await;
+    let (status, bad) = server
+        .post(
+            "/api/v1/services",
+            json!({"id": "bad", "name": "Bad", "owner": "prnt", "depends_on": ["ghost"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(problems(&bad), vec!["owner: unknown team \"prnt\"", "depends_on[0]: unknown service \"ghost\""]);
+    assert_eq!(
+        problems(&bad),
+        vec![
+            "owner: unknown team \"prnt\"",
+            "depends_on[0]: unknown service \"ghost\""
+        ]
+    );
 
-    let response = server.request(Method::GET, "/api/v1/services/fax-gateway").send().await.unwrap();
+    let response = server
+        .request(Method::GET, "/api/v1/services/fax-gateway")
+        .send()
+        .await
+        .unwrap();
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
 
     let (status, patched) = send(
-        server.request(Method::PATCH, "/api/v1/services/fax-gateway").header("if-match", &etag).json(&json!({"tier": 1, "runbook": "https://runbooks.example.test/fax"})),
+        server
+            .request(Method::PATCH, "/api/v1/services/fax-gateway")
+            .header("if-match", &etag)
+            .json(&json!({"tier": 1, "runbook": "https://runbooks.example.test/fax"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["tier"], 1);
-    assert_eq!(patched["name"], "Fax gateway", "a merge patch keeps other fields");
+    assert_eq!(
+        patched["name"], "Fax gateway",
+        "a merge patch keeps other fields"
+    );
 
-    let response = send(server.request(Method::PATCH, "/api/v1/services/fax-gateway").header("if-match", &etag).json(&json!({"tier": 3}))).await;
-    assert_eq!(response.0, StatusCode::PRECONDITION_FAILED, "a stale ETag is refused: {}", response.1);
+    let response = send(
+        server
+            .request(Method::PATCH, "/api/v1/services/fax-gateway")
+            .header("if-match", &etag)
+            .json(&json!({"tier": 3})),
+    )
+    .await;
+    assert_eq!(
+        response.0,
+        StatusCode::PRECONDITION_FAILED,
+        "a stale ETag is refused: {}",
+        response.1
+    );
     let (_, now) = server.get("/api/v1/services/fax-gateway").await;
     assert_eq!(now["tier"], 1, "the stale write changed nothing");
 
-    let (status, body) = send(server.request(Method::PATCH, "/api/v1/services/fax-gateway").json(&json!({"id": "renamed"}))).await;
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, "/api/v1/services/fax-gateway")
+            .json(&json!({"id": "renamed"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["errors"][0]["path"], "id");
 
-    let (status, body) = send(server.request(Method::PATCH, "/api/v1/services/fax-gateway").json(&json!({"depends_on": ["desktop-client"], "owner": "nobody"}))).await;
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, "/api/v1/services/fax-gateway")
+            .json(&json!({"depends_on": ["desktop-client"], "owner": "nobody"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     let (status, body) = send(server.request(Method::DELETE, "/api/v1/teams/hosting")).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let detail = body["detail"].as_str().unwrap();
-    assert!(detail.contains("northwind-login") && detail.contains("northwind-login-backup"), "{detail}");
+    assert!(
+        detail.contains("northwind-login") && detail.contains("northwind-login-backup"),
+        "{detail}"
+    );
 
     let (status, body) = server.get("/api/v1/services/no-such-service").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body["detail"].as_str().unwrap().contains("\"no-such-service\""), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"no-such-service\""),
+        "{body}"
+    );
 
     let (status, _) = send(server.request(Method::DELETE, "/api/v1/services/fax-gateway")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -174,10 +322,20 @@ async fn crud_with_etags_and_referential_integrity(backend: Backend) {
     // People and organisations have the same collection shape.
     let (status, person) = server.post("/api/v1/people", json!({"id": "zed", "name": "Zed", "timezone": "Europe/Paris", "email": "zed@example.test"})).await;
     assert_eq!(status, StatusCode::CREATED, "{person}");
-    let (status, org) = server.post("/api/v1/organisations", json!({"id": "org-11", "name": "Kelso", "uses": ["helpdesk-portal"]})).await;
+    let (status, org) = server
+        .post(
+            "/api/v1/organisations",
+            json!({"id": "org-11", "name": "Kelso", "uses": ["helpdesk-portal"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{org}");
-    let (status, _) = send(server.request(Method::DELETE, "/api/v1/services/helpdesk-portal")).await;
-    assert_eq!(status, StatusCode::CONFLICT, "an organisation still uses it");
+    let (status, _) =
+        send(server.request(Method::DELETE, "/api/v1/services/helpdesk-portal")).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an organisation still uses it"
+    );
 }
 
 async fn impact_and_dependencies_follow_the_graph(backend: Backend) {
@@ -188,31 +346,100 @@ async fn impact_and_dependencies_follow_the_graph(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["service"].as_str().unwrap().to_string(), d["distance"].as_u64().unwrap()))
+        .map(|d| {
+            (
+                d["service"].as_str().unwrap().to_string(),
+                d["distance"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(&dependents[..3], &[("identity".into(), 1), ("northwind-login".into(), 1), ("northwind-login-backup".into(), 1)]);
-    let agent_portal = impact["dependents"].as_array().unwrap().iter().find(|d| d["service"] == "agent-portal").unwrap();
+    assert_eq!(
+        &dependents[..3],
+        &[
+            ("identity".into(), 1),
+            ("northwind-login".into(), 1),
+            ("northwind-login-backup".into(), 1)
+        ]
+    );
+    let agent_portal = impact["dependents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["service"] == "agent-portal")
+        .unwrap();
     assert_eq!(agent_portal["distance"], 3);
-    assert_eq!(agent_portal["path"], json!(["vendor-auth", "identity", "ges", "agent-portal"]));
-    let desktop = impact["dependents"].as_array().unwrap().iter().find(|d| d["service"] == "desktop-client").unwrap();
+    assert_eq!(
+        agent_portal["path"],
+        json!(["vendor-auth", "identity", "ges", "agent-portal"])
+    );
+    let desktop = impact["dependents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["service"] == "desktop-client")
+        .unwrap();
     assert_eq!(desktop["distance"], 3);
-    let orgs: Vec<&str> = impact["organisations"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
-    assert_eq!(orgs.len(), 12, "every organisation uses something behind vendor-auth: {orgs:?}");
-    let teams: Vec<&str> = impact["teams"].as_array().unwrap().iter().map(|t| t["team"].as_str().unwrap()).collect();
-    assert_eq!(teams, ["contact-centre", "desktop-client", "ges-team", "helpdesk", "hosting", "platform", "print-platform"]);
+    let orgs: Vec<&str> = impact["organisations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        orgs.len(),
+        12,
+        "every organisation uses something behind vendor-auth: {orgs:?}"
+    );
+    let teams: Vec<&str> = impact["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["team"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        teams,
+        [
+            "contact-centre",
+            "desktop-client",
+            "ges-team",
+            "helpdesk",
+            "hosting",
+            "platform",
+            "print-platform"
+        ]
+    );
 
     let (_, impact) = server.get("/api/v1/services/phone-switch/impact").await;
-    let orgs: Vec<&str> = impact["organisations"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    let orgs: Vec<&str> = impact["organisations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
     assert_eq!(orgs, ["reservations"]);
 
-    let (_, deps) = server.get("/api/v1/services/desktop-client/dependencies").await;
+    let (_, deps) = server
+        .get("/api/v1/services/desktop-client/dependencies")
+        .await;
     let got: Vec<(String, u64)> = deps["dependencies"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["service"].as_str().unwrap().to_string(), d["distance"].as_u64().unwrap()))
+        .map(|d| {
+            (
+                d["service"].as_str().unwrap().to_string(),
+                d["distance"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(got, vec![("public-api".into(), 1), ("identity".into(), 2), ("vendor-auth".into(), 3)]);
+    assert_eq!(
+        got,
+        vec![
+            ("public-api".into(), 1),
+            ("identity".into(), 2),
+            ("vendor-auth".into(), 3)
+        ]
+    );
     let (status, _) = server.get("/api/v1/services/ghost/impact").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -245,7 +472,10 @@ async fn lists_paginate_and_filter(backend: Backend) {
     let (_, tier2) = server.get("/api/v1/services?tier=2").await;
     assert_eq!(ids(&tier2), ["desktop-client", "helpdesk-portal"]);
     let (_, search) = server.get("/api/v1/services?q=LOGIN").await;
-    assert_eq!(ids(&search), ["identity", "northwind-login", "northwind-login-backup"]);
+    assert_eq!(
+        ids(&search),
+        ["identity", "northwind-login", "northwind-login-backup"]
+    );
     let (_, members) = server.get("/api/v1/people?team=hosting").await;
     assert_eq!(ids(&members), ["hank", "hiro"]);
 
@@ -259,12 +489,25 @@ async fn lists_paginate_and_filter(backend: Backend) {
 async fn prune_removes_only_absent_catalog_entities(backend: Backend) {
     let (_db, server) = seeded(backend).await;
     // Without prune, a partial document keeps everything else.
-    let (status, body) = server.put_yaml("/api/v1/catalog", "teams:\n  - {id: newcomers, name: Newcomers}\n").await;
+    let (status, body) = server
+        .put_yaml(
+            "/api/v1/catalog",
+            "teams:\n  - {id: newcomers, name: Newcomers}\n",
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["summary"]["teams"]["created"], json!(["newcomers"]));
-    assert_eq!(body["summary"]["services"]["kept"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        body["summary"]["services"]["kept"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
+    );
     // With prune, the seed world alone removes the newcomers and nothing else.
-    let (status, body) = server.put_yaml("/api/v1/catalog?prune=true", SEED_WORLD).await;
+    let (status, body) = server
+        .put_yaml("/api/v1/catalog?prune=true", SEED_WORLD)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["summary"]["teams"]["deleted"], json!(["newcomers"]));
     assert_eq!(body["changed"], 1);
@@ -280,28 +523,54 @@ async fn secrets_are_sealed_redacted_and_kept_on_reimport(backend: Backend) {
     let (_, person) = server.get("/api/v1/people/sec").await;
     assert_eq!(person["contacts"][0]["url"], "<redacted>");
     assert_eq!(person["contacts"][1]["secret"], "<redacted>");
-    assert_eq!(person["contacts"][1]["url"], "https://hooks.example.test/in", "plain URLs stay visible");
+    assert_eq!(
+        person["contacts"][1]["url"], "https://hooks.example.test/in",
+        "plain URLs stay visible"
+    );
 
-    let export = server.request(Method::GET, "/api/v1/catalog").send().await.unwrap().text().await.unwrap();
+    let export = server
+        .request(Method::GET, "/api/v1/catalog")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!export.contains("XYZSECRET") && !export.contains("sig-key-123"));
     let (_, again) = server.put_yaml("/api/v1/catalog", &export).await;
-    assert_eq!(again["changed"], 0, "a redacted export re-imports without change: {again}");
+    assert_eq!(
+        again["changed"], 0,
+        "a redacted export re-imports without change: {again}"
+    );
 
     // Nothing in the database holds the secret in clear.
     let stored = match db.backend {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM people UNION ALL SELECT COALESCE(after_state, '') FROM audit_log").fetch_all(&pool).await.unwrap();
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT body FROM people UNION ALL SELECT COALESCE(after_state, '') FROM audit_log",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
             rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM people UNION ALL SELECT COALESCE(after_state, '') FROM audit_log").fetch_all(&pool).await.unwrap();
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT body FROM people UNION ALL SELECT COALESCE(after_state, '') FROM audit_log",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
             rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
         }
     };
     assert!(stored.contains("sealed:v1:"), "secrets are stored sealed");
-    assert!(!stored.contains("XYZSECRET") && !stored.contains("sig-key-123"), "no secret in clear at rest");
+    assert!(
+        !stored.contains("XYZSECRET") && !stored.contains("sig-key-123"),
+        "no secret in clear at rest"
+    );
 
     // A redacted secret with nothing stored is refused, naming the field.
     let (status, body) = server.put_yaml("/api/v1/catalog", "people:\n  - {id: new, name: N, timezone: UTC, contacts: [{type: teams, url: '<redacted>'}]}\n").await;
@@ -311,12 +580,25 @@ async fn secrets_are_sealed_redacted_and_kept_on_reimport(backend: Backend) {
 
 async fn renewable_expiry_never_moves_backwards(backend: Backend) {
     let (_db, server) = seeded(backend).await;
-    let older = SEED_WORLD.replace("expires_at: \"2027-02-01T00:00:00Z\"", "expires_at: \"2026-12-01T00:00:00Z\"");
+    let older = SEED_WORLD.replace(
+        "expires_at: \"2027-02-01T00:00:00Z\"",
+        "expires_at: \"2026-12-01T00:00:00Z\"",
+    );
     let (status, body) = server.put_yaml("/api/v1/catalog", &older).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["changed"], 0);
-    assert_eq!(body["summary"]["notes"][0]["path"], "renewables[0].expires_at", "{body}");
-    let export = server.request(Method::GET, "/api/v1/catalog").send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        body["summary"]["notes"][0]["path"], "renewables[0].expires_at",
+        "{body}"
+    );
+    let export = server
+        .request(Method::GET, "/api/v1/catalog")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(export.contains("2027-02-01T00:00:00Z"));
 }
 

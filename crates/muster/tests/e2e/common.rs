@@ -52,7 +52,12 @@ pub fn postgres_admin_url() -> String {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), Instant::now().elapsed().as_nanos() % 1000)
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        Instant::now().elapsed().as_nanos() % 1000
+    )
 }
 
 /// A fresh, empty database and a scratch directory.
@@ -71,8 +76,13 @@ impl Database {
             Backend::Postgres => {
                 let admin = postgres_admin_url();
                 let name = unique("muster_test");
-                let pool = sqlx::PgPool::connect(&admin).await.expect("PostgreSQL is reachable");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+                let pool = sqlx::PgPool::connect(&admin)
+                    .await
+                    .expect("PostgreSQL is reachable");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
                 pool.close().await;
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
                 format!("{base}/{name}")
@@ -96,7 +106,12 @@ impl Database {
             .expect("muster runs");
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         drop(child.stdin.take());
         child.wait_with_output().unwrap()
@@ -105,7 +120,11 @@ impl Database {
     /// Runs a subcommand that must succeed and returns its standard output.
     pub fn cli_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.cli(args, stdin);
-        assert!(out.status.success(), "muster {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "muster {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -157,7 +176,12 @@ impl Server {
             let _ = tx.send(Err(seen));
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(base)) => Ok(Server { child, base, client: Client::new(), token: None }),
+            Ok(Ok(base)) => Ok(Server {
+                child,
+                base,
+                client: Client::new(),
+                token: None,
+            }),
             Ok(Err(output)) => {
                 let _ = child.wait();
                 Err(output)
@@ -183,7 +207,9 @@ impl Server {
     }
 
     pub fn as_token(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token)
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -195,7 +221,12 @@ impl Server {
     }
 
     pub async fn put_yaml(&self, path: &str, yaml: &str) -> (StatusCode, Value) {
-        send(self.request(Method::PUT, path).header("content-type", "application/yaml").body(yaml.to_string())).await
+        send(
+            self.request(Method::PUT, path)
+                .header("content-type", "application/yaml")
+                .body(yaml.to_string()),
+        )
+        .await
     }
 
     pub async fn import_seed(&self) {
@@ -209,7 +240,9 @@ impl Server {
 
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         self.child.wait().unwrap()
     }
 }
@@ -238,7 +271,13 @@ pub fn problems(body: &Value) -> Vec<String> {
         .map(|errors| {
             errors
                 .iter()
-                .map(|e| format!("{}: {}", e["path"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["path"].as_str().unwrap_or(""),
+                        e["message"].as_str().unwrap_or("")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()

@@ -1,12 +1,16 @@
 //! The server process: health, metrics, the test clock, locking, durability,
 //! shutdown and configuration.
 
-use crate::common::{seeded, send, Backend, Database};
+use crate::common::{Backend, Database, seeded, send};
 use crate::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-on_both_databases!(health_readiness_and_metrics, acknowledged_writes_survive_a_crash, the_test_clock_moves_only_on_request);
+on_both_databases!(
+    health_readiness_and_metrics,
+    acknowledged_writes_survive_a_crash,
+    the_test_clock_moves_only_on_request
+);
 
 async fn health_readiness_and_metrics(backend: Backend) {
     let (_db, server) = seeded(backend).await;
@@ -22,8 +26,16 @@ async fn health_readiness_and_metrics(backend: Backend) {
     assert_eq!(text("/readyz").await.0, StatusCode::OK);
     let (status, metrics) = text("/metrics").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(metrics.contains("muster_http_requests_total{method=\"PUT\",route=\"/api/v1/catalog\",status=\"200\"}"), "{metrics}");
-    assert!(metrics.contains("muster_http_request_duration_seconds_bucket"), "histograms, not summaries");
+    assert!(
+        metrics.contains(
+            "muster_http_requests_total{method=\"PUT\",route=\"/api/v1/catalog\",status=\"200\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("muster_http_request_duration_seconds_bucket"),
+        "histograms, not summaries"
+    );
     assert!(metrics.contains("muster_db_pool_connections"));
     let (status, _) = text("/no-such-page").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -31,10 +43,17 @@ async fn health_readiness_and_metrics(backend: Backend) {
 
 async fn acknowledged_writes_survive_a_crash(backend: Backend) {
     let (db, server) = seeded(backend).await;
-    let (status, _) = server.post("/api/v1/teams", json!({"id": "night-shift", "name": "Night shift"})).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/teams",
+            json!({"id": "night-shift", "name": "Night shift"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     // No graceful shutdown: the process is killed outright.
-    let _ = std::process::Command::new("kill").args(["-KILL", &server.pid().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &server.pid().to_string()])
+        .status();
     drop(server);
     let token = db.token("after-crash", "viewer", &[]);
     let server = db.serve().unwrap().with_token(&token);
@@ -45,20 +64,42 @@ async fn acknowledged_writes_survive_a_crash(backend: Backend) {
 
 async fn the_test_clock_moves_only_on_request(backend: Backend) {
     let (db, server) = seeded(backend).await;
-    let (status, body) = server.post("/api/v1/test/clock", json!({"advance": "15m"})).await;
+    let (status, body) = server
+        .post("/api/v1/test/clock", json!({"advance": "15m"}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["now"], "2026-11-23T10:15:00Z");
-    let (_, body) = server.post("/api/v1/test/clock", json!({"now": "2026-12-24T09:00:00+01:00"})).await;
+    let (_, body) = server
+        .post(
+            "/api/v1/test/clock",
+            json!({"now": "2026-12-24T09:00:00+01:00"}),
+        )
+        .await;
     assert_eq!(body["now"], "2026-12-24T08:00:00Z");
-    server.post("/api/v1/teams", json!({"id": "late", "name": "Late"})).await;
+    server
+        .post("/api/v1/teams", json!({"id": "late", "name": "Late"}))
+        .await;
     let (_, audit) = server.get("/api/v1/audit?entity=team:late").await;
-    assert_eq!(audit["items"][0]["at"], "2026-12-24T08:00:00Z", "writes are stamped by the clock");
-    for bad in [json!({"advance": "soon"}), json!({"now": "tomorrow"}), json!({}), json!({"advance": "-5m"})] {
+    assert_eq!(
+        audit["items"][0]["at"], "2026-12-24T08:00:00Z",
+        "writes are stamped by the clock"
+    );
+    for bad in [
+        json!({"advance": "soon"}),
+        json!({"now": "tomorrow"}),
+        json!({}),
+        json!({"advance": "-5m"}),
+    ] {
         let (status, body) = server.post("/api/v1/test/clock", bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} -> {body}");
     }
     let viewer = db.token("v", "viewer", &[]);
-    let (status, _) = send(server.as_token(Method::POST, "/api/v1/test/clock", &viewer).json(&json!({"advance": "1h"}))).await;
+    let (status, _) = send(
+        server
+            .as_token(Method::POST, "/api/v1/test/clock", &viewer)
+            .json(&json!({"advance": "1h"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -80,18 +121,35 @@ async fn without_the_flag_there_is_no_clock_route() {
         std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
     }
     let base = line.split_whitespace().nth(3).unwrap().to_string();
-    let (status, _) = send(reqwest::Client::new().post(format!("{base}/api/v1/test/clock")).bearer_auth(&token).json(&json!({"advance": "1h"}))).await;
+    let (status, _) = send(
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/test/clock"))
+            .bearer_auth(&token)
+            .json(&json!({"advance": "1h"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    assert!(child.wait().unwrap().success(), "SIGTERM shuts down gracefully");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(
+        child.wait().unwrap().success(),
+        "SIGTERM shuts down gracefully"
+    );
 }
 
 #[tokio::test]
 async fn one_server_per_sqlite_file() {
     let db = Database::fresh(Backend::Sqlite).await;
     let _first = db.serve().unwrap();
-    let second = db.serve().err().expect("a second server on the same file refuses to start");
-    assert!(second.contains("another `muster serve` is already running"), "{second}");
+    let second = db
+        .serve()
+        .err()
+        .expect("a second server on the same file refuses to start");
+    assert!(
+        second.contains("another `muster serve` is already running"),
+        "{second}"
+    );
     // Other commands still work on the file while the server runs.
     db.cli_ok(&["catalog", "export"], None);
 }
@@ -105,15 +163,26 @@ async fn two_servers_share_one_postgresql() {
     a.import_seed().await;
     let (_, before) = b.get("/api/v1/services/identity").await;
     assert_eq!(before["tier"], 1);
-    let (status, _) = send(a.request(Method::PATCH, "/api/v1/services/identity").json(&json!({"tier": 2}))).await;
+    let (status, _) = send(
+        a.request(Method::PATCH, "/api/v1/services/identity")
+            .json(&json!({"tier": 2})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (_, after) = b.get("/api/v1/services/identity").await;
-    assert_eq!(after["tier"], 2, "a write through one server is read through the other");
+    assert_eq!(
+        after["tier"], 2,
+        "a write through one server is read through the other"
+    );
     // Concurrent writes through both keep one audit chain.
     let writes: Vec<_> = (0..10)
         .map(|i| {
             let server = if i % 2 == 0 { &a } else { &b };
-            tokio::spawn(send(server.request(Method::POST, "/api/v1/teams").json(&json!({"id": format!("t{i}"), "name": "T"}))))
+            tokio::spawn(send(
+                server
+                    .request(Method::POST, "/api/v1/teams")
+                    .json(&json!({"id": format!("t{i}"), "name": "T"})),
+            ))
         })
         .collect();
     for write in writes {
@@ -127,7 +196,14 @@ async fn two_servers_share_one_postgresql() {
 async fn settings_come_from_flags_environment_and_config_file() {
     let db = Database::fresh(Backend::Sqlite).await;
     let config = db.dir.join("muster.toml");
-    std::fs::write(&config, format!("database_url = \"sqlite://{}\"\npublic_url = \"https://muster.example.test\"\n", db.dir.join("from-file.db").display())).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{}\"\npublic_url = \"https://muster.example.test\"\n",
+            db.dir.join("from-file.db").display()
+        ),
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
         .args(["--config", config.to_str().unwrap(), "migrate"])
         .env_remove("MUSTER_DATABASE_URL")
@@ -135,21 +211,51 @@ async fn settings_come_from_flags_environment_and_config_file() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(db.dir.join("from-file.db").exists(), "the config file chose the database");
+    assert!(
+        db.dir.join("from-file.db").exists(),
+        "the config file chose the database"
+    );
     std::fs::write(&config, "listn = \"x\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster")).args(["--config", config.to_str().unwrap(), "migrate"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["--config", config.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listn"), "{out:?}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster")).args(["migrate"]).env("MUSTER_DATABASE_URL", "mysql://root:pw@h/db").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("listn"),
+        "{out:?}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["migrate"])
+        .env("MUSTER_DATABASE_URL", "mysql://root:pw@h/db")
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--database-url") && !err.contains(":pw@"), "{err}");
+    assert!(
+        err.contains("--database-url") && !err.contains(":pw@"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn help_is_available_for_every_subcommand() {
-    for args in [vec!["--help"], vec!["serve", "--help"], vec!["catalog", "import", "--help"], vec!["token", "create", "--help"], vec!["audit", "verify", "--help"], vec!["user", "create", "--help"], vec!["demo", "--help"]] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster")).args(&args).output().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["catalog", "import", "--help"],
+        vec!["token", "create", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["user", "create", "--help"],
+        vec!["demo", "--help"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(&args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub async fn list_users(p: &crate::Pools<DB>) -> Result<Vec<User>> {
 
 pub async fn user_with_hash(p: &crate::Pools<DB>, username: &str) -> Result<Option<(User, String)>> {
     let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1 AND disabled_at IS NULL");
-    let row: Option<(String, String, Option<String>, Option<String>, i64, String)> =
+    let row: Option<UserRowWith> =
         sqlx::query_as(trusted(sql)).bind(username).fetch_optional(&p.reader).await?;
     row.map(|r| Ok((user_from((r.0, r.1, r.2, r.3, r.4))?, r.5))).transpose()
 }
@@ -86,7 +86,7 @@ pub async fn session_user(p: &crate::Pools<DB>, hash: &str, now: i64) -> Result<
     let sql = "SELECT u.username, u.role, u.team, u.person, u.created_at, s.csrf_token FROM sessions s \
                JOIN users u ON u.username = s.username \
                WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL";
-    let row: Option<(String, String, Option<String>, Option<String>, i64, String)> =
+    let row: Option<UserRowWith> =
         sqlx::query_as(sql).bind(hash).bind(now).fetch_optional(&p.reader).await?;
     row.map(|r| Ok((user_from((r.0, r.1, r.2, r.3, r.4))?, r.5))).transpose()
 }
