@@ -59,9 +59,8 @@ impl Caller {
     }
 }
 
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -129,7 +128,7 @@ impl FromRequestParts<AppState> for Caller {
                 reason,
             });
         }
-        if let Some(session) = cookie(parts, SESSION_COOKIE)
+        if let Some(session) = cookie(&parts.headers, SESSION_COOKIE)
             && let Some((principal, csrf)) = state.store.session(session).await?
         {
             let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);

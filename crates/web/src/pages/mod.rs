@@ -1,14 +1,234 @@
-//! Server-rendered pages.
+//! Server-rendered pages: plain HTML forms and links, no JavaScript framework. Every
+//! page needs a signed-in session; forms carry the session's CSRF token.
+
+mod audit;
+mod catalog;
+mod graph;
+mod home;
+mod session;
 
 use crate::AppState;
+use crate::auth::{SESSION_COOKIE, cookie};
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use muster_store::auth::Principal;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(home::page))
+        .route("/sign-in", get(session::form).post(session::sign_in))
+        .route("/sign-out", post(session::sign_out))
+        .route("/services", get(catalog::services))
+        .route("/services/{id}", get(catalog::service))
+        .route("/teams", get(catalog::teams))
+        .route("/teams/{id}", get(catalog::team))
+        .route("/people", get(catalog::people))
+        .route("/people/{id}", get(catalog::person))
+        .route("/organisations", get(catalog::organisations))
+        .route("/organisations/{id}", get(catalog::organisation))
+        .route("/audit", get(audit::page))
+        .route("/static/muster.css", get(stylesheet))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/muster.css"),
+    )
+}
+
+/// A signed-in viewer of pages; anyone else is sent to the sign-in page.
+pub struct Viewer {
+    pub principal: Principal,
+    pub csrf: String,
+    pub zone: TimeZone,
+    pub zone_name: String,
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let to_sign_in = || {
+            Redirect::to(&format!(
+                "/sign-in?next={}",
+                percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+            ))
+            .into_response()
+        };
+        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(to_sign_in());
+        };
+        let Some((principal, csrf)) = state
+            .store
+            .session(id)
+            .await
+            .map_err(|e| crate::error::ApiError::from(e).into_response())?
+        else {
+            return Err(to_sign_in());
+        };
+        // Times are shown in the viewer's own timezone when they are a catalog person.
+        let zone_name = match &principal.person {
+            Some(person) => state
+                .store
+                .catalog()
+                .await
+                .ok()
+                .and_then(|s| s.catalog.person(person).map(|p| p.timezone.clone())),
+            None => None,
+        }
+        .unwrap_or_else(|| "UTC".to_string());
+        let zone = TimeZone::get(&zone_name).unwrap_or(TimeZone::UTC);
+        Ok(Viewer {
+            principal,
+            csrf,
+            zone,
+            zone_name,
+        })
+    }
+}
+
+/// The navigation bar: the domains built so far, and those to come.
+pub struct Nav {
+    pub items: Vec<NavItem>,
+    pub user: String,
+    pub role: String,
+    pub zone: String,
+    pub csrf: String,
+}
+
+pub struct NavItem {
+    pub label: &'static str,
+    pub href: &'static str,
+    pub ready: bool,
+    pub current: bool,
+}
+
+impl Viewer {
+    pub fn nav(&self, current: &str) -> Nav {
+        let items = [
+            ("Overview", "/", true),
+            ("Services", "/services", true),
+            ("Teams", "/teams", true),
+            ("People", "/people", true),
+            ("Organisations", "/organisations", true),
+            ("On call", "/oncall", false),
+            ("Incidents", "/incidents", false),
+            ("Changes", "/changes", false),
+            ("Renewals", "/renewals", false),
+            ("Audit", "/audit", true),
+        ]
+        .into_iter()
+        .map(|(label, href, ready)| NavItem {
+            label,
+            href,
+            ready,
+            current: href == current,
+        })
+        .collect();
+        Nav {
+            items,
+            user: self.principal.label.trim_start_matches("user:").to_string(),
+            role: self.principal.grant.role.to_string(),
+            zone: self.zone_name.clone(),
+            csrf: self.csrf.clone(),
+        }
+    }
+
+    pub fn time(&self, at: Timestamp, now: Timestamp) -> TimeView {
+        let zoned = at.to_zoned(self.zone.clone());
+        TimeView {
+            iso: at.to_string(),
+            local: zoned.strftime("%Y-%m-%d %H:%M %Z").to_string(),
+            relative: relative(at, now),
+        }
+    }
+}
+
+/// An instant as shown: absolute in the viewer's zone (named), and relative to now.
+pub struct TimeView {
+    pub iso: String,
+    pub local: String,
+    pub relative: String,
+}
+
+/// "in 3 h", "9 days ago", "just now".
+pub fn relative(at: Timestamp, now: Timestamp) -> String {
+    let seconds = at.as_second() - now.as_second();
+    let magnitude = seconds.unsigned_abs();
+    let amount = match magnitude {
+        0..=59 => return "just now".into(),
+        60..=3599 => format!("{} min", magnitude / 60),
+        3600..=86_399 => format!("{} h", magnitude / 3600),
+        _ => {
+            let days = magnitude / 86_400;
+            format!("{days} day{}", if days == 1 { "" } else { "s" })
+        }
+    };
+    if seconds > 0 {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "message.html")]
+struct MessagePage {
+    nav: Nav,
+    title: String,
+    message: String,
+}
+
+/// A page saying what was not found, inside the layout.
+pub fn missing(viewer: &Viewer, what: String) -> Response {
+    let page = MessagePage {
+        nav: viewer.nav(""),
+        title: "Not found".into(),
+        message: what,
+    };
+    (StatusCode::NOT_FOUND, page).into_response()
 }
 
 pub fn not_found() -> impl IntoResponse {
-    (StatusCode::NOT_FOUND, "not found\n")
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!doctype html><title>Not found · Muster</title><h1>Not found</h1><p><a href=\"/\">Muster overview</a></p>\n",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(relative(at("2026-11-23T13:00:00Z"), now), "in 3 h");
+        assert_eq!(relative(at("2026-11-14T10:00:00Z"), now), "9 days ago");
+        assert_eq!(relative(at("2026-11-23T09:59:30Z"), now), "just now");
+        assert_eq!(relative(at("2026-11-24T10:00:00Z"), now), "in 1 day");
+        assert_eq!(relative(at("2026-11-23T09:45:00Z"), now), "15 min ago");
+    }
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Makes sure what the tests need is installed and running: PostgreSQL (a real server,
+# from Debian) and Chromium (Debian's, driven by Playwright). Sourced by scripts/test.sh;
+# exports MUSTER_TEST_POSTGRES_URL and MUSTER_CHROMIUM.
+set -euo pipefail
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} from Debian"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+if [ -z "${MUSTER_TEST_POSTGRES_URL:-}" ]; then
+    version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+    # Debian's cluster, listening on 127.0.0.1 only; the package may not have started it.
+    if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
+        as_root pg_createcluster "$version" main
+    fi
+    as_root sed -i "s/^#\?listen_addresses.*/listen_addresses = '127.0.0.1'/" "/etc/postgresql/$version/main/postgresql.conf"
+    as_root pg_ctlcluster "$version" main start 2>/dev/null || true
+    for _ in $(seq 1 30); do
+        pg_isready -h 127.0.0.1 -q && break
+        sleep 1
+    done
+    as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'pg'\""
+    export MUSTER_TEST_POSTGRES_URL="postgres://postgres:pg@127.0.0.1:5432/postgres"
+fi
+export MUSTER_CHROMIUM="${MUSTER_CHROMIUM:-$(command -v chromium)}"
+echo "PostgreSQL for tests: ${MUSTER_TEST_POSTGRES_URL//:pg@/:***@}; Chromium: $MUSTER_CHROMIUM"

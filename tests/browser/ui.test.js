@@ -1,0 +1,116 @@
+// The web UI in Debian's Chromium, driven by Playwright: sign in, find a service, see
+// what depends on it and who would be affected.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const bin = process.env.MUSTER_BIN ?? new URL("../../target/debug/muster", import.meta.url).pathname;
+const executablePath = process.env.MUSTER_CHROMIUM ?? "/usr/bin/chromium";
+const results = new URL("./test-results/", import.meta.url).pathname;
+mkdirSync(results, { recursive: true });
+
+let server, base, password, browser;
+
+/** Starts `muster serve --demo` on a fresh SQLite file and reads its URL and password. */
+function startMuster() {
+  const dir = mkdtempSync(join(tmpdir(), "muster-ui-"));
+  const child = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0", "--database-url", `sqlite://${join(dir, "muster.db")}`, "--secret-key-file", join(dir, "muster.key")], {
+    env: { ...process.env, MUSTER_LOG: "warn" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`muster did not start:\n${seen}`)), 60_000);
+    child.stderr.on("data", (chunk) => {
+      seen += chunk;
+      const url = seen.match(/muster listening on (http:\/\/\S+)/);
+      const pw = seen.match(/with password `([^`]+)`/);
+      if (url && pw) {
+        clearTimeout(timer);
+        resolve({ child, url: url[1], pw: pw[1] });
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`muster exited with ${code}:\n${seen}`)));
+  });
+}
+
+before(async () => {
+  const started = await startMuster();
+  server = started.child;
+  base = started.url;
+  password = started.pw;
+  browser = await chromium.launch({
+    executablePath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+});
+
+async function signIn(page, pw = password) {
+  await page.goto(`${base}/services`);
+  assert.match(page.url(), /\/sign-in\?next=/, "pages need a session");
+  await page.getByLabel("Username").fill("demo");
+  await page.getByLabel("Password").fill(pw);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+test("a wrong password is refused with a clear message", async () => {
+  const page = await browser.newPage();
+  await signIn(page, "not-the-password");
+  await page.getByRole("alert").waitFor();
+  assert.equal(await page.getByRole("alert").textContent(), "Wrong username or password.");
+  await page.close();
+});
+
+test("sign in, find a service, see its dependents and who it affects", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page);
+  // Back where we were going, signed in.
+  await page.getByRole("heading", { name: "Services" }).waitFor();
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === "muster_session");
+  assert.ok(session?.httpOnly, "the session cookie is HttpOnly");
+  assert.equal(session.sameSite, "Lax");
+
+  await page.getByRole("searchbox", { name: "Search" }).fill("identity");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByRole("link", { name: "Identity and login" }).click();
+  await page.getByRole("heading", { name: /Identity and login/ }).waitFor();
+
+  const dependents = await page.locator("#dependents-list li").allTextContents();
+  assert.deepEqual(dependents, ["forms-printing", "ges", "helpdesk-portal", "public-api"]);
+  const graphNodes = await page.locator("svg.graph text:not(.column)").allTextContents();
+  for (const name of ["Identity and login", "Forms printing", "AuthCo authentication (…", "Reservation agent portal"]) {
+    assert.ok(graphNodes.includes(name), `graph shows ${name}: ${graphNodes}`);
+  }
+  const affected = await page.locator("#affected-organisations tbody tr td:first-child").allTextContents();
+  assert.ok(affected.includes("Aldham Council") && affected.includes("Sunway Reservations"), affected.join(", "));
+  await page.screenshot({ path: join(results, "service-identity.png"), fullPage: true });
+
+  // Filter by team from the list.
+  await page.getByRole("link", { name: "Services", exact: true }).click();
+  await page.getByLabel("Team").selectOption("platform");
+  await page.getByRole("button", { name: "Filter" }).click();
+  const rows = await page.locator("table tbody tr td:first-child a").allTextContents();
+  assert.deepEqual(rows, ["Identity and login", "Public API (api.example.test)", "AuthCo authentication (third-party vendor)"]);
+
+  // The audit log links the entity.
+  await page.getByRole("link", { name: "Audit" }).click();
+  await page.getByRole("heading", { name: "Audit log" }).waitFor();
+  assert.ok((await page.locator("table tbody tr").count()) > 10);
+
+  // Signing out ends the session.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.goto(`${base}/teams`);
+  assert.match(page.url(), /\/sign-in/);
+  await context.close();
+});
