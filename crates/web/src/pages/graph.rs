@@ -51,12 +51,16 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// A column: its hop (negative for dependencies), the services shown (id, name), and
+/// how many there are in all.
+type Column = (i32, Vec<(String, String)>, usize);
+
 /// Lays out `id`'s neighbourhood; `None` when the service is unknown.
 pub fn neighbourhood(graph: &ServiceGraph, id: &str, name: &str) -> Option<GraphView> {
     let dependencies = graph.dependencies(id)?;
     let dependents = graph.impact(id)?.dependents;
     // Column index: -DEPTH..=DEPTH, dependencies negative.
-    let mut columns: Vec<(i32, Vec<(String, String)>, usize)> = Vec::new();
+    let mut columns: Vec<Column> = Vec::new();
     let pick = |reached: &[Reach], distance: u32| -> (Vec<(String, String)>, usize) {
         let all: Vec<&Reach> = reached.iter().filter(|r| r.distance == distance).collect();
         let shown = all
@@ -135,17 +139,17 @@ pub fn neighbourhood(graph: &ServiceGraph, id: &str, name: &str) -> Option<Graph
     let mut edges = Vec::new();
     for (dependent, &(col, x, y)) in &position {
         for dependency in graph.direct_dependencies(dependent) {
-            if let Some(&(dcol, dx, dy)) = position.get(&dependency) {
-                if dcol == col - 1 {
-                    let (x1, y1, x2, y2) = (dx + NODE_WIDTH, dy + 14, x, y + 14);
-                    edges.push(EdgeView {
-                        x1,
-                        y1,
-                        x2,
-                        y2,
-                        cx: (x1 + x2) / 2,
-                    });
-                }
+            if let Some(&(dcol, dx, dy)) = position.get(&dependency)
+                && dcol == col - 1
+            {
+                let (x1, y1, x2, y2) = (dx + NODE_WIDTH, dy + 14, x, y + 14);
+                edges.push(EdgeView {
+                    x1,
+                    y1,
+                    x2,
+                    y2,
+                    cx: (x1 + x2) / 2,
+                });
             }
         }
     }
