@@ -4,4 +4,6 @@ mod audit;
 mod auth;
 mod catalog;
 pub mod common;
+mod openapi;
+mod pages;
 mod server;

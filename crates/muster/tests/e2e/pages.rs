@@ -1,0 +1,294 @@
+//! Pages over plain HTTP: sign-in, throttling, CSRF, sessions, escaping.
+
+use crate::common::{Backend, seeded, send};
+use crate::on_both_databases;
+use reqwest::{Client, StatusCode, header};
+use serde_json::json;
+
+on_both_databases!(
+    sign_in_is_protected_and_throttled,
+    sessions_need_csrf_for_writes_and_pages_escape_text
+);
+
+fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of `name=` in a response's Set-Cookie headers.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let (pair, attributes) = v.split_once(';').unwrap_or((v, ""));
+            let (k, value) = pair.split_once('=')?;
+            (k == name).then(|| (value.to_string(), attributes.to_string()))
+        })
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+struct SignIn {
+    cookie: String,
+    csrf: String,
+}
+
+async fn sign_in_form(client: &Client, base: &str) -> SignIn {
+    let response = client.get(format!("{base}/sign-in")).send().await.unwrap();
+    let (cookie, _) = set_cookie(&response, "muster_signin").expect("a sign-in CSRF cookie");
+    let csrf = hidden(&response.text().await.unwrap(), "csrf");
+    SignIn { cookie, csrf }
+}
+
+async fn post_sign_in(
+    client: &Client,
+    base: &str,
+    form: &SignIn,
+    username: &str,
+    password: &str,
+    next: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/sign-in"))
+        .header(header::COOKIE, format!("muster_signin={}", form.cookie))
+        .form(&[
+            ("csrf", form.csrf.as_str()),
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn sign_in_is_protected_and_throttled(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    db.cli_ok(
+        &[
+            "user",
+            "create",
+            "--username",
+            "ann",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("correct horse battery"),
+    );
+    db.cli_ok(
+        &[
+            "user",
+            "create",
+            "--username",
+            "bob",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("another long password"),
+    );
+    let client = no_redirects();
+    let base = &server.base;
+
+    let response = client
+        .get(format!("{base}/services?team=platform"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()[header::LOCATION],
+        "/sign-in?next=%2Fservices%3Fteam%3Dplatform"
+    );
+
+    let form = sign_in_form(&client, base).await;
+    let forged = SignIn {
+        cookie: form.cookie.clone(),
+        csrf: "forged".into(),
+    };
+    let response = post_sign_in(&client, base, &forged, "ann", "correct horse battery", "/").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "a sign-in without the form's CSRF token is refused"
+    );
+
+    for _ in 0..5 {
+        let response = post_sign_in(&client, base, &form, "ann", "wrong password!!", "/").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("Wrong username or password.")
+        );
+    }
+    let response = post_sign_in(&client, base, &form, "ann", "correct horse battery", "/").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled even with the right password"
+    );
+    // The throttle is per username: bob signs in, and an outside `next` is not followed.
+    let response = post_sign_in(
+        &client,
+        base,
+        &form,
+        "bob",
+        "another long password",
+        "//evil.example/",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/");
+    let (session, attributes) = set_cookie(&response, "muster_session").expect("a session cookie");
+    assert!(
+        attributes.contains("HttpOnly") && attributes.contains("SameSite=Lax"),
+        "{attributes}"
+    );
+    assert_eq!(session.len(), 43);
+    // Fifteen minutes later ann may try again.
+    server
+        .post("/api/v1/test/clock", json!({"advance": "16m"}))
+        .await;
+    let response = post_sign_in(
+        &client,
+        base,
+        &form,
+        "ann",
+        "correct horse battery",
+        "/teams",
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/teams");
+    let (_, audit) = server.get("/api/v1/audit?entity=user:ann").await;
+    assert_eq!(audit["items"][0]["action"], "sign_in");
+}
+
+async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    db.cli_ok(
+        &[
+            "user",
+            "create",
+            "--username",
+            "ed",
+            "--role",
+            "editor",
+            "--password-stdin",
+        ],
+        Some("a long editor password"),
+    );
+    let client = no_redirects();
+    let base = &server.base;
+    let form = sign_in_form(&client, base).await;
+    let response = post_sign_in(&client, base, &form, "ed", "a long editor password", "/").await;
+    let (session, _) = set_cookie(&response, "muster_session").unwrap();
+    let cookie = format!("muster_session={session}");
+
+    let page = client
+        .get(format!("{base}/services/identity"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("href=\"/services/forms-printing\""));
+    let csrf = hidden(&html, "csrf");
+
+    // The API accepts the session for reads, and for writes only with the CSRF token.
+    let hostile = json!({"id": "xss", "name": "<script>alert(1)</script>", "owner": "platform"});
+    let (status, _) = send(
+        client
+            .get(format!("{base}/api/v1/teams"))
+            .header(header::COOKIE, &cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(
+        client
+            .post(format!("{base}/api/v1/services"))
+            .header(header::COOKIE, &cookie)
+            .json(&hostile),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = send(
+        client
+            .post(format!("{base}/api/v1/services"))
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&hostile),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, audit) = server.get("/api/v1/audit?entity=service:xss").await;
+    assert_eq!(audit["items"][0]["actor"], "user:ed");
+
+    let html = client
+        .get(format!("{base}/services/xss"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") || html.contains("&#60;script&#62;"),
+        "text is escaped"
+    );
+    assert!(!html.contains("<script>alert(1)</script>"));
+    let missing = client
+        .get(format!("{base}/services/no-such"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Signing out needs the token too, then ends the session.
+    let response = client
+        .post(format!("{base}/sign-out"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = client
+        .post(format!("{base}/sign-out"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = client
+        .get(format!("{base}/teams"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "the session is gone"
+    );
+}
