@@ -611,3 +611,67 @@ async fn a_fresh_database_starts_empty() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"items": [], "next_cursor": null}));
 }
+
+on_both_databases!(the_cli_imports_and_exports_on_the_database_directly);
+
+async fn the_cli_imports_and_exports_on_the_database_directly(backend: Backend) {
+    let db = Database::fresh(backend).await;
+    let world = db.dir.join("world.yaml");
+    std::fs::write(&world, SEED_WORLD).unwrap();
+    let out = db.cli(
+        &[
+            "catalog",
+            "import",
+            world.to_str().unwrap(),
+            "--reason",
+            "initial load",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("services: 12 created"), "{summary}");
+
+    let broken = db.dir.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        SEED_WORLD.replace("owner: hosting\n    tier: 1", "owner: prnt\n    tier: 1"),
+    )
+    .unwrap();
+    let out = db.cli(
+        &["catalog", "import", broken.to_str().unwrap(), "--prune"],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("services[8].owner: unknown team \"prnt\"") && err.contains("nothing changed"),
+        "{err}"
+    );
+
+    let exported = db.cli_ok(&["catalog", "export"], None);
+    let reimport = db.dir.join("export.yaml");
+    std::fs::write(&reimport, &exported).unwrap();
+    let out = db.cli(
+        &["catalog", "import", reimport.to_str().unwrap(), "--prune"],
+        None,
+    );
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("services: 12 unchanged")
+            && !summary.contains("created")
+            && !summary.contains("deleted"),
+        "{summary}"
+    );
+
+    let token = db.token("admin", "admin", &[]);
+    let server = db.serve().unwrap().with_token(&token);
+    let (_, audit) = server.get("/api/v1/audit?entity=service:identity").await;
+    assert_eq!(audit["items"][0]["reason"], "initial load");
+    assert!(
+        audit["items"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("cli:")
+    );
+}

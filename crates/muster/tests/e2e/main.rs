@@ -7,3 +7,4 @@ pub mod common;
 mod openapi;
 mod pages;
 mod server;
+mod stories;
