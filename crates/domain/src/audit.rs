@@ -13,7 +13,7 @@ pub struct AuditEntry {
     pub seq: i64,
     /// Unix milliseconds.
     pub at: i64,
-    /// Who acted: `user:alice`, `token:ci-deploy`, `cli`, `system`.
+    /// Who acted: `user:alice`, `token:ci-deploy`, `cli:root` (the OS user), `system:demo`.
     pub actor: String,
     /// The catalog person on whose behalf an admin acted, when not the actor's own.
     pub on_behalf_of: Option<String>,
@@ -31,7 +31,7 @@ pub struct AuditEntry {
 /// Who performs an action, as the audit records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Actor {
-    /// `user:alice`, `token:ci-deploy`, `cli`, `system`.
+    /// `user:alice`, `token:ci-deploy`, `cli:root` (the OS user), `system:demo`.
     pub label: String,
     /// The catalog person behind the actor, when linked.
     pub person: Option<String>,
@@ -136,33 +136,59 @@ pub enum ChainBreak {
         "audit entry {seq}: it does not follow entry {prev} (an entry before it was altered or removed)"
     )]
     Unlinked { seq: i64, prev: i64 },
-    #[error("audit entries {expected}..{found} are missing (removed)")]
+    #[error("{}", missing_message(*expected, *found))]
     Missing { expected: i64, found: i64 },
     #[error(
-        "the chain ends at {found} but the recorded head is {expected} (entries were removed from the end or the head was rewritten)"
+        "the chain ends at {found} but the stored head is {expected} (entries were removed from the end)"
     )]
     HeadMismatch { expected: String, found: String },
+    #[error(
+        "the recorded head {head} is not in the chain (entries were removed or rewritten since it was recorded)"
+    )]
+    HeadMissing { head: String },
 }
 
-/// Walks entries in `seq` order, checking each against the one before.
+fn missing_message(expected: i64, found: i64) -> String {
+    if found == expected + 1 {
+        format!("audit entry {expected} is missing (removed)")
+    } else {
+        format!(
+            "audit entries {expected} to {} are missing (removed)",
+            found - 1
+        )
+    }
+}
+
+/// Walks entries in `seq` order, checking each against the one before, and whether a
+/// head recorded elsewhere (at any earlier time) is still part of the chain.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     prev_hash: String,
     prev_seq: i64,
     pub count: u64,
+    recorded_head: Option<String>,
+    recorded_head_seen: bool,
 }
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self {
-            prev_hash: GENESIS.to_string(),
-            prev_seq: 0,
-            count: 0,
-        }
+        ChainVerifier::expecting(None)
     }
 }
 
 impl ChainVerifier {
+    /// A verifier that also checks `recorded_head` (a hash kept outside the database)
+    /// is still in the chain.
+    pub fn expecting(recorded_head: Option<&str>) -> Self {
+        Self {
+            prev_hash: GENESIS.to_string(),
+            prev_seq: 0,
+            count: 0,
+            recorded_head: recorded_head.map(str::to_owned),
+            recorded_head_seen: recorded_head == Some(GENESIS),
+        }
+    }
+
     pub fn check(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
         if e.seq != self.prev_seq + 1 {
             return Err(ChainBreak::Missing {
@@ -182,6 +208,9 @@ impl ChainVerifier {
         self.prev_hash = e.hash.clone();
         self.prev_seq = e.seq;
         self.count += 1;
+        if self.recorded_head.as_deref() == Some(e.hash.as_str()) {
+            self.recorded_head_seen = true;
+        }
         Ok(())
     }
 
@@ -190,13 +219,12 @@ impl ChainVerifier {
         &self.prev_hash
     }
 
-    /// Checks the end of the chain against a head recorded elsewhere.
-    pub fn finish(&self, expected_head: Option<&str>) -> Result<(), ChainBreak> {
-        match expected_head {
-            Some(expected) if expected != self.prev_hash => Err(ChainBreak::HeadMismatch {
-                expected: expected.to_string(),
-                found: self.prev_hash.clone(),
-            }),
+    /// Once every entry is checked: was the recorded head found?
+    pub fn finish(&self) -> Result<(), ChainBreak> {
+        match &self.recorded_head {
+            Some(head) if !self.recorded_head_seen => {
+                Err(ChainBreak::HeadMissing { head: head.clone() })
+            }
             _ => Ok(()),
         }
     }
@@ -231,17 +259,19 @@ mod tests {
     }
 
     fn verify(entries: &[AuditEntry], head: Option<&str>) -> Result<(), ChainBreak> {
-        let mut v = ChainVerifier::default();
+        let mut v = ChainVerifier::expecting(head);
         for e in entries {
             v.check(e)?;
         }
-        v.finish(head)
+        v.finish()
     }
 
     #[test]
     fn an_intact_chain_verifies() {
         let c = chain(5);
         verify(&c, Some(&c[4].hash)).unwrap();
+        verify(&c, Some(&c[1].hash)).unwrap();
+        verify(&c, None).unwrap();
     }
 
     #[test]
@@ -250,7 +280,7 @@ mod tests {
         let head = c[4].hash.clone();
         assert!(matches!(
             verify(&c[..4], Some(&head)),
-            Err(ChainBreak::HeadMismatch { .. })
+            Err(ChainBreak::HeadMissing { .. })
         ));
     }
 
@@ -258,6 +288,8 @@ mod tests {
     fn a_removed_entry_is_named() {
         let mut c = chain(5);
         c.remove(2);
+        let broken = verify(&c, None).unwrap_err();
+        assert_eq!(broken.to_string(), "audit entry 3 is missing (removed)");
         assert_eq!(
             verify(&c, None),
             Err(ChainBreak::Missing {

@@ -61,7 +61,7 @@ impl Permission {
             Permission::Read => "read",
             Permission::Respond => "respond to incidents",
             Permission::Edit => "edit",
-            Permission::Admin => "administer users and tokens",
+            Permission::Admin => "administer Muster (users, tokens, the test clock)",
         }
     }
 }

@@ -50,7 +50,7 @@ pub struct Global {
 pub enum Command {
     /// Run the server: JSON API, web UI, compatibility endpoints.
     Serve(serve::ServeArgs),
-    /// Run the server with the demo world loaded and a demo admin signed in on the console.
+    /// Run the server with the demo world loaded; prints the URL and a fresh password for the demo admin.
     Demo(serve::DemoArgs),
     /// Bring the database schema up to date (the server also does this at start).
     Migrate,
@@ -132,6 +132,11 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Disable a user: they can no longer sign in and their sessions end.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
     /// List users.
     List,
 }
@@ -152,12 +157,16 @@ pub enum TokenCommand {
     Revoke { name: String },
 }
 
+/// Exit code of `audit verify` on a broken chain (2 is clap's usage error).
+pub const BROKEN_EXIT: u8 = 3;
+
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain; exits non-zero naming the first bad entry.
+    /// Verify the hash chain; exits 3 naming the first bad entry when it is broken.
     Verify {
-        /// A head hash recorded elsewhere (from GET /api/v1/audit/head or the server
-        /// log): catches a log truncated or rewritten wholesale.
+        /// A head hash recorded elsewhere at any time (from GET /api/v1/audit/head or
+        /// the server log): it must still be in the chain, which catches a log
+        /// truncated or rewritten wholesale.
         #[arg(long, value_name = "HASH")]
         expect_head: Option<String>,
     },
@@ -194,6 +203,7 @@ pub fn resolve(global: &Global) -> anyhow::Result<Resolved> {
     })
 }
 
+/// Opens the database, creating it if missing.
 pub async fn open_store(resolved: &Resolved, clock: Clock) -> anyhow::Result<Store> {
     let secrets =
         SecretBox::from_key_file(&resolved.secret_key_file).map_err(|e| anyhow::anyhow!(e))?;
@@ -203,6 +213,20 @@ pub async fn open_store(resolved: &Resolved, clock: Clock) -> anyhow::Result<Sto
 }
 
 /// The actor for changes made from this command line.
+/// Opens a database that must already exist (for commands that only read or change
+/// what is there: a mistyped path should not create an empty database).
+async fn open_existing(resolved: &Resolved) -> anyhow::Result<Store> {
+    if let DatabaseUrl::Sqlite { path, .. } = &resolved.database_url {
+        if !path.exists() {
+            bail!(
+                "no database at {} (check --database-url; `muster migrate` or `muster serve` creates one)",
+                path.display()
+            );
+        }
+    }
+    open_store(resolved, Clock::System).await
+}
+
 fn cli_actor(reason: Option<String>) -> Actor {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     Actor::new(format!("cli:{user}")).with_reason(reason)
@@ -239,7 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => user(&resolved, command).await,
         Command::Token(command) => token(&resolved, command).await,
         Command::Audit(AuditCommand::Verify { expect_head }) => {
-            let store = open_store(&resolved, Clock::System).await?;
+            let store = open_existing(&resolved).await?;
             match store.audit_verify(expect_head.as_deref()).await? {
                 Ok(verified) => {
                     println!(
@@ -250,7 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(broken) => {
                     eprintln!("audit trail BROKEN: {broken}");
-                    Ok(ExitCode::from(2))
+                    Ok(ExitCode::from(BROKEN_EXIT))
                 }
             }
         }
@@ -307,13 +331,13 @@ pub async fn import_document(
 }
 
 async fn catalog(resolved: &Resolved, command: CatalogCommand) -> anyhow::Result<ExitCode> {
-    let store = open_store(resolved, Clock::System).await?;
     match command {
         CatalogCommand::Import {
             file,
             prune,
             reason,
         } => {
+            let store = open_store(resolved, Clock::System).await?;
             let text = if file.as_os_str() == "-" {
                 let mut text = String::new();
                 std::io::stdin().read_to_string(&mut text)?;
@@ -331,7 +355,7 @@ async fn catalog(resolved: &Resolved, command: CatalogCommand) -> anyhow::Result
             eprintln!("imported {}\n{summary}", file.display());
         }
         CatalogCommand::Export { output } => {
-            let snapshot = store.catalog().await?;
+            let snapshot = open_existing(resolved).await?.catalog().await?;
             let yaml = muster_web::api::catalog::export_yaml(&snapshot.catalog.redacted())
                 .map_err(|e| anyhow::anyhow!(e))?;
             match output {
@@ -345,7 +369,10 @@ async fn catalog(resolved: &Resolved, command: CatalogCommand) -> anyhow::Result
 }
 
 async fn user(resolved: &Resolved, command: UserCommand) -> anyhow::Result<ExitCode> {
-    let store = open_store(resolved, Clock::System).await?;
+    let store = match command {
+        UserCommand::Create { .. } => open_store(resolved, Clock::System).await?,
+        _ => open_existing(resolved).await?,
+    };
     match command {
         UserCommand::Create {
             username, grant, ..
@@ -363,15 +390,23 @@ async fn user(resolved: &Resolved, command: UserCommand) -> anyhow::Result<ExitC
                 .await?;
             eprintln!("password of {username} changed; their sessions were ended");
         }
+        UserCommand::Disable { username } => {
+            store.disable_user(&cli_actor(None), &username).await?;
+            eprintln!("user {username} disabled; their sessions were ended");
+        }
         UserCommand::List => {
+            println!("USERNAME\tROLE\tTEAM\tPERSON\tSTATE");
             for u in store.users().await? {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    u.username,
-                    u.role,
+                let state = if u.disabled_at.is_some() {
+                    "disabled"
+                } else {
+                    "active"
+                };
+                let (team, person) = (
                     u.team.as_deref().unwrap_or("-"),
-                    u.person.as_deref().unwrap_or("-")
+                    u.person.as_deref().unwrap_or("-"),
                 );
+                println!("{}\t{}\t{team}\t{person}\t{state}", u.username, u.role);
             }
         }
     }
@@ -379,7 +414,10 @@ async fn user(resolved: &Resolved, command: UserCommand) -> anyhow::Result<ExitC
 }
 
 async fn token(resolved: &Resolved, command: TokenCommand) -> anyhow::Result<ExitCode> {
-    let store = open_store(resolved, Clock::System).await?;
+    let store = match command {
+        TokenCommand::Create { .. } => open_store(resolved, Clock::System).await?,
+        _ => open_existing(resolved).await?,
+    };
     match command {
         TokenCommand::Create { name, grant } => {
             let (token, _) = store
@@ -388,18 +426,26 @@ async fn token(resolved: &Resolved, command: TokenCommand) -> anyhow::Result<Exi
             println!("{token}");
         }
         TokenCommand::List => {
+            println!("NAME\tROLE\tTEAM\tSTATE\tPERSON\tLAST USED");
             for t in store.tokens().await? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
                 } else {
                     "live"
                 };
+                let last_used = t
+                    .last_used_at
+                    .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                    .map(|t| t.to_string());
+                let (team, person) = (
+                    t.team.as_deref().unwrap_or("-"),
+                    t.person.as_deref().unwrap_or("-"),
+                );
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{team}\t{state}\t{person}\t{}",
                     t.name,
                     t.role,
-                    t.team.as_deref().unwrap_or("-"),
-                    state
+                    last_used.as_deref().unwrap_or("never")
                 );
             }
         }

@@ -72,13 +72,13 @@ impl Store {
         dispatch!(self, append_alone(now, entries))
     }
 
-    /// Checks every stored entry against the one before it, the stored head and, when
-    /// given, a head recorded elsewhere.
+    /// Checks every stored entry against the one before it and against the stored head,
+    /// and, when given, that a head recorded elsewhere (at any time) is still in the chain.
     pub async fn audit_verify(
         &self,
-        expect_head: Option<&str>,
+        recorded_head: Option<&str>,
     ) -> Result<Result<Verified, ChainBreak>> {
-        let mut verifier = ChainVerifier::default();
+        let mut verifier = ChainVerifier::expecting(recorded_head);
         let mut after = 0i64;
         loop {
             let page: Vec<AuditEntry> = dispatch!(self, page_after(after, 1000))?;
@@ -93,11 +93,11 @@ impl Store {
         let (head_seq, head_hash) = self.audit_head().await?;
         if head_hash != verifier.head() {
             return Ok(Err(ChainBreak::HeadMismatch {
-                expected: format!("{head_hash} (entry {head_seq}, the stored head)"),
+                expected: format!("{head_hash} (entry {head_seq})"),
                 found: verifier.head().to_string(),
             }));
         }
-        if let Err(broken) = verifier.finish(expect_head) {
+        if let Err(broken) = verifier.finish() {
             return Ok(Err(broken));
         }
         Ok(Ok(Verified {

@@ -34,6 +34,7 @@ pub struct User {
     pub team: Option<String>,
     pub person: Option<String>,
     pub created_at: i64,
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,6 +141,7 @@ impl Store {
             team: grant.team,
             person: grant.person,
             created_at: self.now_ms(),
+            disabled_at: None,
         };
         let audit = actor.entry(
             "create",
@@ -289,9 +291,24 @@ fn parse_role(role: &str) -> Result<Role> {
     role.parse().map_err(StoreError::Corrupt)
 }
 
-type UserRow = (String, String, Option<String>, Option<String>, i64);
+type UserRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
 /// A user row and one more text column (the password hash or a session's CSRF token).
-type UserRowWith = (String, String, Option<String>, Option<String>, i64, String);
+type UserRowWith = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    String,
+);
 
 fn user_from(r: UserRow) -> Result<User> {
     Ok(User {
@@ -300,6 +317,7 @@ fn user_from(r: UserRow) -> Result<User> {
         team: r.2,
         person: r.3,
         created_at: r.4,
+        disabled_at: r.5,
     })
 }
 
@@ -334,6 +352,17 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 per_dialect!("auth/sql.rs");
 
 impl Store {
+    /// Disables a user: no more sign-ins, and their sessions end.
+    pub async fn disable_user(&self, actor: &Actor, username: &str) -> Result<()> {
+        let audit = actor.entry("disable", format!("user:{username}"), None, None);
+        if !dispatch!(self, disable(username, self.now_ms(), audit))? {
+            return Err(StoreError::NotFound(format!(
+                "no active user named {username:?}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Replaces a user's password and ends their sessions.
     pub async fn set_password(
         &self,

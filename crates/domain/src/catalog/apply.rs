@@ -243,10 +243,10 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// A weak validator for an entity's stored state, for `ETag` and `If-Match`.
+/// A strong validator of an entity's stored state, for `ETag` and `If-Match`.
 pub fn entity_etag(body: &Value) -> String {
     let digest = Sha256::digest(body.to_string().as_bytes());
-    format!("W/\"{}\"", &hex::encode(digest)[..20])
+    format!("\"{}\"", &hex::encode(digest)[..20])
 }
 
 /// Checks an entity's shape (naming the field that does not fit) and normalises it.
@@ -297,6 +297,20 @@ fn seal_contacts(
         } else {
             format!("{prefix}.contacts[{c}].{field}")
         };
+        // Chat webhook URLs are checked here, while still in clear: once sealed,
+        // validation cannot see them.
+        if let (Contact::Slack {
+            url: Secret::Plain(url),
+        }
+        | Contact::Teams {
+            url: Secret::Plain(url),
+        }) = &*contact
+        {
+            if let Some(problem) = super::validate::url_problem(url) {
+                errors.push(path, problem);
+                continue;
+            }
+        }
         let Some(secret) = contact.secret_mut() else {
             continue;
         };
@@ -548,6 +562,15 @@ mod tests {
         let back: Catalog = serde_json::from_str(&exported).unwrap();
         let plan = plan_import(&stored, back, false, &Rot).unwrap();
         assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+        // Chat webhook URLs are checked before they are sealed.
+        let bad_url = doc(
+            "people: [{id: r, name: R, timezone: UTC, contacts: [{type: slack, url: 'ftp://x'}]}]",
+        );
+        let err = plan_import(&stored, bad_url, false, &Rot).unwrap_err();
+        assert_eq!(
+            err.0[0].to_string(),
+            "people[0].contacts[0].url: \"ftp://x\" is not an http(s) URL"
+        );
         // Redacted with nothing stored is refused, naming the field.
         let fresh = doc(
             "people: [{id: q, name: Q, timezone: UTC, contacts: [{type: teams, url: '<redacted>'}]}]",

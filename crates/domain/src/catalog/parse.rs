@@ -58,7 +58,12 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, FieldErrors> {
 
 /// Parses a whole catalog document.
 pub fn parse_catalog(text: &str, format: Format) -> Result<Catalog, FieldErrors> {
-    let value = parse_value(text, format)?;
+    catalog_from_value(parse_value(text, format)?)
+}
+
+/// Reads a catalog from an already parsed document: shape errors (wrong types, unknown
+/// fields, a wrong version) name their path.
+pub fn catalog_from_value(value: Value) -> Result<Catalog, FieldErrors> {
     if value.is_null() {
         return Err(FieldError::new("", "the document is empty").into());
     }

@@ -408,8 +408,13 @@ fn check_cycles(check: &mut Check, catalog: &Catalog) {
 fn check_organisation(check: &mut Check, i: usize, org: &Organisation) {
     let at = (Kind::Organisation, i, org.id.as_str());
     check.name(at, "name", &org.name);
+    let mut seen = HashSet::new();
     for (u, used) in org.uses.iter().enumerate() {
-        check.reference(at, &format!("uses[{u}]"), Kind::Service, used);
+        let field = format!("uses[{u}]");
+        check.reference(at, &field, Kind::Service, used);
+        if !seen.insert(used) {
+            check.error(at.0, i, at.2, &field, format!("{used:?} is listed twice"));
+        }
     }
 }
 

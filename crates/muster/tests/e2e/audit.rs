@@ -102,6 +102,22 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     let ok = db.cli_ok(&["audit", "verify", "--expect-head", &head_hash], None);
     assert!(ok.contains("intact: 74 entries"), "{ok}");
 
+    // A head recorded earlier still verifies after more writes.
+    let (status, _) = server
+        .post(
+            "/api/v1/teams",
+            serde_json::json!({"id": "later", "name": "Later"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    db.cli_ok(&["audit", "verify", "--expect-head", &head_hash], None);
+    let out = db.cli(&["audit", "verify", "--expect-head", "0badc0ffee"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "an unknown head is not in the chain"
+    );
+
     // Someone rewrites history: entry 10 now says a different actor did it.
     sql(
         &db,
@@ -109,7 +125,7 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     )
     .await;
     let out = db.cli(&["audit", "verify"], None);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("audit entry 10"),
         "{out:?}"
@@ -124,9 +140,9 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     // An entry removed from the middle.
     sql(&db, "DELETE FROM audit_log WHERE seq = 20").await;
     let out = db.cli(&["audit", "verify"], None);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("20..21 are missing"),
+        String::from_utf8_lossy(&out.stderr).contains("audit entry 20 is missing"),
         "{out:?}"
     );
 
@@ -136,7 +152,7 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     sql(&db, "UPDATE audit_head SET seq = 19, hash = (SELECT hash FROM audit_log WHERE seq = 19) WHERE id = 1").await;
     db.cli_ok(&["audit", "verify"], None);
     let out = db.cli(&["audit", "verify", "--expect-head", &head_hash], None);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&head_hash),
         "{out:?}"

@@ -179,6 +179,12 @@ async fn team_scoped_grants_act_only_inside_their_team(backend: Backend) {
     );
     let (status, _) = send(server.as_token(Method::GET, "/api/v1/services/identity", &ges)).await;
     assert_eq!(status, StatusCode::OK, "reads are global");
+    let (status, _) = send(server.as_token(Method::DELETE, "/api/v1/teams/ges-team", &ges)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a team-scoped grant cannot delete its team"
+    );
 }
 
 async fn tokens_are_shown_once_and_can_be_revoked(backend: Backend) {

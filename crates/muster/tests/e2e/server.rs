@@ -238,6 +238,32 @@ async fn settings_come_from_flags_environment_and_config_file() {
 }
 
 #[tokio::test]
+async fn commands_that_read_refuse_a_missing_sqlite_file() {
+    let db = Database::fresh(Backend::Sqlite).await;
+    let missing = db.dir.join("typo.db");
+    let url = format!("sqlite://{}", missing.display());
+    for args in [
+        vec!["audit", "verify"],
+        vec!["catalog", "export"],
+        vec!["token", "list"],
+        vec!["user", "list"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(&args)
+            .env("MUSTER_DATABASE_URL", &url)
+            .env("MUSTER_SECRET_KEY_FILE", db.dir.join("k"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no database at"),
+            "{args:?}: {out:?}"
+        );
+        assert!(!missing.exists(), "{args:?} created the file");
+    }
+}
+
+#[tokio::test]
 async fn help_is_available_for_every_subcommand() {
     for args in [
         vec!["--help"],

@@ -1,6 +1,6 @@
 // Auth queries, compiled once per database (see `per_dialect!`).
 
-const USER_COLUMNS: &str = "username, role, team, person, created_at";
+const USER_COLUMNS: &str = "username, role, team, person, created_at, disabled_at";
 const TOKEN_COLUMNS: &str = "name, role, team, person, created_by, created_at, last_used_at, revoked_at";
 
 pub async fn insert_user(p: &crate::Pools<DB>, user: &User, hash: &str, audit: NewAuditEntry) -> Result<()> {
@@ -33,7 +33,7 @@ pub async fn user_with_hash(p: &crate::Pools<DB>, username: &str) -> Result<Opti
     let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1 AND disabled_at IS NULL");
     let row: Option<UserRowWith> =
         sqlx::query_as(trusted(sql)).bind(username).fetch_optional(&p.reader).await?;
-    row.map(|r| Ok((user_from((r.0, r.1, r.2, r.3, r.4))?, r.5))).transpose()
+    row.map(|r| Ok((user_from((r.0, r.1, r.2, r.3, r.4, r.5))?, r.6))).transpose()
 }
 
 pub async fn recent_failures(p: &crate::Pools<DB>, username: &str, client: &str, since: i64) -> Result<(i64, i64)> {
@@ -83,12 +83,12 @@ pub async fn insert_session(p: &crate::Pools<DB>, hash: &str, username: &str, cs
 }
 
 pub async fn session_user(p: &crate::Pools<DB>, hash: &str, now: i64) -> Result<Option<(User, String)>> {
-    let sql = "SELECT u.username, u.role, u.team, u.person, u.created_at, s.csrf_token FROM sessions s \
+    let sql = "SELECT u.username, u.role, u.team, u.person, u.created_at, u.disabled_at, s.csrf_token FROM sessions s \
                JOIN users u ON u.username = s.username \
                WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL";
     let row: Option<UserRowWith> =
         sqlx::query_as(sql).bind(hash).bind(now).fetch_optional(&p.reader).await?;
-    row.map(|r| Ok((user_from((r.0, r.1, r.2, r.3, r.4))?, r.5))).transpose()
+    row.map(|r| Ok((user_from((r.0, r.1, r.2, r.3, r.4, r.5))?, r.6))).transpose()
 }
 
 pub async fn delete_session(p: &crate::Pools<DB>, hash: &str) -> Result<()> {
@@ -165,6 +165,22 @@ pub async fn update_password(p: &crate::Pools<DB>, username: &str, hash: &str, n
     let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE username = $1")
         .bind(username)
         .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
+    audit_sql::append(&mut tx, now, vec![audit]).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn disable(p: &crate::Pools<DB>, username: &str, now: i64, audit: NewAuditEntry) -> Result<bool> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let done = sqlx::query("UPDATE users SET disabled_at = $2 WHERE username = $1 AND disabled_at IS NULL")
+        .bind(username)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {

@@ -13,7 +13,7 @@ use muster_domain::auth::Permission;
 use muster_domain::catalog::apply::{
     Refusal, entity_etag, merge_patch, plan_delete, plan_import, plan_put,
 };
-use muster_domain::catalog::parse::parse_catalog;
+use muster_domain::catalog::parse::catalog_from_value;
 use muster_domain::catalog::{Catalog, Kind, entity_id};
 use muster_store::catalog::CatalogSnapshot;
 use serde_json::{Value, json};
@@ -62,8 +62,8 @@ pub async fn import(
 ) -> ApiResult<Response> {
     caller.require(Permission::Edit, None)?;
     let prune = params.bool("prune")?;
-    let document = parse_catalog(body.text()?, body.format)
-        .map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    // Syntax errors are 400 (from `value`); a document of the wrong shape is 422.
+    let document = catalog_from_value(body.value()?)?;
     let sealer = state.store.sealer().clone();
     let plan = state
         .store
@@ -118,9 +118,12 @@ pub async fn list(
     let tier = params
         .text("tier")
         .map(|t| {
-            t.parse::<u8>().map_err(|_| {
-                ApiError::field("tier", format!("must be a number from 1 to 5, got {t:?}"))
-            })
+            t.parse::<u8>()
+                .ok()
+                .filter(|t| (1..=5).contains(t))
+                .ok_or_else(|| {
+                    ApiError::field("tier", format!("must be a number from 1 to 5, got {t:?}"))
+                })
         })
         .transpose()?;
     let snapshot = state.store.catalog().await?;
@@ -239,8 +242,15 @@ fn check_precondition(
     expected: &Option<String>,
 ) -> Result<(), Refusal> {
     let etag = entity_etag(stored);
+    // `If-Match: *` or a list of strong tags, one of which must be current.
+    let matches = |header: &str| {
+        header
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag == etag)
+    };
     match expected {
-        Some(expected) if expected != "*" && *expected != etag => Err(Refusal::Stale {
+        Some(header) if !matches(header) => Err(Refusal::Stale {
             kind,
             id: id.to_string(),
             etag,
@@ -321,7 +331,13 @@ pub async fn delete(
         .catalog
         .entity(kind, &id)
         .ok_or_else(|| not_found(kind, &id))?;
-    caller.require(Permission::Edit, owner_team(kind, &before).as_deref())?;
+    // A team-scoped grant edits its team but cannot delete it.
+    let owner = if kind == Kind::Team {
+        None
+    } else {
+        owner_team(kind, &before)
+    };
+    caller.require(Permission::Edit, owner.as_deref())?;
     let expected = if_match(&headers);
     state
         .store

@@ -87,9 +87,10 @@ pub async fn page(
                     .to_string()
             };
             format!(
-                "/audit?entity={}&actor={}&cursor={}",
+                "/audit?entity={}&actor={}&since={}&cursor={}",
                 enc(&entity),
                 enc(&actor),
+                enc(params.text("since").unwrap_or("")),
                 e.seq
             )
         })

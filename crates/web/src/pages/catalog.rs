@@ -39,9 +39,16 @@ struct ServicesPage {
     tier: String,
     teams: Vec<(String, String)>,
     tiers: Vec<u8>,
+    /// Services matching the filters.
     total: usize,
+    /// Services in the catalog.
+    all: usize,
     rows: Vec<ServiceRow>,
+    next: Option<String>,
 }
+
+/// Rows per page of the services list.
+const PAGE_ROWS: usize = 100;
 
 pub async fn services(State(state): State<AppState>, viewer: Viewer, params: Params) -> PageResult {
     let snapshot = state.store.catalog().await.map_err(fail)?;
@@ -49,7 +56,8 @@ pub async fn services(State(state): State<AppState>, viewer: Viewer, params: Par
     let team = params.text("team").unwrap_or("").to_string();
     let tier = params.text("tier").unwrap_or("").to_string();
     let needle = q.to_lowercase();
-    let rows = snapshot
+    let cursor = params.text("cursor").unwrap_or("");
+    let matching = snapshot
         .catalog
         .services
         .iter()
@@ -57,7 +65,12 @@ pub async fn services(State(state): State<AppState>, viewer: Viewer, params: Par
             needle.is_empty() || s.id.contains(&needle) || s.name.to_lowercase().contains(&needle)
         })
         .filter(|s| team.is_empty() || s.owner == team)
-        .filter(|s| tier.is_empty() || s.tier.map(|t| t.to_string()) == Some(tier.clone()))
+        .filter(|s| tier.is_empty() || s.tier.map(|t| t.to_string()) == Some(tier.clone()));
+    let total = matching.clone().count();
+    let mut after_cursor = matching.filter(|s| s.id.as_str() > cursor);
+    let rows: Vec<ServiceRow> = after_cursor
+        .by_ref()
+        .take(PAGE_ROWS)
         .map(|s| ServiceRow {
             id: s.id.clone(),
             name: s.name.clone(),
@@ -69,6 +82,22 @@ pub async fn services(State(state): State<AppState>, viewer: Viewer, params: Par
             dependents: snapshot.graph.direct_dependents(&s.id).len(),
         })
         .collect();
+    let next = match (after_cursor.next(), rows.last()) {
+        (Some(_), Some(last)) => {
+            let enc = |s: &str| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            };
+            Some(format!(
+                "/services?q={}&team={}&tier={}&cursor={}",
+                enc(&q),
+                enc(&team),
+                enc(&tier),
+                enc(&last.id)
+            ))
+        }
+        _ => None,
+    };
     let page = ServicesPage {
         nav: viewer.nav("/services"),
         q,
@@ -81,8 +110,10 @@ pub async fn services(State(state): State<AppState>, viewer: Viewer, params: Par
             .map(|t| (t.id.clone(), t.name.clone()))
             .collect(),
         tiers: (1..=5).collect(),
-        total: snapshot.catalog.services.len(),
+        total,
+        all: snapshot.catalog.services.len(),
         rows,
+        next,
     };
     Ok(page.into_response())
 }
