@@ -216,13 +216,13 @@ pub async fn open_store(resolved: &Resolved, clock: Clock) -> anyhow::Result<Sto
 /// Opens a database that must already exist (for commands that only read or change
 /// what is there: a mistyped path should not create an empty database).
 async fn open_existing(resolved: &Resolved) -> anyhow::Result<Store> {
-    if let DatabaseUrl::Sqlite { path, .. } = &resolved.database_url {
-        if !path.exists() {
-            bail!(
-                "no database at {} (check --database-url; `muster migrate` or `muster serve` creates one)",
-                path.display()
-            );
-        }
+    if let DatabaseUrl::Sqlite { path, .. } = &resolved.database_url
+        && !path.exists()
+    {
+        bail!(
+            "no database at {} (check --database-url; `muster migrate` or `muster serve` creates one)",
+            path.display()
+        );
     }
     open_store(resolved, Clock::System).await
 }

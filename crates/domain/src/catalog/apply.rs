@@ -299,17 +299,16 @@ fn seal_contacts(
         };
         // Chat webhook URLs are checked here, while still in clear: once sealed,
         // validation cannot see them.
-        if let (Contact::Slack {
+        if let Contact::Slack {
             url: Secret::Plain(url),
         }
         | Contact::Teams {
             url: Secret::Plain(url),
-        }) = &*contact
+        } = &*contact
+            && let Some(problem) = super::validate::url_problem(url)
         {
-            if let Some(problem) = super::validate::url_problem(url) {
-                errors.push(path, problem);
-                continue;
-            }
+            errors.push(path, problem);
+            continue;
         }
         let Some(secret) = contact.secret_mut() else {
             continue;
