@@ -28,14 +28,14 @@ pub fn slug_problem(id: &str) -> Option<String> {
     None
 }
 
-pub fn is_slug(id: &str) -> bool {
-    slug_problem(id).is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn is_slug(id: &str) -> bool {
+        slug_problem(id).is_none()
+    }
 
     #[test]
     fn accepts_and_rejects() {

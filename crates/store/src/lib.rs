@@ -90,18 +90,6 @@ impl Store {
         self.inner.clock.now().as_millisecond()
     }
 
-    pub fn backend(&self) -> &Backend {
-        &self.inner.backend
-    }
-
-    /// `sqlite` or `postgres`.
-    pub fn kind(&self) -> &'static str {
-        match self.inner.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
-    }
-
     /// Whether the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
         match &self.inner.backend {

@@ -103,10 +103,6 @@ impl ServiceGraph {
         graph
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        self.index.contains_key(id)
-    }
-
     /// Direct dependents of `id` (services that depend on it), sorted.
     pub fn direct_dependents(&self, id: &str) -> Vec<String> {
         self.neighbours(id, &self.dependents)

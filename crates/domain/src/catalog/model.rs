@@ -218,10 +218,6 @@ impl Kind {
         }
     }
 
-    pub fn from_section(section: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.section() == section)
-    }
-
     pub fn from_singular(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.singular() == name)
     }

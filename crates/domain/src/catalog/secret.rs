@@ -18,12 +18,6 @@ pub enum Secret {
     Redacted,
 }
 
-impl Secret {
-    pub fn redacted(&self) -> Secret {
-        Secret::Redacted
-    }
-}
-
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
