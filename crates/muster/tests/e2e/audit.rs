@@ -73,27 +73,6 @@ async fn mutations_are_audited_with_actor_reason_and_states(backend: Backend) {
     assert_eq!(body["errors"][0]["path"], "since");
 }
 
-async fn sql(db: &crate::common::Database, statement: &str) {
-    match db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
-                .execute(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-        }
-    }
-}
-
 async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) {
     let (db, server) = seeded(backend).await;
     let (_, head) = server.get("/api/v1/audit/head").await;
@@ -119,26 +98,20 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     );
 
     // Someone rewrites history: entry 10 now says a different actor did it.
-    sql(
-        &db,
-        "UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 10",
-    )
-    .await;
+    db.execute("UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 10")
+        .await;
     let out = db.cli(&["audit", "verify"], None);
     assert_eq!(out.status.code(), Some(3));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("audit entry 10"),
         "{out:?}"
     );
-    sql(
-        &db,
-        "UPDATE audit_log SET actor = 'token:admin' WHERE seq = 10",
-    )
-    .await;
+    db.execute("UPDATE audit_log SET actor = 'token:admin' WHERE seq = 10")
+        .await;
     db.cli_ok(&["audit", "verify"], None);
 
     // An entry removed from the middle.
-    sql(&db, "DELETE FROM audit_log WHERE seq = 20").await;
+    db.execute("DELETE FROM audit_log WHERE seq = 20").await;
     let out = db.cli(&["audit", "verify"], None);
     assert_eq!(out.status.code(), Some(3));
     assert!(
@@ -148,8 +121,8 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
 
     // The log truncated and the head row rewritten to match: only a head kept
     // elsewhere catches it.
-    sql(&db, "DELETE FROM audit_log WHERE seq >= 20").await;
-    sql(&db, "UPDATE audit_head SET seq = 19, hash = (SELECT hash FROM audit_log WHERE seq = 19) WHERE id = 1").await;
+    db.execute("DELETE FROM audit_log WHERE seq >= 20").await;
+    db.execute("UPDATE audit_head SET seq = 19, hash = (SELECT hash FROM audit_log WHERE seq = 19) WHERE id = 1").await;
     db.cli_ok(&["audit", "verify"], None);
     let out = db.cli(&["audit", "verify", "--expect-head", &head_hash], None);
     assert_eq!(out.status.code(), Some(3));

@@ -98,14 +98,7 @@ async fn export_round_trips_to_the_identical_state(backend: Backend) {
         summary["changed"], 0,
         "re-importing the export changes nothing: {summary}"
     );
-    let again = server
-        .request(Method::GET, "/api/v1/catalog")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = server.export().await;
     assert_eq!(exported, again);
     // JSON export on request.
     let (_, json_export) = send(
@@ -522,14 +515,7 @@ async fn secrets_are_sealed_redacted_and_kept_on_reimport(backend: Backend) {
         "plain URLs stay visible"
     );
 
-    let export = server
-        .request(Method::GET, "/api/v1/catalog")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let export = server.export().await;
     assert!(!export.contains("XYZSECRET") && !export.contains("sig-key-123"));
     let (_, again) = server.put_yaml("/api/v1/catalog", &export).await;
     assert_eq!(
@@ -538,28 +524,10 @@ async fn secrets_are_sealed_redacted_and_kept_on_reimport(backend: Backend) {
     );
 
     // Nothing in the database holds the secret in clear.
-    let stored = match db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT body FROM people UNION ALL SELECT COALESCE(after_state, '') FROM audit_log",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT body FROM people UNION ALL SELECT COALESCE(after_state, '') FROM audit_log",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
-        }
-    };
+    let stored = db
+        .texts("SELECT body FROM people UNION ALL SELECT COALESCE(after_state, '') FROM audit_log")
+        .await
+        .join("\n");
     assert!(stored.contains("sealed:v1:"), "secrets are stored sealed");
     assert!(
         !stored.contains("XYZSECRET") && !stored.contains("sig-key-123"),
@@ -585,14 +553,7 @@ async fn renewable_expiry_never_moves_backwards(backend: Backend) {
         body["summary"]["notes"][0]["path"], "renewables[0].expires_at",
         "{body}"
     );
-    let export = server
-        .request(Method::GET, "/api/v1/catalog")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let export = server.export().await;
     assert!(export.contains("2027-02-01T00:00:00Z"));
 }
 

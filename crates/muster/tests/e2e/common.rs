@@ -135,6 +135,39 @@ impl Database {
         self.cli_ok(&args, None).trim().to_string()
     }
 
+    /// Runs one SQL statement directly on the database (to tamper, or to look inside).
+    pub async fn execute(&self, statement: &str) {
+        let statement = sqlx::AssertSqlSafe(statement.to_string());
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
+                sqlx::query(statement).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url).await.unwrap();
+                sqlx::query(statement).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
+    /// The first column of every row a query answers, as text.
+    pub async fn texts(&self, query: &str) -> Vec<String> {
+        let query = sqlx::AssertSqlSafe(query.to_string());
+        let rows: Vec<(String,)> = match self.backend {
+            Backend::Sqlite => sqlx::query_as(query)
+                .fetch_all(&sqlx::SqlitePool::connect(&self.url).await.unwrap())
+                .await
+                .unwrap(),
+            Backend::Postgres => sqlx::query_as(query)
+                .fetch_all(&sqlx::PgPool::connect(&self.url).await.unwrap())
+                .await
+                .unwrap(),
+        };
+        rows.into_iter().map(|r| r.0).collect()
+    }
+
     pub fn serve(&self) -> Result<Server, String> {
         Server::start(self, &[])
     }
@@ -227,6 +260,17 @@ impl Server {
                 .body(yaml.to_string()),
         )
         .await
+    }
+
+    /// The catalog export, as YAML text.
+    pub async fn export(&self) -> String {
+        let response = self
+            .request(Method::GET, "/api/v1/catalog")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
     }
 
     pub async fn import_seed(&self) {

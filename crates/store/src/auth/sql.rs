@@ -3,6 +3,14 @@
 const USER_COLUMNS: &str = "username, role, team, person, created_at, disabled_at";
 const TOKEN_COLUMNS: &str = "name, role, team, person, created_by, created_at, last_used_at, revoked_at";
 
+/// The outcome of an insert on a unique key: a violation means `what` already exists.
+fn refuse_duplicate(inserted: Result<<DB as sqlx::Database>::QueryResult, sqlx::Error>, what: String) -> Result<()> {
+    match inserted {
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Refused(Refusal::Exists(what))),
+        other => other.map(|_| ()).map_err(StoreError::from),
+    }
+}
+
 pub async fn insert_user(p: &crate::Pools<DB>, user: &User, hash: &str, audit: NewAuditEntry) -> Result<()> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let inserted = sqlx::query("INSERT INTO users (username, password_hash, role, team, person, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -14,10 +22,7 @@ pub async fn insert_user(p: &crate::Pools<DB>, user: &User, hash: &str, audit: N
         .bind(user.created_at)
         .execute(&mut *tx)
         .await;
-    match inserted {
-        Err(e) if is_unique_violation(&e) => return Err(StoreError::Refused(Refusal::Exists(format!("user {:?}", user.username)))),
-        other => other?,
-    };
+    refuse_duplicate(inserted, format!("user {:?}", user.username))?;
     audit_sql::append(&mut tx, user.created_at, vec![audit]).await?;
     tx.commit().await?;
     Ok(())
@@ -110,10 +115,7 @@ pub async fn insert_token(p: &crate::Pools<DB>, t: &TokenInfo, hash: &str, audit
     .bind(t.created_at)
     .execute(&mut *tx)
     .await;
-    match inserted {
-        Err(e) if is_unique_violation(&e) => return Err(StoreError::Refused(Refusal::Exists(format!("token {:?}", t.name)))),
-        other => other?,
-    };
+    refuse_duplicate(inserted, format!("token {:?}", t.name))?;
     audit_sql::append(&mut tx, t.created_at, vec![audit]).await?;
     tx.commit().await?;
     Ok(())
