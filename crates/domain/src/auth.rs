@@ -106,6 +106,10 @@ pub fn password_problem(password: &str) -> Option<String> {
         ))
     } else if n > 1024 {
         Some("must be at most 1024 characters".into())
+    } else if password.trim().chars().count() < MIN_PASSWORD_CHARS {
+        Some(format!(
+            "must have at least {MIN_PASSWORD_CHARS} characters besides surrounding spaces"
+        ))
     } else {
         None
     }

@@ -212,9 +212,19 @@ pub async fn open_store(resolved: &Resolved, clock: Clock) -> anyhow::Result<Sto
         .with_context(|| format!("cannot open database {}", resolved.database_url.redacted()))
 }
 
-/// The actor for changes made from this command line.
-/// Opens a database that must already exist (for commands that only read or change
-/// what is there: a mistyped path should not create an empty database).
+/// A recorded audit head: 64 hex digits (any case), so a typo is an error, not an alarm.
+fn parse_head(head: &str) -> anyhow::Result<String> {
+    let head = head.trim().to_ascii_lowercase();
+    if head.len() != 64 || !head.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "--expect-head: {head:?} is not an audit head (64 hex digits, from GET /api/v1/audit/head or the server log)"
+        );
+    }
+    Ok(head)
+}
+
+/// Opens a database that must already exist, with its existing key file (for commands
+/// that only read or change what is there: a mistyped path should create nothing).
 async fn open_existing(resolved: &Resolved) -> anyhow::Result<Store> {
     if let DatabaseUrl::Sqlite { path, .. } = &resolved.database_url
         && !path.exists()
@@ -224,9 +234,14 @@ async fn open_existing(resolved: &Resolved) -> anyhow::Result<Store> {
             path.display()
         );
     }
-    open_store(resolved, Clock::System).await
+    let secrets = SecretBox::from_existing_key_file(&resolved.secret_key_file)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Store::open(&resolved.database_url, secrets, Clock::System)
+        .await
+        .with_context(|| format!("cannot open database {}", resolved.database_url.redacted()))
 }
 
+/// The actor for changes made from this command line.
 fn cli_actor(reason: Option<String>) -> Actor {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     Actor::new(format!("cli:{user}")).with_reason(reason)
@@ -263,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => user(&resolved, command).await,
         Command::Token(command) => token(&resolved, command).await,
         Command::Audit(AuditCommand::Verify { expect_head }) => {
+            let expect_head = expect_head.map(|head| parse_head(&head)).transpose()?;
             let store = open_existing(&resolved).await?;
             match store.audit_verify(expect_head.as_deref()).await? {
                 Ok(verified) => {

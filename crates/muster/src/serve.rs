@@ -76,6 +76,8 @@ fn lock_sqlite(url: &DatabaseUrl) -> anyhow::Result<Option<ServeLock>> {
     let DatabaseUrl::Sqlite { path, .. } = url else {
         return Ok(None);
     };
+    // Through symbolic links too: one file, one lock.
+    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
     let lock_path = path.with_extension(match path.extension() {
         Some(ext) => format!("{}.serve-lock", ext.to_string_lossy()),
         None => "serve-lock".into(),

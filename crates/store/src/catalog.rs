@@ -4,28 +4,22 @@
 
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use muster_domain::audit::Actor;
-use muster_domain::catalog::apply::{Change, Op, Plan, Refusal, entity_etag};
+use muster_domain::catalog::apply::{Change, Op, Plan, Refusal};
 use muster_domain::catalog::graph::ServiceGraph;
 use muster_domain::catalog::{Catalog, Entity, Kind, Person};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The catalog as of one generation, with its dependency graph and entity ETags.
+/// The catalog as of one generation, with its dependency graph.
 pub struct CatalogSnapshot {
     pub generation: i64,
     /// Every section sorted by id; secrets sealed (use [`Catalog::redacted`] to show).
     pub catalog: Catalog,
     pub graph: ServiceGraph,
-    etags: HashMap<(Kind, String), String>,
 }
 
 impl CatalogSnapshot {
     fn new(generation: i64, entities: Vec<Entity>) -> Result<CatalogSnapshot> {
-        let etags = entities
-            .iter()
-            .map(|e| ((e.kind, e.id.clone()), entity_etag(&e.body)))
-            .collect();
         let catalog = Catalog::from_entities(entities)
             .map_err(StoreError::Corrupt)?
             .sorted();
@@ -34,12 +28,7 @@ impl CatalogSnapshot {
             generation,
             catalog,
             graph,
-            etags,
         })
-    }
-
-    pub fn etag(&self, kind: Kind, id: &str) -> Option<&str> {
-        self.etags.get(&(kind, id.to_string())).map(String::as_str)
     }
 }
 

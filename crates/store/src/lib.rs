@@ -66,7 +66,40 @@ impl Store {
             }),
         };
         store.migrate().await?;
+        store.check_secret_key().await?;
         Ok(store)
+    }
+
+    /// Records the secret key's fingerprint on first use and refuses another key after:
+    /// secrets sealed with two keys could never all be opened again.
+    async fn check_secret_key(&self) -> Result<()> {
+        const RECORD: &str = "INSERT INTO secret_key_check (id, fingerprint) VALUES (1, $1) ON CONFLICT (id) DO NOTHING";
+        const READ: &str = "SELECT fingerprint FROM secret_key_check WHERE id = 1";
+        let fingerprint = self.inner.secrets.fingerprint();
+        let recorded: String = match &self.inner.backend {
+            Backend::Sqlite(p) => {
+                sqlx::query(RECORD)
+                    .bind(fingerprint)
+                    .execute(&p.writer)
+                    .await?;
+                sqlx::query_scalar(READ).fetch_one(&p.writer).await?
+            }
+            Backend::Postgres(p) => {
+                sqlx::query(RECORD)
+                    .bind(fingerprint)
+                    .execute(&p.writer)
+                    .await?;
+                sqlx::query_scalar(READ).fetch_one(&p.writer).await?
+            }
+        };
+        if recorded != fingerprint {
+            return Err(StoreError::Config(
+                "the secret key file is not the one this database's secrets are sealed with; \
+                 start Muster with the original key file (--secret-key-file)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -113,8 +146,16 @@ impl Store {
     pub async fn close(&self) {
         match &self.inner.backend {
             Backend::Sqlite(p) => {
-                p.writer.close().await;
+                // Readers first, then fold the WAL into the database file, so the file
+                // alone is complete after a clean stop.
                 p.reader.close().await;
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&p.writer)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not checkpoint the WAL at shutdown");
+                }
+                p.writer.close().await;
             }
             Backend::Postgres(p) => p.writer.close().await,
         }

@@ -13,13 +13,34 @@ use std::path::Path;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    fingerprint: String,
 }
 
 impl SecretBox {
     pub fn from_key(key: [u8; 32]) -> SecretBox {
+        let mut material = b"muster secret key fingerprint v1\0".to_vec();
+        material.extend_from_slice(&key);
+        let fingerprint = hex::encode(Sha256::digest(&material));
         SecretBox {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            fingerprint,
         }
+    }
+
+    /// Identifies the key without revealing it; the database records it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Reads an existing key file; never creates one.
+    pub fn from_existing_key_file(path: &Path) -> Result<SecretBox, String> {
+        if !path.exists() {
+            return Err(format!(
+                "no secret key file at {} (check --secret-key-file: it holds the key the database's secrets are sealed with)",
+                path.display()
+            ));
+        }
+        SecretBox::from_key_file(path)
     }
 
     /// Reads the key file, creating it (mode 0600) with a fresh random key if missing.

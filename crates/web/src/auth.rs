@@ -32,20 +32,27 @@ impl Caller {
         if self.principal.grant.allows(permission, owner_team) {
             return Ok(());
         }
-        let scope = match &self.principal.grant.team {
-            Some(team) => format!(" for team {team}"),
-            None => String::new(),
+        let who = format!(
+            "{} has role {}",
+            self.principal.label, self.principal.grant.role
+        );
+        let what = permission.describe();
+        // Say why: the role itself, or a team scope that does not reach this entity.
+        let detail = match (&self.principal.grant.team, owner_team) {
+            (Some(team), _) if self.principal.grant.allows(permission, Some(team)) => {
+                match owner_team {
+                    Some(owner) => {
+                        format!("{who} for team {team} only; this belongs to team {owner}")
+                    }
+                    None => format!(
+                        "{who} for team {team} only; this needs a role not limited to one team"
+                    ),
+                }
+            }
+            (Some(team), _) => format!("{who} for team {team}, which may not {what}"),
+            (None, _) => format!("{who}, which may not {what}"),
         };
-        let target = match owner_team {
-            Some(team) => format!(" on team {team}'s entities"),
-            None => String::new(),
-        };
-        Err(ApiError::forbidden(format!(
-            "{} has role {}{scope}, which may not {}{target}",
-            self.principal.label,
-            self.principal.grant.role,
-            permission.describe()
-        )))
+        Err(ApiError::forbidden(detail))
     }
 
     /// The actor the audit records for this caller.
@@ -84,6 +91,12 @@ fn reason(parts: &Parts) -> ApiResult<Option<String>> {
         .decode_utf8_lossy()
         .trim()
         .to_string();
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            "X-Muster-Reason",
+            "must not contain control characters (newlines, escapes, NUL)",
+        ));
+    }
     if text.chars().count() > MAX_REASON_CHARS {
         return Err(ApiError::field(
             "X-Muster-Reason",

@@ -84,6 +84,23 @@ async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
     }
 }
 
+async fn method_not_allowed(
+    uri: axum::http::Uri,
+    method: axum::http::Method,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::new(
+            status,
+            format!("{} {} is not supported", method, uri.path()),
+        )
+        .into_response()
+    } else {
+        (status, "method not allowed\n").into_response()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
         .route(
@@ -113,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(pages::router())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(ops::track))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

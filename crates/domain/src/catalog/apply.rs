@@ -112,6 +112,15 @@ pub fn plan_import(
     prune: bool,
     sealer: &dyn Sealer,
 ) -> Result<Plan, FieldErrors> {
+    if prune && incoming.entities().is_empty() {
+        // Almost always a mistake (an empty file, the wrong file): it would delete
+        // the whole catalog.
+        return Err(FieldError::new(
+            "",
+            "the document declares nothing; pruning with it would delete the whole catalog",
+        )
+        .into());
+    }
     let mut errors = FieldErrors::default();
     for (i, person) in incoming.people.iter_mut().enumerate() {
         let stored = current
@@ -215,10 +224,16 @@ pub fn plan_delete(current: &Catalog, kind: Kind, id: &str) -> Result<Plan, Refu
     let by_id = Paths {
         label: Box::new(|k: Kind, _, i: &str| format!("{}[id={i}]", k.section())),
     };
-    validate(&result, &by_id).map_err(|by| Refusal::Referenced {
-        kind,
-        id: id.to_string(),
-        by,
+    validate(&result, &by_id).map_err(|mut by| {
+        // Said from the referrer's side: the entity still exists.
+        for e in &mut by.0 {
+            e.message = e.message.replacen("unknown ", "refers to ", 1);
+        }
+        Refusal::Referenced {
+            kind,
+            id: id.to_string(),
+            by,
+        }
     })?;
     Ok(diff(current, result))
 }
@@ -490,6 +505,10 @@ mod tests {
         assert!(kept.changes.is_empty());
         assert_eq!(kept.summary.kinds[&Kind::Team].kept.len(), 8);
         assert_eq!(kept.summary.kinds[&Kind::Team].unchanged, vec!["platform"]);
+        assert!(
+            plan_import(&stored, Catalog::default(), true, &Rot).is_err(),
+            "pruning with an empty document is refused"
+        );
         let pruned = plan_import(&stored, small, true, &Rot);
         let err = pruned.unwrap_err();
         assert!(

@@ -52,7 +52,42 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, FieldErrors> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        FieldError::new(path, e.into_inner().to_string()).into()
+        let message = plain_words(&e.into_inner().to_string());
+        // serde names a missing or unknown field in the message, at its parent's path:
+        // move the field into the path, so the error names the field itself.
+        let field = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
+            .and_then(|rest| rest.split('`').next());
+        match field {
+            Some(field) if !path.ends_with(field) => {
+                let path = if path.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{path}.{field}")
+                };
+                FieldError::new(path, message)
+            }
+            _ => FieldError::new(path, message),
+        }
+        .into()
+    })
+}
+
+/// serde's messages with Rust type names said in words.
+fn plain_words(message: &str) -> String {
+    [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected a mapping"),
+        ("unknown variant", "unknown value"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (rust, words)| {
+        m.replace(rust, words)
     })
 }
 
@@ -109,6 +144,24 @@ mod tests {
             parse_catalog("services:\n  - {id: a, name: A, ownr: t}\n", Format::Yaml).unwrap_err();
         assert!(err.0[0].message.contains("unknown field `ownr`"), "{err}");
         assert!(err.0[0].path.starts_with("services[0]"), "{err}");
+    }
+
+    #[test]
+    fn names_missing_fields_and_says_types_in_words() {
+        let err = parse_catalog("services:\n  - {id: a, name: A}\n", Format::Yaml).unwrap_err();
+        assert_eq!(err.to_string(), "services[0].owner: missing field `owner`");
+        let err = parse_catalog(
+            "services:\n  - {id: a, name: A, owner: t, tier: -1}\n",
+            Format::Yaml,
+        )
+        .unwrap_err();
+        assert!(err.0[0].message.contains("a whole number"), "{err}");
+        let err = parse_catalog(
+            "people:\n  - {id: a, name: A, timezone: UTC, contacts: [{type: sms, to: x}]}\n",
+            Format::Yaml,
+        )
+        .unwrap_err();
+        assert!(err.0[0].message.starts_with("unknown value `sms`"), "{err}");
     }
 
     #[test]

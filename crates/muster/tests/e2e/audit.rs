@@ -68,6 +68,16 @@ async fn mutations_are_audited_with_actor_reason_and_states(backend: Backend) {
     }
     assert_eq!(seqs, (1..=75).rev().collect::<Vec<i64>>());
 
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, "/api/v1/services/identity")
+            .header("x-muster-reason", "%1b[31mred%0aline")
+            .json(&json!({"tier": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["path"], "X-Muster-Reason");
+
     let (status, body) = server.get("/api/v1/audit?since=yesterday").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["path"], "since");
@@ -80,6 +90,24 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
     assert_eq!(head["seq"], 74);
     let ok = db.cli_ok(&["audit", "verify", "--expect-head", &head_hash], None);
     assert!(ok.contains("intact: 74 entries"), "{ok}");
+    db.cli_ok(
+        &[
+            "audit",
+            "verify",
+            "--expect-head",
+            &head_hash.to_uppercase(),
+        ],
+        None,
+    );
+    for typo in ["XYZ", &head_hash[..12]] {
+        let out = db.cli(&["audit", "verify", "--expect-head", typo], None);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "a malformed head is an error, not an alarm"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not an audit head"));
+    }
 
     // A head recorded earlier still verifies after more writes.
     let (status, _) = server
@@ -90,7 +118,8 @@ async fn verify_catches_altered_removed_and_truncated_entries(backend: Backend) 
         .await;
     assert_eq!(status, StatusCode::CREATED);
     db.cli_ok(&["audit", "verify", "--expect-head", &head_hash], None);
-    let out = db.cli(&["audit", "verify", "--expect-head", "0badc0ffee"], None);
+    let unknown = "0bad".repeat(16);
+    let out = db.cli(&["audit", "verify", "--expect-head", &unknown], None);
     assert_eq!(
         out.status.code(),
         Some(3),

@@ -241,6 +241,31 @@ async fn tokens_are_shown_once_and_can_be_revoked(backend: Backend) {
         String::from_utf8_lossy(&out.stderr).contains("password: must be at least 12 characters"),
         "{out:?}"
     );
+    let create_ann = [
+        "user",
+        "create",
+        "--username",
+        "ann",
+        "--role",
+        "viewer",
+        "--password-stdin",
+    ];
+    let out = db.cli(&create_ann, Some("              "));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("besides surrounding spaces"),
+        "{out:?}"
+    );
+    db.cli_ok(&create_ann, Some("a long enough password"));
+    db.cli_ok(&["user", "disable", "--username", "ann"], None);
+    let listing = db.cli_ok(&["user", "list"], None);
+    assert!(listing.contains("ann\tviewer\t-\t-\tdisabled"), "{listing}");
+    let out = db.cli(&["user", "disable", "--username", "ann"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no active user named \"ann\""),
+        "{out:?}"
+    );
+    let (_, audit) = server.get("/api/v1/audit?entity=user:ann").await;
+    assert_eq!(audit["items"][0]["action"], "disable");
 }
 
 #[tokio::test]

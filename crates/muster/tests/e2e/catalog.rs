@@ -310,6 +310,48 @@ async fn crud_with_etags_and_referential_integrity(backend: Backend) {
         detail.contains("northwind-login") && detail.contains("northwind-login-backup"),
         "{detail}"
     );
+    assert_eq!(body["errors"][0]["message"], "refers to team \"hosting\"");
+
+    let (status, body) = server
+        .post("/api/v1/services", json!({"id": "ownerless", "name": "O"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["errors"][0]["path"], "owner",
+        "a missing field is named: {body}"
+    );
+
+    let (status, body) = send(server.request(Method::DELETE, "/api/v1/services")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["status"], 405, "405 is a problem document too: {body}");
+
+    // The ETag covers the answer, dependents included.
+    let etag = |r: &reqwest::Response| r.headers()["etag"].to_str().unwrap().to_string();
+    let before = etag(
+        &server
+            .request(Method::GET, "/api/v1/services/vendor-auth")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(!before.starts_with("W/"), "strong ETags");
+    server.post("/api/v1/services", json!({"id": "sso-bridge", "name": "SSO bridge", "owner": "platform", "depends_on": ["vendor-auth"]})).await;
+    let after = etag(
+        &server
+            .request(Method::GET, "/api/v1/services/vendor-auth")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_ne!(before, after, "a new dependent changes the ETag");
+    let (status, _) = send(
+        server
+            .request(Method::PATCH, "/api/v1/services/vendor-auth")
+            .header("if-match", format!("\"nope\", {after}"))
+            .json(&json!({"tier": 2})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "If-Match takes a list");
 
     let (status, body) = server.get("/api/v1/services/no-such-service").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -466,6 +508,12 @@ async fn lists_paginate_and_filter(backend: Backend) {
     let (_, members) = server.get("/api/v1/people?team=hosting").await;
     assert_eq!(ids(&members), ["hank", "hiro"]);
 
+    let (status, body) = server.get("/api/v1/teams?tier=1").await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "only services have a tier: {body}"
+    );
     for bad in ["limit=0", "limit=5000", "limit=ten", "tier=top", "tier=9"] {
         let (status, body) = server.get(&format!("/api/v1/services?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
@@ -475,6 +523,23 @@ async fn lists_paginate_and_filter(backend: Backend) {
 
 async fn prune_removes_only_absent_catalog_entities(backend: Backend) {
     let (_db, server) = seeded(backend).await;
+    // A document that declares nothing never prunes the catalog away.
+    for empty in ["version: 1\n", "{}", "teams: []\n"] {
+        let (status, body) = server.put_yaml("/api/v1/catalog?prune=true", empty).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{empty:?}: {body}"
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("would delete the whole catalog")
+        );
+    }
+    let (_, services) = server.get("/api/v1/services?limit=1000").await;
+    assert_eq!(services["items"].as_array().unwrap().len(), 12);
     // Without prune, a partial document keeps everything else.
     let (status, body) = server
         .put_yaml(

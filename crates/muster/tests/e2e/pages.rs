@@ -255,6 +255,21 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
         "text is escaped"
     );
     assert!(!html.contains("<script>alert(1)</script>"));
+    let bad = client
+        .get(format!("{base}/audit?since=yesterday"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        bad.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "pages answer errors as pages"
+    );
+    assert!(bad.text().await.unwrap().contains("since: "));
     let missing = client
         .get(format!("{base}/services/no-such"))
         .header(header::COOKIE, &cookie)

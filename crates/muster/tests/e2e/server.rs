@@ -237,6 +237,69 @@ async fn settings_come_from_flags_environment_and_config_file() {
     );
 }
 
+on_both_databases!(another_secret_key_is_refused);
+
+async fn another_secret_key_is_refused(backend: Backend) {
+    let (db, _server) = seeded(backend).await;
+    let muster = |key: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(args)
+            .env("MUSTER_DATABASE_URL", &db.url)
+            .env("MUSTER_SECRET_KEY_FILE", key)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = muster(&db.dir.join("other.key"), &["catalog", "import", "-"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("not the one this database's secrets are sealed with"),
+        "{out:?}"
+    );
+    let out = muster(&db.dir.join("missing.key"), &["token", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no secret key file at"),
+        "{out:?}"
+    );
+    assert!(
+        !db.dir.join("missing.key").exists(),
+        "a read-only command creates no key"
+    );
+}
+
+#[tokio::test]
+async fn a_clean_stop_leaves_a_complete_database_file_and_links_share_the_lock() {
+    let db = Database::fresh(Backend::Sqlite).await;
+    let token = db.token("admin", "admin", &[]);
+    let link = db.dir.join("link.db");
+    std::os::unix::fs::symlink(db.dir.join("muster.db"), &link).unwrap();
+    let mut server = db.serve().unwrap().with_token(&token);
+    let through_link = Database {
+        backend: Backend::Sqlite,
+        url: format!("sqlite://{}", link.display()),
+        dir: db.dir.clone(),
+    };
+    let refused = through_link
+        .serve()
+        .err()
+        .expect("a link to a served file is the same file");
+    assert!(refused.contains("already running"), "{refused}");
+    server.import_seed().await;
+    assert!(server.stop().success());
+    // Copy the database file alone, without its WAL: it holds everything.
+    let copy = db.dir.join("copy.db");
+    std::fs::copy(db.dir.join("muster.db"), &copy).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", copy.display()))
+        .await
+        .unwrap();
+    let (services,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM services")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(services, 12);
+}
+
 #[tokio::test]
 async fn commands_that_read_refuse_a_missing_sqlite_file() {
     let db = Database::fresh(Backend::Sqlite).await;

@@ -83,19 +83,28 @@ fn owner_team(kind: Kind, body: &Value) -> Option<String> {
     }
 }
 
-fn entity_response(snapshot: &CatalogSnapshot, kind: Kind, id: &str) -> ApiResult<Response> {
-    let mut body = snapshot
-        .catalog
-        .entity(kind, id)
-        .ok_or_else(|| not_found(kind, id))?;
+/// An entity as the API shows it: secrets redacted and, for a service, its direct
+/// dependents. Its ETag covers exactly this, so it changes whenever the answer does.
+fn representation(catalog: &Catalog, kind: Kind, id: &str) -> Option<Value> {
+    let mut body = catalog.entity(kind, id)?;
     if kind == Kind::Service {
-        body["dependents"] = json!(snapshot.graph.direct_dependents(id));
+        let mut dependents: Vec<&str> = catalog
+            .services
+            .iter()
+            .filter(|s| s.depends_on.iter().any(|d| d == id))
+            .map(|s| s.id.as_str())
+            .collect();
+        dependents.sort_unstable();
+        body["dependents"] = json!(dependents);
     }
+    Some(body)
+}
+
+fn entity_response(snapshot: &CatalogSnapshot, kind: Kind, id: &str) -> ApiResult<Response> {
+    let body = representation(&snapshot.catalog, kind, id).ok_or_else(|| not_found(kind, id))?;
+    let etag = entity_etag(&body);
     let mut response = Json(body).into_response();
-    if let Some(etag) = snapshot
-        .etag(kind, id)
-        .and_then(|e| HeaderValue::from_str(e).ok())
-    {
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, etag);
     }
     Ok(response)
@@ -126,6 +135,18 @@ pub async fn list(
                 })
         })
         .transpose()?;
+    if tier.is_some() && kind != Kind::Service {
+        return Err(ApiError::field(
+            "tier",
+            format!("{} have no tier; only services do", kind.section()),
+        ));
+    }
+    if team.is_some() && kind == Kind::Organisation {
+        return Err(ApiError::field(
+            "team",
+            "organisations do not belong to teams",
+        ));
+    }
     let snapshot = state.store.catalog().await?;
     let catalog = snapshot.catalog.redacted();
     let values: Vec<Value> = match kind {
@@ -238,10 +259,10 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
 fn check_precondition(
     kind: Kind,
     id: &str,
-    stored: &Value,
+    shown: &Value,
     expected: &Option<String>,
 ) -> Result<(), Refusal> {
-    let etag = entity_etag(stored);
+    let etag = entity_etag(shown);
     // `If-Match: *` or a list of strong tags, one of which must be current.
     let matches = |header: &str| {
         header
@@ -301,13 +322,11 @@ pub async fn patch(
     state
         .store
         .change_catalog(&caller.actor(), "", move |current| {
-            let stored = current
-                .stored_entity(kind, &id_for_plan)
-                .ok_or(Refusal::NotFound {
-                    kind,
-                    id: id_for_plan.clone(),
-                })?;
-            check_precondition(kind, &id_for_plan, &stored, &expected)?;
+            let shown = representation(current, kind, &id_for_plan).ok_or(Refusal::NotFound {
+                kind,
+                id: id_for_plan.clone(),
+            })?;
+            check_precondition(kind, &id_for_plan, &shown, &expected)?;
             // Re-apply the patch to what is stored now, so a concurrent change to
             // other fields is not lost.
             let mut body = current.entity(kind, &id_for_plan).unwrap_or(Value::Null);
@@ -342,8 +361,8 @@ pub async fn delete(
     state
         .store
         .change_catalog(&caller.actor(), "", move |current| {
-            if let Some(stored) = current.stored_entity(kind, &id) {
-                check_precondition(kind, &id, &stored, &expected)?;
+            if let Some(shown) = representation(current, kind, &id) {
+                check_precondition(kind, &id, &shown, &expected)?;
             }
             plan_delete(current, kind, &id)
         })

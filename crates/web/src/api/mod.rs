@@ -137,7 +137,11 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "the request body is larger than this endpoint accepts",
+                    format!(
+                        "the request body is too large: the limit is {} MiB ({} MiB for PUT /api/v1/catalog)",
+                        MAX_BODY_BYTES >> 20,
+                        MAX_CATALOG_BYTES >> 20
+                    ),
                 )
             } else {
                 ApiError::bad_request(format!("cannot read the request body: {rejection}"))

@@ -1,6 +1,6 @@
 //! The audit log page.
 
-use super::{Nav, TimeView, Viewer};
+use super::{Nav, TimeView, Viewer, refused};
 use crate::AppState;
 use crate::api::Params;
 use crate::error::ApiError;
@@ -66,7 +66,7 @@ pub async fn page(
     viewer: Viewer,
     params: Params,
 ) -> Result<Response, Response> {
-    let filter = crate::api::audit::filter(&params).map_err(IntoResponse::into_response)?;
+    let filter = crate::api::audit::filter(&params).map_err(|e| refused(&viewer, e))?;
     let mut entries = state
         .store
         .audit_list(&filter)

@@ -201,12 +201,21 @@ struct MessagePage {
 
 /// A page saying what was not found, inside the layout.
 pub fn missing(viewer: &Viewer, what: String) -> Response {
+    message(viewer, StatusCode::NOT_FOUND, "Not found", what)
+}
+
+/// A page saying why a request was refused (e.g. a malformed filter), inside the layout.
+pub fn refused(viewer: &Viewer, error: crate::error::ApiError) -> Response {
+    message(viewer, error.status, "Cannot show this", error.detail)
+}
+
+fn message(viewer: &Viewer, status: StatusCode, title: &str, message: String) -> Response {
     let page = MessagePage {
         nav: viewer.nav(""),
-        title: "Not found".into(),
-        message: what,
+        title: title.into(),
+        message,
     };
-    (StatusCode::NOT_FOUND, page).into_response()
+    (status, page).into_response()
 }
 
 pub fn not_found() -> impl IntoResponse {
