@@ -32,7 +32,7 @@ pub struct Global {
     #[arg(long, global = true, env = "MUSTER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database: sqlite://FILE (created if missing) or postgres://USER:PASSWORD@HOST/DB.
-    /// [default: sqlite://muster.db]
+    /// [default: sqlite://muster.db; sqlite://muster-demo.db for `demo`]
     #[arg(long, global = true, env = "MUSTER_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// File holding the key that encrypts stored secrets (created if missing). Servers
@@ -48,7 +48,7 @@ pub struct Global {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the server: JSON API, web UI, compatibility endpoints.
+    /// Run the server: the JSON API, the web UI and the operational endpoints.
     Serve(serve::ServeArgs),
     /// Run the server with the demo world loaded; prints the URL and a fresh password for the demo admin.
     Demo(serve::DemoArgs),

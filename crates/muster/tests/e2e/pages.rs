@@ -255,6 +255,21 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
         "text is escaped"
     );
     assert!(!html.contains("<script>alert(1)</script>"));
+    let history = client
+        .get(format!("{base}/audit?entity=service:xss"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        history.contains("before / after") && history.contains("(did not exist)"),
+        "the audit page shows what changed"
+    );
+    assert!(history.contains("&lt;script&gt;") || history.contains("&#60;script&#62;"));
+    assert!(!history.contains("<script>alert"));
     let bad = client
         .get(format!("{base}/audit?since=yesterday"))
         .header(header::COOKIE, &cookie)

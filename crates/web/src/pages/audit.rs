@@ -21,6 +21,19 @@ pub struct EntryRow {
     pub(super) entity: String,
     pub(super) href: Option<String>,
     pub(super) reason: String,
+    /// The entity before and after, pretty-printed; empty when not recorded.
+    pub(super) before: String,
+    pub(super) after: String,
+}
+
+/// Stored JSON state, indented for reading.
+fn pretty(state: &Option<String>) -> String {
+    let Some(text) = state else {
+        return String::new();
+    };
+    serde_json::from_str::<serde_json::Value>(text)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| text.clone())
 }
 
 pub fn rows(viewer: &Viewer, entries: &[AuditEntry], now: jiff::Timestamp) -> Vec<EntryRow> {
@@ -44,6 +57,8 @@ pub fn rows(viewer: &Viewer, entries: &[AuditEntry], now: jiff::Timestamp) -> Ve
                 entity: e.entity.clone(),
                 href,
                 reason: e.reason.clone().unwrap_or_default(),
+                before: pretty(&e.before),
+                after: pretty(&e.after),
             }
         })
         .collect()
