@@ -446,154 +446,54 @@ fn view<T: for<'de> Deserialize<'de>>(
     }
 }
 
-#[derive(Deserialize)]
-struct ScheduleView {
-    #[serde(default)]
-    id: String,
-    timezone: Option<String>,
-    #[serde(default)]
-    layers: Vec<LayerView>,
-    #[serde(default)]
-    overrides: Vec<OverrideView>,
-}
-
-#[derive(Deserialize)]
-struct LayerView {
-    name: Option<String>,
-    rotation: Option<String>,
-    handoff: Option<String>,
-    start: Option<String>,
-    #[serde(default)]
-    members: Vec<String>,
-    active: Option<ActiveView>,
-}
-
-#[derive(Deserialize)]
-struct ActiveView {
-    #[serde(default)]
-    days: Vec<String>,
-    from: Option<String>,
-    to: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct OverrideView {
-    person: Option<String>,
-    replaces: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-}
-
-const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-
+/// Schedules are read by the on-call model itself, so the catalog accepts exactly
+/// what the calculators understand; references are checked on the raw document so
+/// they are reported even beside shape problems.
 fn check_schedule(check: &mut Check, i: usize, value: &Value) {
-    let Some(schedule) = view::<ScheduleView>(check, Kind::Schedule, i, value) else {
-        return;
+    let id = entity_id(value).unwrap_or("");
+    if let Err(errors) = crate::oncall::Schedule::from_json(value) {
+        for e in errors.0 {
+            check.error(Kind::Schedule, i, id, &e.path, e.message);
+        }
+    }
+    let at = (Kind::Schedule, i, id);
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let at = (Kind::Schedule, i, schedule.id.as_str());
-    if let Some(tz) = check.required(at, "timezone", &schedule.timezone)
-        && jiff::tz::TimeZone::get(tz).is_err()
+    for (l, layer) in value
+        .get("layers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
     {
-        check.error(
-            at.0,
-            i,
-            at.2,
-            "timezone",
-            format!("unknown timezone {tz:?}"),
-        );
-    }
-    if schedule.layers.is_empty() {
-        check.error(
-            at.0,
-            i,
-            at.2,
-            "layers",
-            "a schedule needs at least one layer",
-        );
-    }
-    for (l, layer) in schedule.layers.iter().enumerate() {
-        let field = |f: &str| format!("layers[{l}].{f}");
-        check.required(at, &field("name"), &layer.name);
-        let weekly = match check.required(at, &field("rotation"), &layer.rotation) {
-            Some(rotation) => {
-                if let Some(problem) = rotation_problem(rotation) {
-                    check.error(at.0, i, at.2, &field("rotation"), problem);
-                }
-                rotation == "weekly"
-            }
-            None => false,
-        };
-        if let Some(handoff) = check.required(at, &field("handoff"), &layer.handoff)
-            && let Some(problem) = handoff_problem(handoff, weekly)
-        {
-            check.error(at.0, i, at.2, &field("handoff"), problem);
-        }
-        if let Some(start) = check.required(at, &field("start"), &layer.start)
-            && start.parse::<jiff::civil::Date>().is_err()
-        {
-            check.error(
-                at.0,
-                i,
-                at.2,
-                &field("start"),
-                format!("{start:?} is not a date (YYYY-MM-DD)"),
+        for (m, member) in strings(&layer["members"]).iter().enumerate() {
+            check.reference(
+                at,
+                &format!("layers[{l}].members[{m}]"),
+                Kind::Person,
+                member,
             );
         }
-        if layer.members.is_empty() {
-            check.error(
-                at.0,
-                i,
-                at.2,
-                &field("members"),
-                "a layer needs at least one member",
-            );
-        }
-        for (m, member) in layer.members.iter().enumerate() {
-            check.reference(at, &field(&format!("members[{m}]")), Kind::Person, member);
-        }
-        if let Some(active) = &layer.active {
-            for (d, day) in active.days.iter().enumerate() {
-                if !WEEKDAYS.contains(&day.as_str()) {
-                    check.error(
-                        at.0,
-                        i,
-                        at.2,
-                        &field(&format!("active.days[{d}]")),
-                        format!("{day:?} is not a day (Mon … Sun)"),
-                    );
-                }
-            }
-            for (name, time) in [("from", &active.from), ("to", &active.to)] {
-                if let Some(time) = check.required(at, &field(&format!("active.{name}")), time)
-                    && wall_clock(time).is_none()
-                {
-                    check.error(
-                        at.0,
-                        i,
-                        at.2,
-                        &field(&format!("active.{name}")),
-                        format!("{time:?} is not a time (HH:MM)"),
-                    );
-                }
-            }
-        }
     }
-    for (o, over) in schedule.overrides.iter().enumerate() {
-        let field = |f: &str| format!("overrides[{o}].{f}");
-        if let Some(person) = check.required(at, &field("person"), &over.person) {
-            check.reference(at, &field("person"), Kind::Person, person);
-        }
-        if let Some(replaces) = &over.replaces {
-            check.reference(at, &field("replaces"), Kind::Person, replaces);
-        }
-        check.required(at, &field("from"), &over.from);
-        check.required(at, &field("to"), &over.to);
-        let from = check.instant(at, &field("from"), &over.from);
-        let to = check.instant(at, &field("to"), &over.to);
-        if let (Some(from), Some(to)) = (from, to)
-            && from >= to
-        {
-            check.error(at.0, i, at.2, &field("to"), "must be after from");
+    for (o, over) in value
+        .get("overrides")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for field in ["person", "replaces"] {
+            if let Some(person) = over.get(field).and_then(Value::as_str) {
+                check.reference(at, &format!("overrides[{o}].{field}"), Kind::Person, person);
+            }
         }
     }
 }
@@ -756,48 +656,6 @@ fn check_renewable(check: &mut Check, i: usize, value: &Value) {
     }
 }
 
-fn rotation_problem(rotation: &str) -> Option<String> {
-    if rotation == "daily" || rotation == "weekly" {
-        return None;
-    }
-    let (count, unit) = rotation.split_at(rotation.len().saturating_sub(1));
-    match (count.parse::<u32>(), unit) {
-        (Ok(n), "h") if n > 0 && 24 % n == 0 => None,
-        (Ok(n), "h") if n > 0 => Some(format!("{n}h does not divide 24 hours")),
-        (Ok(n), "d" | "w") if n > 0 => None,
-        _ => Some(format!(
-            "{rotation:?} is not a rotation: use daily, weekly, Nh, Nd or Nw"
-        )),
-    }
-}
-
-fn handoff_problem(handoff: &str, weekly: bool) -> Option<String> {
-    let (day, time) = match handoff.split_once(' ') {
-        Some((day, time)) => (Some(day), time),
-        None => (None, handoff),
-    };
-    if let Some(day) = day {
-        if !WEEKDAYS.contains(&day) {
-            return Some(format!("{day:?} is not a day (Mon … Sun)"));
-        }
-    } else if weekly {
-        return Some(format!(
-            "{handoff:?}: a weekly handoff names a day, e.g. \"Mon 09:00\""
-        ));
-    }
-    wall_clock(time)
-        .is_none()
-        .then(|| format!("{time:?} is not a time (HH:MM)"))
-}
-
-fn wall_clock(text: &str) -> Option<jiff::civil::Time> {
-    let (h, m) = text.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    jiff::civil::Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
-}
-
 fn email_problem(email: &str) -> Option<String> {
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -916,8 +774,8 @@ renewables:
             got,
             vec![
                 "schedules[0].layers[0].rotation: 5h does not divide 24 hours",
-                "schedules[0].layers[0].members[0]: unknown person \"ghost\"",
                 "schedules[0].overrides[0].to: must be after from",
+                "schedules[0].layers[0].members[0]: unknown person \"ghost\"",
                 "escalation_policies[0].steps[0].targets[1]: \"squad:x\" is not a target: use person:ID, schedule:ID or team:ID",
                 "escalation_policies[0].steps[0].escalate_after: \"soon\" is not a duration (examples: 90s, 15m, 2h30m, 1d)",
                 "renewables[0].buyer: unknown team \"procurement\"",

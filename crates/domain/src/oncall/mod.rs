@@ -1,0 +1,12 @@
+//! On-call: who is on call for a schedule at an instant, and the final shifts over a
+//! range, across timezones and daylight-saving changes. Pure calculators, tested
+//! without a database (property tests compare them with a brute-force evaluation).
+//!
+//! - [`schedule`]: the schedule model, read from the catalog's `schedules` section.
+//! - [`shifts`]: evaluation — layers, `active` windows, overrides, gaps.
+
+pub mod schedule;
+pub mod shifts;
+
+pub use schedule::{Layer, Override, Rotation, Schedule};
+pub use shifts::{OnCall, Shift, Shifts};
