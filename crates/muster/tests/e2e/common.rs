@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const SEED_WORLD: &str = include_str!("../../../../fixtures/seed-world.yaml");
 pub const START: &str = "2026-11-23T10:00:00Z";
@@ -52,11 +52,16 @@ pub fn postgres_admin_url() -> String {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn unique(prefix: &str) -> String {
+    // Process ids are reused between runs and test databases are kept for inspection,
+    // so the wall clock makes names unique across runs too.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!(
-        "{prefix}_{}_{}_{}",
+        "{prefix}_{}_{}_{nanos}",
         std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst),
-        Instant::now().elapsed().as_nanos() % 1000
+        COUNTER.fetch_add(1, Ordering::SeqCst)
     )
 }
 
