@@ -178,6 +178,37 @@ impl Database {
     }
 }
 
+impl Drop for Database {
+    /// Removes what the test made: the scratch directory and, on PostgreSQL, the
+    /// database (forcibly: a killed server may have left connections behind).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.backend == Backend::Postgres {
+            let Some(name) = self.url.rsplit('/').next().map(str::to_owned) else {
+                return;
+            };
+            let admin = postgres_admin_url();
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&pool)
+                        .await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
 /// A running `muster serve` on a random port, stopped (SIGTERM) when dropped.
 pub struct Server {
     child: Child,
