@@ -114,6 +114,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/services/{id}/dependencies",
             get(catalog_api::dependencies),
         )
+        .route("/api/v1/schedules/{id}/oncall", get(api::oncall::oncall))
+        .route("/api/v1/schedules/{id}/shifts", get(api::oncall::shifts))
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {

@@ -146,16 +146,27 @@ impl Schedule {
         out
     }
 
-    /// The end of the merged final shift in force at `t` (looking ahead at most
-    /// `horizon`), for "on call until".
-    pub fn oncall_until(&self, t: Timestamp, horizon: jiff::SignedDuration) -> Option<Timestamp> {
-        let end = t.checked_add(horizon).unwrap_or(Timestamp::MAX);
-        let shifts = self.shifts(t, end);
-        shifts
-            .shifts
-            .first()
-            .filter(|s| s.start == t)
-            .map(|s| s.end)
+    /// The end of the merged final shift in force at `t`: when the person on call now
+    /// stops being on call. `None` when nobody is on call at `t`, or when they stay on
+    /// call for at least a year (a one-person rotation).
+    pub fn oncall_until(&self, t: Timestamp) -> Option<Timestamp> {
+        let person = self.oncall_at(t)?.person;
+        let week = jiff::SignedDuration::from_hours(24 * 7);
+        let mut cursor = t;
+        for _ in 0..53 {
+            let end = cursor.checked_add(week).ok()?;
+            let window = self.shifts(cursor, end);
+            match window.shifts.first() {
+                Some(first) if first.start == cursor && first.person == person => {
+                    if first.end < end {
+                        return Some(first.end);
+                    }
+                }
+                _ => return Some(cursor),
+            }
+            cursor = end;
+        }
+        None
     }
 }
 
@@ -271,11 +282,19 @@ mod tests {
             }
         );
         assert_eq!(
-            s.oncall_until(
-                at("2026-11-03T00:00:00Z"),
-                jiff::SignedDuration::from_hours(24 * 30)
-            ),
+            s.oncall_until(at("2026-11-03T00:00:00Z")),
             Some(at("2026-11-09T09:00:00Z"))
+        );
+        assert_eq!(
+            s.oncall_until(at("2026-11-01T00:00:00Z")),
+            None,
+            "nobody is on call yet"
+        );
+        let ges = seed_schedule("ges-primary");
+        // Weekly, so jared's shift from Mon 2 Nov 08:00 Chicago ends a week later.
+        assert_eq!(
+            ges.oncall_until(at("2026-11-04T12:00:00Z")),
+            Some(at("2026-11-09T14:00:00Z"))
         );
     }
 

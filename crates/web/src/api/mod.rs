@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod clock;
+pub mod oncall;
 pub mod openapi;
 
 use crate::error::{ApiError, ApiResult};
