@@ -4,7 +4,6 @@
 use super::graph::ServiceGraph;
 use super::model::{Catalog, Contact, Kind, Organisation, Person, Service, Team, entity_id};
 use super::secret::Secret;
-use crate::clock::parse_duration;
 use crate::problem::FieldErrors;
 use crate::slug::slug_problem;
 use serde::Deserialize;
@@ -498,79 +497,37 @@ fn check_schedule(check: &mut Check, i: usize, value: &Value) {
     }
 }
 
-#[derive(Deserialize)]
-struct PolicyView {
-    #[serde(default)]
-    id: String,
-    repeat: Option<u32>,
-    #[serde(default)]
-    steps: Vec<StepView>,
-}
-
-#[derive(Deserialize)]
-struct StepView {
-    #[serde(default)]
-    targets: Vec<String>,
-    escalate_after: Option<String>,
-}
-
+/// Policies are read by the escalation model itself; target references are checked
+/// on the raw document so they are reported beside shape problems.
 fn check_escalation_policy(check: &mut Check, i: usize, value: &Value) {
-    let Some(policy) = view::<PolicyView>(check, Kind::EscalationPolicy, i, value) else {
-        return;
-    };
-    let at = (Kind::EscalationPolicy, i, policy.id.as_str());
-    if policy.repeat.is_some_and(|r| r > 100) {
-        check.error(at.0, i, at.2, "repeat", "must be at most 100");
-    }
-    if policy.steps.is_empty() {
-        check.error(at.0, i, at.2, "steps", "a policy needs at least one step");
-    }
-    for (s, step) in policy.steps.iter().enumerate() {
-        if step.targets.is_empty() {
-            check.error(
-                at.0,
-                i,
-                at.2,
-                &format!("steps[{s}].targets"),
-                "a step needs at least one target",
-            );
+    use crate::oncall::Target;
+    let id = entity_id(value).unwrap_or("");
+    if let Err(errors) = crate::oncall::Policy::from_json(value) {
+        for e in errors.0 {
+            check.error(Kind::EscalationPolicy, i, id, &e.path, e.message);
         }
-        for (t, target) in step.targets.iter().enumerate() {
+    }
+    let at = (Kind::EscalationPolicy, i, id);
+    for (s, step) in value
+        .get("steps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (t, target) in step
+            .get("targets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let field = format!("steps[{s}].targets[{t}]");
-            let kind = match target.split_once(':') {
-                Some(("person", id)) => Some((Kind::Person, id)),
-                Some(("schedule", id)) => Some((Kind::Schedule, id)),
-                Some(("team", id)) => Some((Kind::Team, id)),
-                _ => None,
-            };
-            match kind {
-                Some((kind, id)) => check.reference(at, &field, kind, id),
-                None => check.error(
-                    at.0,
-                    i,
-                    at.2,
-                    &field,
-                    format!("{target:?} is not a target: use person:ID, schedule:ID or team:ID"),
-                ),
-            }
-        }
-        if let Some(after) = &step.escalate_after {
-            match parse_duration(after) {
-                Ok(d) if d.is_positive() => {}
-                Ok(_) => check.error(
-                    at.0,
-                    i,
-                    at.2,
-                    &format!("steps[{s}].escalate_after"),
-                    "must be positive",
-                ),
-                Err(problem) => check.error(
-                    at.0,
-                    i,
-                    at.2,
-                    &format!("steps[{s}].escalate_after"),
-                    problem,
-                ),
+            match target.as_str().map(Target::parse) {
+                Some(Ok(Target::Person(p))) => check.reference(at, &field, Kind::Person, &p),
+                Some(Ok(Target::Schedule(x))) => check.reference(at, &field, Kind::Schedule, &x),
+                Some(Ok(Target::Team(x))) => check.reference(at, &field, Kind::Team, &x),
+                _ => {} // reported by the model
             }
         }
     }

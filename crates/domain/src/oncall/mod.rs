@@ -4,9 +4,12 @@
 //!
 //! - [`schedule`]: the schedule model, read from the catalog's `schedules` section.
 //! - [`shifts`]: evaluation — layers, `active` windows, overrides, gaps.
+//! - [`escalation`]: who is paged when, until someone acknowledges.
 
+pub mod escalation;
 pub mod schedule;
 pub mod shifts;
 
+pub use escalation::{Page, Policy, Step, Target};
 pub use schedule::{Layer, Override, Rotation, Schedule};
 pub use shifts::{OnCall, Shift, Shifts};
