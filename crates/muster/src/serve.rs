@@ -136,6 +136,8 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
     let state = muster_web::AppState::new(store.clone(), public_url.clone());
     let app = muster_web::router(state);
 
+    let senders = muster_notify::Senders::new().map_err(|e| anyhow::anyhow!(e))?;
+    let engine = muster_engine::start(store.clone(), senders);
     tokio::spawn(log_audit_head(store.clone()));
     eprintln!(
         "muster listening on http://{address} (database {}, public URL {public_url})",
@@ -159,6 +161,10 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("the server failed")?;
+    // Claims held by unfinished attempts expire and are taken up after a restart.
+    for module in engine {
+        module.abort();
+    }
     store.close().await;
     eprintln!("muster stopped");
     Ok(ExitCode::SUCCESS)

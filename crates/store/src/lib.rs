@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 mod connect;
+pub mod notify;
 pub mod secrets;
 
 pub use connect::{Backend, DatabaseUrl, Pools};
@@ -185,7 +186,8 @@ pub(crate) use dispatch;
 /// transactions are exclusive already) and `BEGIN_WRITE` the statement that opens a
 /// write transaction (`BEGIN IMMEDIATE` on SQLite, so a write never fails on lock
 /// upgrade while another process holds the file) and `BEGIN_SNAPSHOT` a read
-/// transaction that sees one consistent state. `audit_sql` is the audit trail's
+/// transaction that sees one consistent state, and `SKIP_LOCKED` the suffix that lets
+/// several deliverers claim different rows at once on PostgreSQL. `audit_sql` is the audit trail's
 /// queries for the same database, for appending inside a write transaction.
 macro_rules! per_dialect {
     ($file:literal) => {
@@ -198,6 +200,7 @@ macro_rules! per_dialect {
             const LOCK: &str = "";
             const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
             const BEGIN_SNAPSHOT: &str = "BEGIN";
+            const SKIP_LOCKED: &str = "";
             #[allow(unused_imports)]
             use crate::audit::sqlite as audit_sql;
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));
@@ -211,6 +214,7 @@ macro_rules! per_dialect {
             const LOCK: &str = " FOR UPDATE";
             const BEGIN_WRITE: &str = "BEGIN";
             const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+            const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
             #[allow(unused_imports)]
             use crate::audit::postgres as audit_sql;
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));

@@ -1,0 +1,95 @@
+// Outbox queries, compiled once per database (see `per_dialect!`).
+
+pub async fn enqueue(p: &crate::Pools<DB>, now: i64, messages: Vec<NewNotification>) -> Result<usize> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let mut created = 0;
+    for m in messages {
+        let done = sqlx::query(
+            "INSERT INTO notifications (delivery_id, dedup_key, recipient, channel, destination, secret, subject, body, status, attempts, not_before, next_attempt_at, give_up_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $10, $11) ON CONFLICT (dedup_key) DO NOTHING",
+        )
+        .bind(random_token(24))
+        .bind(&m.dedup_key)
+        .bind(&m.recipient)
+        .bind(m.channel.as_str())
+        .bind(&m.destination)
+        .bind(&m.secret)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(m.not_before.max(0))
+        .bind(m.give_up_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        created += done.rows_affected() as usize;
+    }
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub async fn claim(p: &crate::Pools<DB>, worker: &str, now: i64, until: i64, limit: i64) -> Result<Vec<Notification>> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let sql = format!(
+        "UPDATE notifications SET claimed_by = $1, claimed_until = $2 WHERE id IN (\
+           SELECT id FROM notifications WHERE status = 'queued' AND next_attempt_at <= $3 \
+           AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY next_attempt_at, id LIMIT $4{SKIP_LOCKED}) \
+         RETURNING {COLUMNS}"
+    );
+    let rows: Vec<Row> = sqlx::query_as(trusted(sql)).bind(worker).bind(until).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(
+    p: &crate::Pools<DB>,
+    worker: &str,
+    id: i64,
+    attempt: i64,
+    now: i64,
+    status: &str,
+    next: i64,
+    detail: Option<String>,
+) -> Result<bool> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    // Only the holder of a live claim completes a message.
+    let sql = format!("SELECT give_up_at FROM notifications WHERE id = $1 AND claimed_by = $2 AND status = 'queued'{LOCK}");
+    let held: Option<(i64,)> = sqlx::query_as(trusted(sql)).bind(id).bind(worker).fetch_optional(&mut *tx).await?;
+    let Some((give_up_at,)) = held else {
+        return Ok(false);
+    };
+    let outcome = if status == "retry" { "retry" } else { status };
+    sqlx::query("INSERT INTO notification_attempts (notification_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(attempt)
+        .bind(now)
+        .bind(outcome)
+        .bind(&detail)
+        .execute(&mut *tx)
+        .await?;
+    let (final_status, delivered_at) = match status {
+        "delivered" => ("delivered", Some(now)),
+        "retry" if next > give_up_at => ("failed", None),
+        "retry" => ("queued", None),
+        _ => ("failed", None),
+    };
+    sqlx::query(
+        "UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6, claimed_by = NULL, claimed_until = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(final_status)
+    .bind(attempt)
+    .bind(next)
+    .bind(&detail)
+    .bind(delivered_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn list(p: &crate::Pools<DB>, recipient: Option<&str>, before_id: i64, limit: i64) -> Result<Vec<Notification>> {
+    let sql = format!("SELECT {COLUMNS} FROM notifications WHERE ($1 IS NULL OR recipient = $1) AND id < $2 ORDER BY id DESC LIMIT $3");
+    let rows: Vec<Row> = sqlx::query_as(trusted(sql)).bind(recipient).bind(before_id).bind(limit).fetch_all(&p.reader).await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}

@@ -1,0 +1,103 @@
+//! The outbox through the API: `GET /api/v1/notifications` and
+//! `POST /api/v1/people/{id}/test-notification`.
+
+use super::{page, Params};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use muster_domain::auth::Permission;
+use muster_domain::catalog::secret::Secret;
+use muster_domain::catalog::Contact;
+use muster_domain::notify::{Channel, DEFAULT_RETRY_HORIZON};
+use muster_store::notify::{NewNotification, Notification};
+use serde_json::{json, Value};
+
+fn instant(ms: i64) -> Value {
+    jiff::Timestamp::from_millisecond(ms).map(|t| json!(t.to_string())).unwrap_or(Value::Null)
+}
+
+pub fn notification_json(n: &Notification) -> Value {
+    json!({
+        "id": n.id,
+        "delivery_id": n.delivery_id,
+        "recipient": n.recipient,
+        "channel": n.channel,
+        "subject": n.subject,
+        "status": n.status,
+        "attempts": n.attempts,
+        "next_attempt_at": if n.status == "queued" { instant(n.next_attempt_at) } else { Value::Null },
+        "last_error": n.last_error,
+        "created_at": instant(n.created_at),
+        "delivered_at": n.delivered_at.map(instant),
+    })
+}
+
+/// `GET /api/v1/notifications?recipient=PERSON&limit=&cursor=`, newest first.
+pub async fn list(State(state): State<AppState>, caller: Caller, params: Params) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let limit = params.limit()? as i64;
+    let before = params
+        .text("cursor")
+        .map(|c| c.parse::<i64>().map_err(|_| ApiError::field("cursor", format!("{c:?} is not a cursor from a previous page"))))
+        .transpose()?;
+    let mut items = state.store.notifications(params.text("recipient"), before, limit + 1).await?;
+    let next = if items.len() as i64 > limit {
+        items.pop();
+        items.last().map(|n| n.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(page(items.iter().map(notification_json).collect(), next)))
+}
+
+/// `POST /api/v1/people/{id}/test-notification`: one test message on each of the
+/// person's contact methods (their `email` first).
+pub async fn test(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Permission::Respond, None)?;
+    let snapshot = state.store.catalog().await?;
+    let person = snapshot.catalog.person(&id).ok_or_else(|| ApiError::not_found(format!("no person with id {id:?}")))?;
+    let now = state.store.now_ms();
+    let give_up_at = now + DEFAULT_RETRY_HORIZON.as_millis() as i64;
+    let sealed = |s: &Secret| match s {
+        Secret::Sealed(v) => Some(v.clone()),
+        _ => None,
+    };
+    let mut targets: Vec<(Channel, String, Option<String>)> = Vec::new();
+    if let Some(email) = &person.email {
+        targets.push((Channel::Email, email.clone(), None));
+    }
+    for contact in &person.contacts {
+        let target = match contact {
+            Contact::Email { to } => Some((Channel::Email, to.clone(), None)),
+            Contact::Webhook { url, secret } => Some((Channel::Webhook, url.clone(), secret.as_ref().and_then(sealed))),
+            Contact::Slack { url } => sealed(url).map(|u| (Channel::Slack, u, None)),
+            Contact::Teams { url } => sealed(url).map(|u| (Channel::Teams, u, None)),
+        };
+        targets.extend(target.filter(|t| !targets.contains(t)));
+    }
+    if targets.is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{id} has no email and no contact methods to test")));
+    }
+    let subject = format!("Muster test notification for {}", person.name);
+    let body = format!("This is a test from Muster ({}), sent by {}. Nothing needs doing.", state.public_url, caller.principal.label);
+    let messages: Vec<NewNotification> = targets
+        .into_iter()
+        .enumerate()
+        .map(|(i, (channel, destination, secret))| NewNotification {
+            dedup_key: format!("test:{id}:{now}:{i}"),
+            recipient: id.clone(),
+            channel,
+            destination,
+            secret,
+            subject: subject.clone(),
+            body: body.clone(),
+            not_before: now,
+            give_up_at,
+        })
+        .collect();
+    let queued = state.store.enqueue(messages).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+}
