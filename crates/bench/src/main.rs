@@ -276,6 +276,7 @@ async fn measure(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let catalog = synthetic(&args);
     let edges: usize = catalog.services.iter().map(|s| s.depends_on.len()).sum();
     eprintln!(

@@ -3,8 +3,8 @@
 
 use muster_domain::catalog::apply::Sealer;
 use muster_domain::notify::Outcome;
-use muster_store::notify::Notification;
 use muster_store::Store;
+use muster_store::notify::Notification;
 use std::time::Duration;
 
 /// Messages claimed per round.
@@ -27,7 +27,11 @@ pub async fn run(store: Store, senders: muster_notify::Senders) {
 }
 
 /// One round: claim, send, record. Returns how many messages were attempted.
-pub async fn round(store: &Store, senders: &muster_notify::Senders, worker: &str) -> muster_store::Result<usize> {
+pub async fn round(
+    store: &Store,
+    senders: &muster_notify::Senders,
+    worker: &str,
+) -> muster_store::Result<usize> {
     let claimed = store.claim_due(worker, LEASE_MS, BATCH).await?;
     let count = claimed.len();
     let attempts = claimed.into_iter().map(|message| {
@@ -53,13 +57,24 @@ pub async fn round(store: &Store, senders: &muster_notify::Senders, worker: &str
     Ok(count)
 }
 
-async fn attempt(store: &Store, senders: &muster_notify::Senders, message: &Notification) -> Outcome {
+async fn attempt(
+    store: &Store,
+    senders: &muster_notify::Senders,
+    message: &Notification,
+) -> Outcome {
     let sealer = store.sealer();
     // Chat webhook URLs and signing secrets are stored sealed; open them only to send.
-    let destination = if message.destination.starts_with(muster_domain::catalog::secret::SEALED_PREFIX) {
+    let destination = if message
+        .destination
+        .starts_with(muster_domain::catalog::secret::SEALED_PREFIX)
+    {
         match sealer.open(&message.destination) {
             Some(url) => url,
-            None => return Outcome::Reject("the destination cannot be unsealed with this server's key".into()),
+            None => {
+                return Outcome::Reject(
+                    "the destination cannot be unsealed with this server's key".into(),
+                );
+            }
         }
     } else {
         message.destination.clone()
@@ -67,9 +82,20 @@ async fn attempt(store: &Store, senders: &muster_notify::Senders, message: &Noti
     let secret = match &message.secret {
         Some(sealed) => match sealer.open(sealed) {
             Some(secret) => Some(secret),
-            None => return Outcome::Reject("the signing secret cannot be unsealed with this server's key".into()),
+            None => {
+                return Outcome::Reject(
+                    "the signing secret cannot be unsealed with this server's key".into(),
+                );
+            }
         },
         None => None,
     };
-    senders.send(message, &destination, secret.as_deref(), store.clock().now().as_second()).await
+    senders
+        .send(
+            message,
+            &destination,
+            secret.as_deref(),
+            store.clock().now().as_second(),
+        )
+        .await
 }

@@ -1,7 +1,10 @@
 //! The outbox's senders. Each turns one queued message into one delivery attempt and
 //! judges the outcome; the engine decides about retries from it.
 
-use muster_domain::notify::{http_outcome, slack_payload, teams_payload, webhook_payload, webhook_signature, Channel, Outcome};
+use muster_domain::notify::{
+    Channel, Outcome, http_outcome, slack_payload, teams_payload, webhook_payload,
+    webhook_signature,
+};
 use muster_store::notify::Notification;
 use std::time::Duration;
 
@@ -26,10 +29,22 @@ impl Senders {
     }
 
     /// Sends one message. `destination` and `secret` are already opened (unsealed).
-    pub async fn send(&self, message: &Notification, destination: &str, secret: Option<&str>, now_seconds: i64) -> Outcome {
+    pub async fn send(
+        &self,
+        message: &Notification,
+        destination: &str,
+        secret: Option<&str>,
+        now_seconds: i64,
+    ) -> Outcome {
         match Channel::parse(&message.channel) {
             Some(Channel::Webhook) => {
-                let body = webhook_payload(&message.delivery_id, &message.recipient, &message.subject, &message.body).to_string();
+                let body = webhook_payload(
+                    &message.delivery_id,
+                    &message.recipient,
+                    &message.subject,
+                    &message.body,
+                )
+                .to_string();
                 let mut request = self
                     .http
                     .post(destination)
@@ -37,13 +52,32 @@ impl Senders {
                     .header("x-muster-delivery", &message.delivery_id)
                     .header("x-muster-timestamp", now_seconds.to_string());
                 if let Some(secret) = secret {
-                    request = request.header("x-muster-signature", webhook_signature(secret, now_seconds, &body));
+                    request = request.header(
+                        "x-muster-signature",
+                        webhook_signature(secret, now_seconds, &body),
+                    );
                 }
                 self.post(request.body(body)).await
             }
-            Some(Channel::Slack) => self.post(self.http.post(destination).json(&slack_payload(&message.subject, &message.body))).await,
-            Some(Channel::Teams) => self.post(self.http.post(destination).json(&teams_payload(&message.subject, &message.body))).await,
-            Some(Channel::Email) => Outcome::Reject("email delivery is not configured on this server".into()),
+            Some(Channel::Slack) => {
+                self.post(
+                    self.http
+                        .post(destination)
+                        .json(&slack_payload(&message.subject, &message.body)),
+                )
+                .await
+            }
+            Some(Channel::Teams) => {
+                self.post(
+                    self.http
+                        .post(destination)
+                        .json(&teams_payload(&message.subject, &message.body)),
+                )
+                .await
+            }
+            Some(Channel::Email) => {
+                Outcome::Reject("email delivery is not configured on this server".into())
+            }
             None => Outcome::Reject(format!("unknown channel {:?}", message.channel)),
         }
     }

@@ -3,8 +3,8 @@
 //! PostgreSQL; SQLite has one writer), and completed with a logged attempt.
 
 use crate::secrets::random_token;
-use crate::{dispatch, per_dialect, Result, Store};
-use muster_domain::notify::{backoff, Channel, Outcome};
+use crate::{Result, Store, dispatch, per_dialect};
+use muster_domain::notify::{Channel, Outcome, backoff};
 use serde::Serialize;
 
 /// A message to queue. `dedup_key` makes queuing idempotent: the same key is queued once.
@@ -48,7 +48,23 @@ pub struct Notification {
     pub delivered_at: Option<i64>,
 }
 
-type Row = (i64, String, String, String, String, String, Option<String>, String, String, String, i64, i64, Option<String>, i64, Option<i64>);
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
 
 const COLUMNS: &str = "id, delivery_id, dedup_key, recipient, channel, destination, secret, subject, body, status, attempts, next_attempt_at, last_error, created_at, delivered_at";
 
@@ -82,14 +98,24 @@ impl Store {
 
     /// Claims up to `limit` due messages for `worker` for `lease_ms`; a crashed worker's
     /// claims expire and the messages are claimed again (delivery is at least once).
-    pub async fn claim_due(&self, worker: &str, lease_ms: i64, limit: i64) -> Result<Vec<Notification>> {
+    pub async fn claim_due(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Notification>> {
         let now = self.now_ms();
         dispatch!(self, claim(worker, now, now + lease_ms, limit))
     }
 
     /// Records an attempt's outcome on a message this worker holds. Returns false when
     /// the claim had expired and another worker took the message.
-    pub async fn complete(&self, worker: &str, message: &Notification, outcome: &Outcome) -> Result<bool> {
+    pub async fn complete(
+        &self,
+        worker: &str,
+        message: &Notification,
+        outcome: &Outcome,
+    ) -> Result<bool> {
         let now = self.now_ms();
         let attempt = message.attempts + 1;
         let (status, next, detail) = match outcome {
@@ -100,10 +126,18 @@ impl Store {
                 ("retry", next, Some(why.clone()))
             }
         };
-        dispatch!(self, complete(worker, message.id, attempt, now, status, next, detail))
+        dispatch!(
+            self,
+            complete(worker, message.id, attempt, now, status, next, detail)
+        )
     }
 
-    pub async fn notifications(&self, recipient: Option<&str>, before_id: Option<i64>, limit: i64) -> Result<Vec<Notification>> {
+    pub async fn notifications(
+        &self,
+        recipient: Option<&str>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Notification>> {
         dispatch!(self, list(recipient, before_id.unwrap_or(i64::MAX), limit))
     }
 

@@ -117,7 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/schedules/{id}/oncall", get(api::oncall::oncall))
         .route("/api/v1/schedules/{id}/shifts", get(api::oncall::shifts))
         .route("/api/v1/notifications", get(api::notifications::list))
-        .route("/api/v1/people/{id}/test-notification", post(api::notifications::test))
+        .route(
+            "/api/v1/people/{id}/test-notification",
+            post(api::notifications::test),
+        )
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {

@@ -74,6 +74,9 @@ pub struct Database {
 
 impl Database {
     pub async fn fresh(backend: Backend) -> Database {
+        // HTTP clients need one TLS crypto provider per process (the workspace builds
+        // reqwest without a default one).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = std::env::temp_dir().join(unique("muster-test"));
         std::fs::create_dir_all(&dir).unwrap();
         let url = match backend {

@@ -1,22 +1,24 @@
 //! The outbox through the API: `GET /api/v1/notifications` and
 //! `POST /api/v1/people/{id}/test-notification`.
 
-use super::{page, Params};
+use super::{Params, page};
+use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use muster_domain::auth::Permission;
-use muster_domain::catalog::secret::Secret;
 use muster_domain::catalog::Contact;
+use muster_domain::catalog::secret::Secret;
 use muster_domain::notify::{Channel, DEFAULT_RETRY_HORIZON};
 use muster_store::notify::{NewNotification, Notification};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn instant(ms: i64) -> Value {
-    jiff::Timestamp::from_millisecond(ms).map(|t| json!(t.to_string())).unwrap_or(Value::Null)
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| json!(t.to_string()))
+        .unwrap_or(Value::Null)
 }
 
 pub fn notification_json(n: &Notification) -> Value {
@@ -36,29 +38,53 @@ pub fn notification_json(n: &Notification) -> Value {
 }
 
 /// `GET /api/v1/notifications?recipient=PERSON&limit=&cursor=`, newest first.
-pub async fn list(State(state): State<AppState>, caller: Caller, params: Params) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
     let limit = params.limit()? as i64;
     let before = params
         .text("cursor")
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::field("cursor", format!("{c:?} is not a cursor from a previous page"))))
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                ApiError::field(
+                    "cursor",
+                    format!("{c:?} is not a cursor from a previous page"),
+                )
+            })
+        })
         .transpose()?;
-    let mut items = state.store.notifications(params.text("recipient"), before, limit + 1).await?;
+    let mut items = state
+        .store
+        .notifications(params.text("recipient"), before, limit + 1)
+        .await?;
     let next = if items.len() as i64 > limit {
         items.pop();
         items.last().map(|n| n.id.to_string())
     } else {
         None
     };
-    Ok(Json(page(items.iter().map(notification_json).collect(), next)))
+    Ok(Json(page(
+        items.iter().map(notification_json).collect(),
+        next,
+    )))
 }
 
 /// `POST /api/v1/people/{id}/test-notification`: one test message on each of the
 /// person's contact methods (their `email` first).
-pub async fn test(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Permission::Respond, None)?;
     let snapshot = state.store.catalog().await?;
-    let person = snapshot.catalog.person(&id).ok_or_else(|| ApiError::not_found(format!("no person with id {id:?}")))?;
+    let person = snapshot
+        .catalog
+        .person(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no person with id {id:?}")))?;
     let now = state.store.now_ms();
     let give_up_at = now + DEFAULT_RETRY_HORIZON.as_millis() as i64;
     let sealed = |s: &Secret| match s {
@@ -72,17 +98,27 @@ pub async fn test(State(state): State<AppState>, caller: Caller, Path(id): Path<
     for contact in &person.contacts {
         let target = match contact {
             Contact::Email { to } => Some((Channel::Email, to.clone(), None)),
-            Contact::Webhook { url, secret } => Some((Channel::Webhook, url.clone(), secret.as_ref().and_then(sealed))),
+            Contact::Webhook { url, secret } => Some((
+                Channel::Webhook,
+                url.clone(),
+                secret.as_ref().and_then(sealed),
+            )),
             Contact::Slack { url } => sealed(url).map(|u| (Channel::Slack, u, None)),
             Contact::Teams { url } => sealed(url).map(|u| (Channel::Teams, u, None)),
         };
         targets.extend(target.filter(|t| !targets.contains(t)));
     }
     if targets.is_empty() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{id} has no email and no contact methods to test")));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{id} has no email and no contact methods to test"),
+        ));
     }
     let subject = format!("Muster test notification for {}", person.name);
-    let body = format!("This is a test from Muster ({}), sent by {}. Nothing needs doing.", state.public_url, caller.principal.label);
+    let body = format!(
+        "This is a test from Muster ({}), sent by {}. Nothing needs doing.",
+        state.public_url, caller.principal.label
+    );
     let messages: Vec<NewNotification> = targets
         .into_iter()
         .enumerate()

@@ -1,0 +1,208 @@
+//! The outbox end to end: a real HTTP receiver that fails before it succeeds, signed
+//! webhooks, retries on the test clock, and nothing lost across a crash.
+
+use crate::common::{Backend, Server, seeded};
+use crate::on_both_databases;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+on_both_databases!(
+    webhooks_are_signed_retried_and_delivered_once,
+    messages_survive_a_crash
+);
+
+/// A webhook receiver on loopback that answers 503 to the first `failures` requests.
+#[derive(Clone, Default)]
+struct Receiver {
+    failures: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<(HeaderMap, String, u16)>>>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> (Receiver, String) {
+        let receiver = Receiver {
+            failures: Arc::new(AtomicUsize::new(failures)),
+            ..Default::default()
+        };
+        let state = receiver.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let state = state.clone();
+                    async move {
+                        let failing = state.failures.load(Ordering::SeqCst) > 0;
+                        if failing {
+                            state.failures.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        let status = if failing {
+                            AxumStatus::SERVICE_UNAVAILABLE
+                        } else {
+                            AxumStatus::NO_CONTENT
+                        };
+                        state
+                            .seen
+                            .lock()
+                            .unwrap()
+                            .push((headers, body, status.as_u16()));
+                        status
+                    }
+                }),
+            )
+            .route(
+                "/gone",
+                axum::routing::post(|| async { AxumStatus::NOT_FOUND }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn seen(&self) -> Vec<(HeaderMap, String, u16)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Polls the notification log of `recipient` until `done` holds (10 s at most).
+async fn wait_for(server: &Server, recipient: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let (_, page) = server
+            .get(&format!("/api/v1/notifications?recipient={recipient}"))
+            .await;
+        if done(&page) {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting on the notifications of {recipient}");
+}
+
+async fn add_person(server: &Server, id: &str, contacts: Value) {
+    let (status, body) = server
+        .post(
+            "/api/v1/people",
+            json!({"id": id, "name": id, "timezone": "UTC", "contacts": contacts}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn webhooks_are_signed_retried_and_delivered_once(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let (receiver, url) = Receiver::start(2).await;
+    add_person(
+        &server,
+        "rx",
+        json!([{"type": "webhook", "url": format!("{url}/hook"), "secret": "sig-secret"}]),
+    )
+    .await;
+    add_person(
+        &server,
+        "gone",
+        json!([{"type": "webhook", "url": format!("{url}/gone")}]),
+    )
+    .await;
+
+    let (status, body) = server
+        .post("/api/v1/people/rx/test-notification", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["queued"], 1);
+
+    // First attempt at once, then retries after 2 s and 4 s of (test) clock.
+    wait_for(&server, "rx", |p| p["items"][0]["attempts"] == 1).await;
+    server
+        .post("/api/v1/test/clock", json!({"advance": "2s"}))
+        .await;
+    wait_for(&server, "rx", |p| p["items"][0]["attempts"] == 2).await;
+    server
+        .post("/api/v1/test/clock", json!({"advance": "4s"}))
+        .await;
+    let page = wait_for(&server, "rx", |p| p["items"][0]["status"] == "delivered").await;
+    let message = &page["items"][0];
+    assert_eq!(message["attempts"], 3);
+    assert_eq!(message["channel"], "webhook");
+
+    let seen = receiver.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.2).collect::<Vec<_>>(),
+        [503, 503, 204]
+    );
+    let delivery = message["delivery_id"].as_str().unwrap();
+    for (headers, body, _) in &seen {
+        assert_eq!(
+            headers["x-muster-delivery"], delivery,
+            "one delivery id across retries"
+        );
+        let timestamp: i64 = headers["x-muster-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected = muster_domain::notify::webhook_signature("sig-secret", timestamp, body);
+        assert_eq!(headers["x-muster-signature"], expected.as_str());
+        let payload: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(payload["recipient"], "rx");
+    }
+
+    // A 4xx is not retried.
+    server
+        .post("/api/v1/people/gone/test-notification", json!({}))
+        .await;
+    let page = wait_for(&server, "gone", |p| p["items"][0]["status"] == "failed").await;
+    assert_eq!(page["items"][0]["attempts"], 1);
+    assert_eq!(page["items"][0]["last_error"], "HTTP 404");
+    server
+        .post("/api/v1/test/clock", json!({"advance": "1h"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        receiver.seen().len(),
+        3,
+        "nothing delivered twice, nothing retried after success"
+    );
+
+    let (status, body) = server
+        .post("/api/v1/people/ghost/test-notification", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = server.get("/api/v1/notifications?cursor=abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["path"], "cursor");
+}
+
+async fn messages_survive_a_crash(backend: Backend) {
+    let (db, mut server) = seeded(backend).await;
+    let (receiver, url) = Receiver::start(usize::MAX).await;
+    add_person(
+        &server,
+        "rx",
+        json!([{"type": "webhook", "url": format!("{url}/hook")}]),
+    )
+    .await;
+    server
+        .post("/api/v1/people/rx/test-notification", json!({}))
+        .await;
+    wait_for(&server, "rx", |p| p["items"][0]["attempts"] == 1).await;
+    // The server dies with the message still queued; the receiver recovers meanwhile.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &server.pid().to_string()])
+        .status();
+    let _ = server.stop();
+    receiver.failures.store(0, Ordering::SeqCst);
+    let token = db.token("after-crash", "admin", &[]);
+    let server = db.serve().unwrap().with_token(&token);
+    // The restarted server's clock starts where tests start it; move past the backoff.
+    server
+        .post("/api/v1/test/clock", json!({"advance": "1m"}))
+        .await;
+    let page = wait_for(&server, "rx", |p| p["items"][0]["status"] == "delivered").await;
+    assert_eq!(page["items"][0]["attempts"], 2);
+    let delivered = receiver.seen().iter().filter(|s| s.2 == 204).count();
+    assert_eq!(delivered, 1, "delivered once");
+}
