@@ -312,6 +312,14 @@ mod tests {
     }
 
     #[test]
+    fn a_team_without_a_policy_is_paged_whole_and_once() {
+        let pages =
+            Policy::whole_team("helpdesk").pages(at("2026-11-23T10:00:00Z"), None, seed_resolver());
+        assert_eq!(pages.len(), 1);
+        assert_eq!(pages[0].people, ["hal", "hope"]);
+    }
+
+    #[test]
     fn bad_policies_name_the_field() {
         let bad = serde_json::json!({"id": "b", "repeat": 500, "steps": [{"targets": ["squad:x"], "escalate_after": "soon"}, {"targets": [], "escalate_after": "0m"}]});
         let err = Policy::from_json(&bad).unwrap_err();

@@ -88,11 +88,9 @@ impl Schedule {
                 k = k.max(0) + 1;
             }
             if let Some(active) = &layer.active {
-                let first = from
-                    .to_zoned(tz.clone())
-                    .date()
-                    .yesterday()
-                    .unwrap_or(from.to_zoned(tz.clone()).date());
+                // A window that started the day before may reach into the range.
+                let from_day = from.to_zoned(tz.clone()).date();
+                let first = from_day.yesterday().unwrap_or(from_day);
                 let last = to.to_zoned(tz.clone()).date();
                 let mut day = first;
                 while day <= last {

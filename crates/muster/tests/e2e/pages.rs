@@ -40,6 +40,16 @@ fn hidden(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
+/// A page fetched with a session cookie.
+async fn signed_in_get(client: &Client, cookie: &str, url: String) -> reqwest::Response {
+    client
+        .get(url)
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 struct SignIn {
     cookie: String,
     csrf: String,
@@ -201,12 +211,7 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
     let (session, _) = set_cookie(&response, "muster_session").unwrap();
     let cookie = format!("muster_session={session}");
 
-    let page = client
-        .get(format!("{base}/services/identity"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = signed_in_get(&client, &cookie, format!("{base}/services/identity")).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("href=\"/services/forms-printing\""));
@@ -241,12 +246,8 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
     let (_, audit) = server.get("/api/v1/audit?entity=service:xss").await;
     assert_eq!(audit["items"][0]["actor"], "user:ed");
 
-    let html = client
-        .get(format!("{base}/services/xss"))
-        .header(header::COOKIE, &cookie)
-        .send()
+    let html = signed_in_get(&client, &cookie, format!("{base}/services/xss"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -255,12 +256,8 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
         "text is escaped"
     );
     assert!(!html.contains("<script>alert(1)</script>"));
-    let history = client
-        .get(format!("{base}/audit?entity=service:xss"))
-        .header(header::COOKIE, &cookie)
-        .send()
+    let history = signed_in_get(&client, &cookie, format!("{base}/audit?entity=service:xss"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -270,12 +267,7 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
     );
     assert!(history.contains("&lt;script&gt;") || history.contains("&#60;script&#62;"));
     assert!(!history.contains("<script>alert"));
-    let bad = client
-        .get(format!("{base}/audit?since=yesterday"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let bad = signed_in_get(&client, &cookie, format!("{base}/audit?since=yesterday")).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     assert!(
         bad.headers()[header::CONTENT_TYPE]
@@ -285,12 +277,7 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
         "pages answer errors as pages"
     );
     assert!(bad.text().await.unwrap().contains("since: "));
-    let missing = client
-        .get(format!("{base}/services/no-such"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let missing = signed_in_get(&client, &cookie, format!("{base}/services/no-such")).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
     // Signing out needs the token too, then ends the session.
@@ -310,12 +297,7 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let response = client
-        .get(format!("{base}/teams"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = signed_in_get(&client, &cookie, format!("{base}/teams")).await;
     assert_eq!(
         response.status(),
         StatusCode::SEE_OTHER,

@@ -58,12 +58,11 @@ pub async fn complete(
     let Some((give_up_at,)) = held else {
         return Ok(false);
     };
-    let outcome = if status == "retry" { "retry" } else { status };
     sqlx::query("INSERT INTO notification_attempts (notification_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
         .bind(id)
         .bind(attempt)
         .bind(now)
-        .bind(outcome)
+        .bind(status)
         .bind(&detail)
         .execute(&mut *tx)
         .await?;
