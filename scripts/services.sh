@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests need is installed and running: PostgreSQL (a real server,
-# from Debian) and Chromium (Debian's, driven by Playwright). Sourced by scripts/test.sh;
+# from Debian), Chromium (Debian's, driven by Playwright) and, from PyPI, aiosmtpd (a
+# real SMTP server) and openapi-spec-validator. Sourced by scripts/test.sh;
 # exports MUSTER_TEST_POSTGRES_URL and MUSTER_CHROMIUM.
 set -euo pipefail
 
@@ -12,10 +13,17 @@ missing=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} from Debian"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+python_packages=(aiosmtpd openapi-spec-validator)
+if ! python3 -c "import aiosmtpd, openapi_spec_validator" 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${python_packages[@]}"
 fi
 
 if [ -z "${MUSTER_TEST_POSTGRES_URL:-}" ]; then

@@ -12,8 +12,6 @@ else
 fi
 
 # The OpenAPI document checked by an independent validator.
-python3 -m pip install --quiet --disable-pip-version-check openapi-spec-validator 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages openapi-spec-validator
 python3 -m openapi_spec_validator crates/web/openapi.json
 
 cargo build -p muster

@@ -2,6 +2,7 @@
 //! over the TOML file given by `--config`, which wins over the defaults.
 
 use anyhow::{Context, bail};
+use muster_notify::{SmtpSettings, SmtpTls};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,63 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub secret_key_file: Option<PathBuf>,
+    /// Outgoing email; without it, email contacts are not served.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// The `[smtp]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    /// The name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// A file holding the password (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    /// PEM file of extra trusted certificates, for a relay with a private CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl SmtpConfig {
+    /// Reads the password and CA file the section points at.
+    pub fn settings(&self) -> anyhow::Result<SmtpSettings> {
+        let password = match (&self.password_env, &self.password_file) {
+            (Some(_), Some(_)) => bail!("[smtp]: give password_env or password_file, not both"),
+            (Some(name), None) => Some(std::env::var(name).map_err(|_| {
+                anyhow::anyhow!("[smtp] password_env: environment variable {name} is not set")
+            })?),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| {
+                        format!("[smtp] password_file: cannot read {}", path.display())
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        let ca_pem = match &self.ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("[smtp] ca_file: cannot read {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(SmtpSettings {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls,
+            username: self.username.clone(),
+            password,
+            from: self.from.clone(),
+            ca_pem,
+        })
+    }
 }
 
 impl FileConfig {
@@ -47,5 +105,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn reads_the_smtp_section_and_its_password() {
+        let dir = std::env::temp_dir().join(format!("muster-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let password_file = dir.join("smtp-password");
+        std::fs::write(&password_file, "s3cret\n").unwrap();
+        let text = format!(
+            "[smtp]\nhost = \"mail.example.com\"\ntls = \"tls\"\nusername = \"muster\"\n\
+             password_file = {:?}\nfrom = \"muster@example.com\"\n",
+            password_file.display().to_string()
+        );
+        let config: FileConfig = toml::from_str(&text).unwrap();
+        let settings = config.smtp.unwrap().settings().unwrap();
+        assert_eq!(settings.tls, SmtpTls::Tls);
+        assert_eq!(settings.password.as_deref(), Some("s3cret"));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let typo =
+            toml::from_str::<FileConfig>("[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\ntls = \"ssl\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(typo.contains("ssl") && typo.contains("starttls"), "{typo}");
+        let unset = toml::from_str::<FileConfig>(
+            "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\npassword_env = \"MUSTER_TEST_UNSET_VARIABLE\"\n",
+        )
+        .unwrap()
+        .smtp
+        .unwrap()
+        .settings()
+        .unwrap_err()
+        .to_string();
+        assert!(unset.contains("MUSTER_TEST_UNSET_VARIABLE"), "{unset}");
     }
 }

@@ -109,6 +109,14 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
         .or(resolved.file.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.into());
     let _lock = lock_sqlite(&resolved.database_url)?;
+    // Settings errors stop the server before it touches the database.
+    let smtp = resolved
+        .file
+        .smtp
+        .as_ref()
+        .map(|smtp| smtp.settings())
+        .transpose()?;
+    let senders = muster_notify::Senders::new(smtp.as_ref()).map_err(|e| anyhow::anyhow!(e))?;
     let clock = match args.test_clock.as_deref() {
         None => Clock::System,
         Some("now") => Clock::test(jiff::Timestamp::now()),
@@ -136,7 +144,6 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
     let state = muster_web::AppState::new(store.clone(), public_url.clone());
     let app = muster_web::router(state);
 
-    let senders = muster_notify::Senders::new().map_err(|e| anyhow::anyhow!(e))?;
     let engine = muster_engine::start(store.clone(), senders);
     tokio::spawn(log_audit_head(store.clone()));
     eprintln!(

@@ -1,6 +1,10 @@
 //! The outbox's senders. Each turns one queued message into one delivery attempt and
 //! judges the outcome; the engine decides about retries from it.
 
+mod email;
+
+pub use email::{Mailer, SmtpSettings, SmtpTls};
+
 use muster_domain::notify::{
     Channel, Outcome, http_outcome, slack_payload, teams_payload, webhook_payload,
     webhook_signature,
@@ -14,10 +18,12 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Senders {
     http: reqwest::Client,
+    /// None when no `[smtp]` section is configured.
+    mailer: Option<Mailer>,
 }
 
 impl Senders {
-    pub fn new() -> Result<Senders, String> {
+    pub fn new(smtp: Option<&SmtpSettings>) -> Result<Senders, String> {
         // One crypto provider for the whole process (rustls panics on two).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -25,7 +31,8 @@ impl Senders {
             .user_agent(concat!("muster/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Senders { http })
+        let mailer = smtp.map(Mailer::new).transpose()?;
+        Ok(Senders { http, mailer })
     }
 
     /// Sends one message. `destination` and `secret` are already opened (unsealed).
@@ -75,9 +82,12 @@ impl Senders {
                 )
                 .await
             }
-            Some(Channel::Email) => {
-                Outcome::Reject("email delivery is not configured on this server".into())
-            }
+            Some(Channel::Email) => match &self.mailer {
+                Some(mailer) => mailer.send(message, destination).await,
+                None => Outcome::Reject(
+                    "email delivery is not configured on this server (no [smtp] section)".into(),
+                ),
+            },
             None => Outcome::Reject(format!("unknown channel {:?}", message.channel)),
         }
     }

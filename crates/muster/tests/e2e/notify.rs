@@ -1,7 +1,7 @@
 //! The outbox end to end: a real HTTP receiver that fails before it succeeds, signed
 //! webhooks, retries on the test clock, and nothing lost across a crash.
 
-use crate::common::{Backend, Server, seeded};
+use crate::common::{Backend, Database, Server, seeded};
 use crate::on_both_databases;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use reqwest::StatusCode;
@@ -12,7 +12,8 @@ use std::time::Duration;
 
 on_both_databases!(
     webhooks_are_signed_retried_and_delivered_once,
-    messages_survive_a_crash
+    messages_survive_a_crash,
+    email_reaches_a_real_smtp_server_over_starttls
 );
 
 /// A webhook receiver on loopback that answers 503 to the first `failures` requests.
@@ -205,4 +206,149 @@ async fn messages_survive_a_crash(backend: Backend) {
     assert_eq!(page["items"][0]["attempts"], 2);
     let delivered = receiver.seen().iter().filter(|s| s.2 == 204).count();
     assert_eq!(delivered, 1, "delivered once");
+}
+
+/// aiosmtpd on loopback (tests/support/smtp_server.py): STARTTLS with a certificate of
+/// our own, AUTH required, and a 451 for the first `fail_first` messages.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(dir: &std::path::Path, fail_first: usize) -> SmtpServer {
+        use std::io::BufRead;
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        std::fs::write(dir.join("smtp-cert.pem"), certified.cert.pem()).unwrap();
+        std::fs::write(
+            dir.join("smtp-key.pem"),
+            certified.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        let maildir = dir.join("maildir");
+        std::fs::create_dir_all(&maildir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--fail-first",
+                &fail_first.to_string(),
+            ])
+            .arg("--maildir")
+            .arg(&maildir)
+            .arg("--cert")
+            .arg(dir.join("smtp-cert.pem"))
+            .arg("--key")
+            .arg(dir.join("smtp-key.pem"))
+            .args(["--user", "muster", "--password", "mail-secret"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (aiosmtpd from PyPI: scripts/services.sh installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("listening"),
+            "SMTP server did not start: {line:?}"
+        );
+        SmtpServer {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(&self.maildir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn email_reaches_a_real_smtp_server_over_starttls(backend: Backend) {
+    let db = Database::fresh(backend).await;
+    let smtp = SmtpServer::start(&db.dir, 1);
+    std::fs::write(db.dir.join("smtp-password"), "mail-secret\n").unwrap();
+    let config = db.dir.join("muster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nusername = \"muster\"\n\
+             password_file = \"smtp-password\"\nca_file = \"smtp-cert.pem\"\n\
+             from = \"Muster <muster@muster.test>\"\n",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    let token = db.token("admin", "admin", &[]);
+    let server = Server::start(&db, &["--config", config.to_str().unwrap()])
+        .expect("server starts")
+        .with_token(&token);
+    let (status, body) = server
+        .post(
+            "/api/v1/people",
+            json!({"id": "mailee", "name": "Mai Lee", "timezone": "UTC", "email": "mailee@example.test"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (status, body) = server
+        .post("/api/v1/people/mailee/test-notification", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // The relay answers 451 once: a transient refusal, retried after 2 s.
+    let page = wait_for(&server, "mailee", |p| p["items"][0]["attempts"] == 1).await;
+    assert_eq!(page["items"][0]["status"], "queued");
+    assert!(
+        page["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("451"),
+        "{page}"
+    );
+    server
+        .post("/api/v1/test/clock", json!({"advance": "2s"}))
+        .await;
+    let page = wait_for(&server, "mailee", |p| {
+        p["items"][0]["status"] == "delivered"
+    })
+    .await;
+    let delivery = page["items"][0]["delivery_id"].as_str().unwrap();
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "one message delivered");
+    let mail = &messages[0];
+    assert!(mail.contains("To: mailee@example.test"), "{mail}");
+    assert!(mail.contains("From: Muster <muster@muster.test>"), "{mail}");
+    assert!(
+        mail.contains("Subject: Muster test notification for Mai Lee"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!("Message-ID: <{delivery}@muster.test>")),
+        "the delivery id lets mail filters drop repeats: {mail}"
+    );
 }
