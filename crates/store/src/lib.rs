@@ -10,6 +10,7 @@ pub mod auth;
 pub mod catalog;
 mod connect;
 pub mod notify;
+pub mod oncall;
 pub mod secrets;
 
 pub use connect::{Backend, DatabaseUrl, Pools};

@@ -12,7 +12,7 @@ use api::catalog as catalog_api;
 use auth::Caller;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use muster_domain::catalog::Kind;
 use muster_store::Store;
@@ -116,6 +116,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/schedules/{id}/oncall", get(api::oncall::oncall))
         .route("/api/v1/schedules/{id}/shifts", get(api::oncall::shifts))
+        .route(
+            "/api/v1/schedules/{id}/overrides",
+            get(api::oncall::overrides).post(api::oncall::add_override),
+        )
+        .route(
+            "/api/v1/schedules/{id}/overrides/{override_id}",
+            delete(api::oncall::end_override),
+        )
+        .route(
+            "/api/v1/services/{id}/oncall",
+            get(api::oncall::service_oncall),
+        )
         .route("/api/v1/notifications", get(api::notifications::list))
         .route(
             "/api/v1/people/{id}/test-notification",

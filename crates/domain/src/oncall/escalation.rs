@@ -11,6 +11,7 @@
 //! - Nothing fires at or after the acknowledgement.
 
 use crate::catalog::parse::from_value;
+use crate::catalog::{Catalog, Kind};
 use crate::clock::parse_duration;
 use crate::problem::FieldErrors;
 use jiff::{SignedDuration, Timestamp};
@@ -145,6 +146,32 @@ impl Policy {
         }
     }
 
+    /// The policy that pages `team`: its own, or the whole team when it has none.
+    /// Stored policies were validated with the same model, so an error is corruption.
+    pub fn of_team(catalog: &Catalog, team: &str) -> Result<Policy, String> {
+        let Some(policy) = catalog
+            .team(team)
+            .and_then(|t| t.escalation_policy.as_deref())
+        else {
+            return Ok(Policy::whole_team(team));
+        };
+        let stored = catalog
+            .entity(Kind::EscalationPolicy, policy)
+            .ok_or_else(|| format!("team {team:?} names unknown escalation policy {policy:?}"))?;
+        Policy::from_json(&stored).map_err(|e| format!("escalation policy {policy:?}: {e}"))
+    }
+
+    /// The schedules this policy's steps name.
+    pub fn schedules(&self) -> impl Iterator<Item = &str> {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.targets)
+            .filter_map(|t| match t {
+                Target::Schedule(id) => Some(id.as_str()),
+                _ => None,
+            })
+    }
+
     /// Every page from `trigger` on, stopping at `acknowledged` (nothing fires at or
     /// after it). `resolve` turns a target into people at the instant a step fires.
     pub fn pages(
@@ -185,6 +212,32 @@ impl Policy {
         }
         pages
     }
+}
+
+/// Turns a target into people at `at`: a person, a team's members, or whoever
+/// `oncall` says is on call for a schedule.
+pub fn resolve(
+    target: &Target,
+    at: Timestamp,
+    catalog: &Catalog,
+    oncall: impl Fn(&str, Timestamp) -> Option<String>,
+) -> Vec<String> {
+    match target {
+        Target::Person(id) => vec![id.clone()],
+        Target::Team(id) => catalog
+            .team(id)
+            .map(|t| t.members.clone())
+            .unwrap_or_default(),
+        Target::Schedule(id) => oncall(id, at).into_iter().collect(),
+    }
+}
+
+/// The first team whose policy names schedule `id`: the team a schedule works for.
+pub fn team_of_schedule(catalog: &Catalog, id: &str) -> Option<String> {
+    catalog.teams.iter().find_map(|team| {
+        let policy = Policy::of_team(catalog, &team.id).ok()?;
+        policy.schedules().any(|s| s == id).then(|| team.id.clone())
+    })
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 //! - [`schedule`]: the schedule model, read from the catalog's `schedules` section.
 //! - [`shifts`]: evaluation — layers, `active` windows, overrides, gaps.
 //! - [`escalation`]: who is paged when, until someone acknowledges.
+//! - [`overrides`]: overrides made at run time: validation and ending.
 
 pub mod escalation;
+pub mod overrides;
 pub mod schedule;
 pub mod shifts;
 

@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 16] = [
+pub const ROUTES: [(&str, &str); 20] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -27,6 +27,10 @@ pub const ROUTES: [(&str, &str); 16] = [
     ("GET", "/api/v1/audit/head"),
     ("GET", "/api/v1/schedules/identity/oncall"),
     ("GET", "/api/v1/schedules/identity/shifts"),
+    ("GET", "/api/v1/schedules/identity/overrides"),
+    ("POST", "/api/v1/schedules/identity/overrides"),
+    ("DELETE", "/api/v1/schedules/identity/overrides/ovr-x"),
+    ("GET", "/api/v1/services/identity/oncall"),
     ("GET", "/api/v1/notifications"),
     ("POST", "/api/v1/people/identity/test-notification"),
 ];

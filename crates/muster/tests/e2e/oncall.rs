@@ -1,13 +1,15 @@
 //! On-call answers over HTTP, on the seed world's schedules.
 
-use crate::common::{Backend, seeded};
+use crate::common::{Backend, SEED_WORLD, problems, seeded, send};
 use crate::on_both_databases;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 on_both_databases!(
     oncall_answers_follow_layers_overrides_and_dst,
-    shifts_are_merged_with_gaps_and_bad_ranges_are_refused
+    shifts_are_merged_with_gaps_and_bad_ranges_are_refused,
+    run_time_overrides_apply_survive_imports_and_end_without_rewriting_history,
+    a_service_answers_who_its_first_page_reaches
 );
 
 async fn oncall_answers_follow_layers_overrides_and_dst(backend: Backend) {
@@ -97,4 +99,257 @@ async fn shifts_are_merged_with_gaps_and_bad_ranges_are_refused(backend: Backend
     let (status, body) = server.get("/api/v1/schedules/nope/oncall").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["detail"].as_str().unwrap().contains("\"nope\""));
+}
+
+async fn run_time_overrides_apply_survive_imports_and_end_without_rewriting_history(
+    backend: Backend,
+) {
+    let (db, server) = seeded(backend).await;
+    let overrides = "/api/v1/schedules/print-platform-primary/overrides";
+    // The test clock is at Monday 2026-11-23T10:00Z: dana's week.
+    let (status, swap) = server
+        .post(
+            overrides,
+            json!({"person": "paul", "replaces": "dana",
+                   "from": "2026-11-24T09:00:00Z", "to": "2026-11-25T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{swap}");
+    let swap_id = swap["id"].as_str().unwrap().to_string();
+    assert!(swap_id.starts_with("ovr-"));
+    assert_eq!(swap["created_by"], "token:admin");
+
+    let oncall_at = |at: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .get(&format!(
+                    "/api/v1/schedules/print-platform-primary/oncall?at={at}"
+                ))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["oncall"].clone()
+        }
+    };
+    let during = oncall_at("2026-11-24T12:00:00Z").await;
+    assert_eq!(during["person"], "paul");
+    assert_eq!(during["override"], swap_id.as_str());
+    assert_eq!(during["until"], "2026-11-25T09:00:00Z");
+    let (_, shifts) = server
+        .get("/api/v1/schedules/print-platform-primary/shifts?from=2026-11-24T00:00:00Z&to=2026-11-26T00:00:00Z")
+        .await;
+    assert_eq!(
+        shifts["shifts"],
+        json!([
+            {"person": "dana", "start": "2026-11-24T00:00:00Z", "end": "2026-11-24T09:00:00Z"},
+            {"person": "paul", "start": "2026-11-24T09:00:00Z", "end": "2026-11-25T09:00:00Z"},
+            {"person": "dana", "start": "2026-11-25T09:00:00Z", "end": "2026-11-26T00:00:00Z"}
+        ])
+    );
+
+    // A catalog import (even pruning) leaves run-time overrides alone.
+    let (status, body) = server
+        .put_yaml("/api/v1/catalog?prune=true", SEED_WORLD)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(oncall_at("2026-11-24T12:00:00Z").await["person"], "paul");
+
+    // Cover under way now: ending it cuts it short to now, keeping what happened.
+    let (status, cover) = server
+        .post(
+            overrides,
+            json!({"person": "eli", "from": "2026-11-23T09:00:00Z", "to": "2026-11-23T12:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{cover}");
+    let cover_url = format!("{overrides}/{}", cover["id"].as_str().unwrap());
+    assert_eq!(
+        server
+            .get("/api/v1/schedules/print-platform-primary/oncall")
+            .await
+            .1["oncall"]["person"],
+        "eli"
+    );
+    let (status, cut) = send(server.request(Method::DELETE, &cover_url)).await;
+    assert_eq!(status, StatusCode::OK, "{cut}");
+    assert_eq!(cut["to"], "2026-11-23T10:00:00Z");
+    assert_eq!(
+        oncall_at("2026-11-23T09:30:00Z").await["person"],
+        "eli",
+        "the past stays"
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/schedules/print-platform-primary/oncall")
+            .await
+            .1["oncall"]["person"],
+        "dana"
+    );
+    // Over now: it stays on record.
+    let (status, body) = send(server.request(Method::DELETE, &cover_url)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Not started: removed.
+    let (status, _) = send(server.request(Method::DELETE, &format!("{overrides}/{swap_id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(oncall_at("2026-11-24T12:00:00Z").await["person"], "dana");
+    let (status, _) = send(server.request(Method::DELETE, &format!("{overrides}/{swap_id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The catalog's own overrides are changed in the catalog.
+    let (status, body) = send(server.request(
+        Method::DELETE,
+        "/api/v1/schedules/platform-primary/overrides/xmas-swap",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, listed) = server
+        .get("/api/v1/schedules/platform-primary/overrides?from=2026-11-01T00:00:00Z")
+        .await;
+    assert_eq!(listed["items"][0]["id"], "xmas-swap");
+    assert_eq!(listed["items"][0]["source"], "catalog");
+    let (_, listed) = server
+        .get(&format!("{overrides}?from=2026-11-23T00:00:00Z"))
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["items"][0]["source"], "api");
+
+    // Bad input: every field named, nothing stored.
+    let (status, body) = server
+        .post(
+            overrides,
+            json!({"person": "ghost", "replaces": "sam", "from": "soon", "to": "2026-11-24T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let named: Vec<String> = problems(&body)
+        .iter()
+        .map(|p| p.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(named, ["person", "replaces", "from"], "{body}");
+    let (status, body) = server
+        .post(
+            overrides,
+            json!({"person": "paul", "from": "2026-11-25T00:00:00Z", "to": "2026-11-24T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["path"], "to");
+    let (status, body) = send(
+        server
+            .request(Method::POST, overrides)
+            .header("content-type", "application/json")
+            .body("{\"person\": "),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = server
+        .post(
+            "/api/v1/schedules/nope/overrides",
+            json!({"person": "paul", "from": "2026-11-24T00:00:00Z", "to": "2026-11-25T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = server
+        .get(&format!("{overrides}?from=2026-11-01T00:00:00Z"))
+        .await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        1,
+        "nothing half-applied: {listed}"
+    );
+
+    // A responder for one team overrides that team's schedules only; a viewer none.
+    let scoped = db.token(
+        "print-responder",
+        "responder",
+        &["--team", "print-platform"],
+    );
+    let body =
+        json!({"person": "paul", "from": "2026-11-30T00:00:00Z", "to": "2026-12-01T00:00:00Z"});
+    let (status, _) = send(
+        server
+            .as_token(Method::POST, overrides, &scoped)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, denied) = send(
+        server
+            .as_token(
+                Method::POST,
+                "/api/v1/schedules/service-desk-primary/overrides",
+                &scoped,
+            )
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{denied}");
+    let viewer = db.token("viewer", "viewer", &[]);
+    let (status, _) = send(
+        server
+            .as_token(Method::POST, overrides, &viewer)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Every change is on the audit trail.
+    let (_, audit) = server.get("/api/v1/audit?limit=1000").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("override."))
+        .collect();
+    let count = |action: &str| actions.iter().filter(|a| **a == action).count();
+    assert_eq!(
+        (count("override.create"), count("override.end")),
+        (3, 2),
+        "{actions:?}"
+    );
+}
+
+async fn a_service_answers_who_its_first_page_reaches(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let (status, body) = server
+        .get("/api/v1/services/forms-printing/oncall?at=2026-11-24T12:00:00Z")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["team"], "print-platform");
+    assert_eq!(body["escalation_policy"], "print-platform");
+    assert_eq!(body["step"], 0);
+    assert_eq!(
+        body["people"],
+        json!([{"id": "dana", "name": "Dana Okafor"}])
+    );
+    // An override moves the answer.
+    server
+        .post(
+            "/api/v1/schedules/print-platform-primary/overrides",
+            json!({"person": "fran", "from": "2026-11-24T00:00:00Z", "to": "2026-11-25T00:00:00Z"}),
+        )
+        .await;
+    let (_, body) = server
+        .get("/api/v1/services/forms-printing/oncall?at=2026-11-24T12:00:00Z")
+        .await;
+    assert_eq!(body["people"][0]["id"], "fran");
+    // Without `at`, the server's clock.
+    let (_, now) = server.get("/api/v1/services/forms-printing/oncall").await;
+    assert_eq!(now["at"], "2026-11-23T10:00:00Z");
+    assert_eq!(now["people"][0]["id"], "dana");
+    // A team without a policy is paged whole.
+    let (_, helpdesk) = server.get("/api/v1/services/helpdesk-portal/oncall").await;
+    assert_eq!(helpdesk["escalation_policy"], json!(null));
+    assert_eq!(
+        helpdesk["people"],
+        json!([{"id": "hal", "name": "Hal Burke"}, {"id": "hope", "name": "Hope Adeyemi"}])
+    );
+    let (status, _) = server.get("/api/v1/services/nope/oncall").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = server
+        .get("/api/v1/services/forms-printing/oncall?at=noon")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["path"], "at");
 }

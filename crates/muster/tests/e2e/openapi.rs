@@ -50,7 +50,9 @@ async fn every_documented_route_exists_and_every_route_is_documented() {
         }
     }
     for (method, path) in crate::auth::ROUTES {
-        let templated = path.replace("identity", "{id}");
+        let templated = path
+            .replace("identity", "{id}")
+            .replace("ovr-x", "{override_id}");
         assert!(
             documented
                 .iter()

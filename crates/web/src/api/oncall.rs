@@ -1,27 +1,51 @@
-//! On-call answers: `GET /api/v1/schedules/{id}/oncall` and `…/shifts`.
+//! On-call answers (`GET /api/v1/schedules/{id}/oncall`, `…/shifts`,
+//! `GET /api/v1/services/{id}/oncall`) and run-time overrides
+//! (`/api/v1/schedules/{id}/overrides`).
 
+use super::Body;
 use super::Params;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use muster_domain::auth::Permission;
-use muster_domain::catalog::Kind;
-use muster_domain::oncall::Schedule;
+use muster_domain::catalog::{Catalog, Kind};
+use muster_domain::oncall::escalation::{resolve, team_of_schedule};
+use muster_domain::oncall::overrides::requested_override;
+use muster_domain::oncall::{Policy, Schedule};
+use muster_store::oncall::Ended;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// The longest range one shifts request may ask for.
 const MAX_RANGE_DAYS: i64 = 366;
 
-async fn schedule(state: &AppState, id: &str) -> ApiResult<Schedule> {
-    let snapshot = state.store.catalog().await?;
-    let stored = snapshot
-        .catalog
+/// The schedule as the catalog defines it (its own overrides included).
+fn catalog_schedule(catalog: &Catalog, id: &str) -> ApiResult<Schedule> {
+    let stored = catalog
         .entity(Kind::Schedule, id)
         .ok_or_else(|| ApiError::not_found(format!("no schedule with id {id:?}")))?;
     // Stored schedules were validated with the same model; failing here is corruption.
     Schedule::from_json(&stored).map_err(ApiError::internal)
+}
+
+/// The schedule with its run-time overrides still in force at or after `since`
+/// appended: they apply after the catalog's (a later override wins).
+async fn schedule(
+    state: &AppState,
+    catalog: &Catalog,
+    id: &str,
+    since: jiff::Timestamp,
+) -> ApiResult<Schedule> {
+    let mut schedule = catalog_schedule(catalog, id)?;
+    let run_time = state.store.overrides(id, since).await?;
+    schedule
+        .overrides
+        .extend(run_time.iter().map(|o| o.as_override()));
+    Ok(schedule)
 }
 
 /// `GET /api/v1/schedules/{id}/oncall?at=RFC3339` (default now).
@@ -35,7 +59,8 @@ pub async fn oncall(
     let at = params
         .instant("at")?
         .unwrap_or_else(|| state.store.clock().now());
-    let schedule = schedule(&state, &id).await?;
+    let snapshot = state.store.catalog().await?;
+    let schedule = schedule(&state, &snapshot.catalog, &id, at).await?;
     let oncall = schedule.oncall_at(at).map(|on| {
         json!({
             "person": on.person,
@@ -70,9 +95,163 @@ pub async fn shifts(
             format!("the range may span at most {MAX_RANGE_DAYS} days"),
         ));
     }
-    let schedule = schedule(&state, &id).await?;
+    let snapshot = state.store.catalog().await?;
+    let schedule = schedule(&state, &snapshot.catalog, &id, from).await?;
     let result = schedule.shifts(from, to);
     Ok(Json(
         json!({ "schedule": id, "from": from, "to": to, "shifts": result.shifts, "gaps": result.gaps }),
     ))
+}
+
+/// `GET /api/v1/services/{id}/oncall?at=…`: the people the first page of the owner
+/// team's escalation policy reaches at that instant (a step that reaches nobody, such as
+/// a schedule with a gap, is skipped as it would be when paging).
+pub async fn service_oncall(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let at = params
+        .instant("at")?
+        .unwrap_or_else(|| state.store.clock().now());
+    let snapshot = state.store.catalog().await?;
+    let catalog = &snapshot.catalog;
+    let service = catalog
+        .service(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no service with id {id:?}")))?;
+    let policy = Policy::of_team(catalog, &service.owner).map_err(ApiError::internal)?;
+    let mut schedules = HashMap::new();
+    for schedule_id in policy.schedules() {
+        if !schedules.contains_key(schedule_id) {
+            let loaded = schedule(&state, catalog, schedule_id, at).await?;
+            schedules.insert(schedule_id.to_string(), loaded);
+        }
+    }
+    let oncall = |schedule_id: &str, t| {
+        schedules
+            .get(schedule_id)
+            .and_then(|s| s.oncall_at(t))
+            .map(|on| on.person)
+    };
+    // Only the first page: later steps wait on acknowledgement.
+    let first = policy
+        .pages(at, None, |target, t| resolve(target, t, catalog, oncall))
+        .into_iter()
+        .next();
+    let people: Vec<Value> = first
+        .iter()
+        .flat_map(|page| &page.people)
+        .map(|person| {
+            json!({
+                "id": person,
+                "name": catalog.person(person).map(|p| p.name.as_str()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "service": id,
+        "at": at,
+        "team": service.owner,
+        "escalation_policy": catalog.team(&service.owner).and_then(|t| t.escalation_policy.clone()),
+        "step": first.as_ref().map(|p| p.step),
+        "people": people,
+    })))
+}
+
+/// `GET /api/v1/schedules/{id}/overrides?from=` (default now): the overrides in force
+/// at or after `from`, the catalog's first, in the order they apply.
+pub async fn overrides(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let from = params
+        .instant("from")?
+        .unwrap_or_else(|| state.store.clock().now());
+    let snapshot = state.store.catalog().await?;
+    let from_catalog = catalog_schedule(&snapshot.catalog, &id)?;
+    let mut items: Vec<Value> = from_catalog
+        .overrides
+        .iter()
+        .filter(|o| o.to > from)
+        .map(|o| {
+            json!({"id": o.id, "person": o.person, "replaces": o.replaces,
+                   "from": o.from, "to": o.to, "source": "catalog"})
+        })
+        .collect();
+    for o in state.store.overrides(&id, from).await? {
+        items.push(
+            json!({"id": o.id, "person": o.person, "replaces": o.replaces,
+                          "from": o.from, "to": o.to, "source": "api",
+                          "created_at": o.created_at, "created_by": o.created_by}),
+        );
+    }
+    Ok(Json(
+        json!({ "schedule": id, "from": from, "items": items }),
+    ))
+}
+
+/// `POST /api/v1/schedules/{id}/overrides` with `{"person", "replaces"?, "from", "to"}`.
+pub async fn add_override(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let value = body.value()?;
+    let snapshot = state.store.catalog().await?;
+    let catalog = &snapshot.catalog;
+    let schedule = catalog_schedule(catalog, &id)?;
+    caller.require(
+        Permission::Respond,
+        team_of_schedule(catalog, &id).as_deref(),
+    )?;
+    let now = state.store.clock().now();
+    let over = requested_override(&value, &schedule, |p| catalog.person(p).is_some(), now)
+        .map_err(|e| ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let stored = state.store.add_override(&caller.actor(), &id, over).await?;
+    let location = format!("/api/v1/schedules/{id}/overrides/{}", stored.id);
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        Json(json!(stored)),
+    )
+        .into_response())
+}
+
+/// `DELETE /api/v1/schedules/{id}/overrides/{oid}`: 204 when it had not started, 200
+/// with the shortened override when it was under way (it ends now), 409 when it is
+/// over or belongs to the catalog.
+pub async fn end_override(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, override_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let snapshot = state.store.catalog().await?;
+    let catalog = &snapshot.catalog;
+    let schedule = catalog_schedule(catalog, &id)?;
+    caller.require(
+        Permission::Respond,
+        team_of_schedule(catalog, &id).as_deref(),
+    )?;
+    if schedule.overrides.iter().any(|o| o.id == override_id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "override {override_id:?} is defined in the catalog: change schedule {id:?} there"
+            ),
+        ));
+    }
+    match state
+        .store
+        .end_override(&caller.actor(), &id, &override_id)
+        .await?
+    {
+        Ended::Removed => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ended::CutShort(stored) => Ok(Json(json!(stored)).into_response()),
+    }
 }

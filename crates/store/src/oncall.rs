@@ -1,0 +1,126 @@
+//! Run-time overrides of schedules: added, listed and ended, each with its audit entry
+//! in the same transaction.
+
+use crate::secrets::random_token;
+use crate::{Result, Store, StoreError, dispatch, per_dialect};
+use jiff::Timestamp;
+use muster_domain::audit::Actor;
+use muster_domain::oncall::Override;
+use muster_domain::oncall::overrides::{Ending, ending};
+use serde::Serialize;
+
+/// An override as stored: the override and who made it when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredOverride {
+    pub id: String,
+    pub schedule: String,
+    pub person: String,
+    pub replaces: Option<String>,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+impl StoredOverride {
+    pub fn as_override(&self) -> Override {
+        Override {
+            id: self.id.clone(),
+            person: self.person.clone(),
+            replaces: self.replaces.clone(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+
+    fn audit_body(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
+}
+
+/// What ending an override did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    Removed,
+    CutShort(StoredOverride),
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    String,
+);
+
+const COLUMNS: &str =
+    "id, schedule_id, person, replaces, starts_at, ends_at, created_at, created_by";
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn from_ms(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("instant {ms}: {e}")))
+}
+
+fn from_row(r: Row) -> Result<StoredOverride> {
+    Ok(StoredOverride {
+        id: r.0,
+        schedule: r.1,
+        person: r.2,
+        replaces: r.3,
+        from: from_ms(r.4)?,
+        to: from_ms(r.5)?,
+        created_at: from_ms(r.6)?,
+        created_by: r.7,
+    })
+}
+
+impl Store {
+    /// Records an override (already checked by the domain) on `schedule`.
+    pub async fn add_override(
+        &self,
+        actor: &Actor,
+        schedule: &str,
+        over: Override,
+    ) -> Result<StoredOverride> {
+        let stored = StoredOverride {
+            id: format!("ovr-{}", random_token(16)),
+            schedule: schedule.to_string(),
+            person: over.person,
+            replaces: over.replaces,
+            from: over.from,
+            to: over.to,
+            created_at: self.clock().now(),
+            created_by: actor.label.clone(),
+        };
+        let entry = actor.entry(
+            "override.create",
+            format!("override:{}", stored.id),
+            None,
+            stored.audit_body(),
+        );
+        dispatch!(self, insert(&stored, entry))?;
+        Ok(stored)
+    }
+
+    /// The run-time overrides of `schedule` still in force at or after `since`, in the
+    /// order they apply (a later one wins).
+    pub async fn overrides(&self, schedule: &str, since: Timestamp) -> Result<Vec<StoredOverride>> {
+        let rows: Vec<Row> = dispatch!(self, list(schedule, ms(since)))?;
+        rows.into_iter().map(from_row).collect()
+    }
+
+    /// Ends an override: one not yet started goes, one under way ends now, one over
+    /// already is refused (history is kept).
+    pub async fn end_override(&self, actor: &Actor, schedule: &str, id: &str) -> Result<Ended> {
+        let now = self.clock().now();
+        dispatch!(self, end(actor, schedule, id, now))
+    }
+}
+
+per_dialect!("oncall/sql.rs");
