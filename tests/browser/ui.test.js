@@ -114,3 +114,31 @@ test("sign in, find a service, see its dependents and who it affects", async () 
   assert.match(page.url(), /\/sign-in/);
   await context.close();
 });
+
+test("see who is on call, a schedule's timeline, and send a test from a person's page", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page);
+  await page.getByRole("link", { name: "On call" }).click();
+  await page.getByRole("heading", { name: "On call", exact: true }).waitFor();
+  await page.getByRole("link", { name: "print-platform-primary" }).click();
+  await page.getByRole("heading", { name: /print-platform-primary/ }).waitFor();
+  const rows = await page.locator("svg.timeline text.row").allTextContents();
+  assert.deepEqual(rows, ["Layer: weekly", "Overrides", "Final"]);
+  const bars = await page.locator("svg.timeline g rect").count();
+  assert.ok(bars >= 4, `the timeline has shifts: ${bars}`);
+  const box = await page.locator("svg.timeline").boundingBox();
+  assert.ok(box.width > 600 && box.height > 60, `the timeline is drawn: ${JSON.stringify(box)}`);
+  await page.screenshot({ path: join(results, "schedule-print-platform.png"), fullPage: true });
+
+  // From the final shifts to the person, then a test message to each contact method.
+  await page.locator("table tbody tr td a").first().click();
+  await page.getByRole("heading", { name: "On call in the next 14 days" }).waitFor();
+  await page.getByRole("button", { name: "Send a test to each contact method" }).click();
+  await page.getByRole("status").waitFor();
+  assert.match(await page.getByRole("status").textContent(), /Queued 1 test message/);
+  const log = await page.locator("table.notifications tbody tr").first().textContent();
+  assert.match(log, /Muster test notification/);
+  await page.screenshot({ path: join(results, "person-after-test.png"), fullPage: true });
+  await context.close();
+});

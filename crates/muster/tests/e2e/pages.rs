@@ -7,7 +7,8 @@ use serde_json::json;
 
 on_both_databases!(
     sign_in_is_protected_and_throttled,
-    sessions_need_csrf_for_writes_and_pages_escape_text
+    sessions_need_csrf_for_writes_and_pages_escape_text,
+    on_call_pages_show_schedules_people_and_the_notification_log
 );
 
 fn no_redirects() -> Client {
@@ -303,4 +304,133 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
         StatusCode::SEE_OTHER,
         "the session is gone"
     );
+}
+
+async fn on_call_pages_show_schedules_people_and_the_notification_log(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    for (user, role) in [("rita", "responder"), ("vera", "viewer")] {
+        db.cli_ok(
+            &[
+                "user",
+                "create",
+                "--username",
+                user,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            Some("a long enough password"),
+        );
+    }
+    // Paul covers Dana's Tuesday.
+    let (status, body) = server
+        .post(
+            "/api/v1/schedules/print-platform-primary/overrides",
+            json!({"person": "paul", "replaces": "dana", "from": "2026-11-24T09:00:00Z", "to": "2026-11-25T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let client = no_redirects();
+    let base = &server.base;
+    let form = sign_in_form(&client, base).await;
+    let response = post_sign_in(&client, base, &form, "rita", "a long enough password", "/").await;
+    let cookie = format!(
+        "muster_session={}",
+        set_cookie(&response, "muster_session").unwrap().0
+    );
+    let page = |path: &str| {
+        let (client, cookie) = (&client, &cookie);
+        let url = format!("{base}{path}");
+        async move {
+            let response = signed_in_get(client, cookie, url).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        }
+    };
+
+    let home = page("/").await;
+    assert!(home.contains("Who is on call now"), "{home}");
+    assert!(
+        home.contains("href=\"/people/dana\">Dana Okafor</a>"),
+        "print-platform pages Dana now"
+    );
+
+    let oncall = page("/oncall").await;
+    assert!(oncall.contains("href=\"/schedules/print-platform-primary\""));
+    assert!(
+        oncall.contains("Hal Burke</a>, <a href=\"/people/hope\">Hope Adeyemi"),
+        "a team without a policy is paged whole"
+    );
+
+    let schedule = page("/schedules/print-platform-primary").await;
+    assert!(schedule.contains("<svg class=\"timeline\""));
+    assert!(schedule.contains("Layer: weekly") && schedule.contains(">Final<"));
+    assert!(
+        schedule.contains(
+            "Paul Grant: Tue 24 Nov 09:00 – Wed 25 Nov 09:00 GMT (replacing Dana Okafor)"
+        ),
+        "{schedule}"
+    );
+    assert!(schedule.contains("Paged for <a href=\"/teams/print-platform\">"));
+    let missing = signed_in_get(&client, &cookie, format!("{base}/schedules/nope")).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let team = page("/teams/print-platform").await;
+    assert!(team.contains("schedule <a href=\"/schedules/print-platform-primary\">"));
+    assert!(team.contains("Repeated 2 more times"));
+
+    let dana = page("/people/dana").await;
+    assert!(dana.contains("On call in the next 14 days"));
+    assert!(dana.contains("href=\"/schedules/print-platform-primary\""));
+    let csrf = hidden(&dana, "csrf");
+    // The test button: CSRF checked, then one message per contact method.
+    let response = client
+        .post(format!("{base}/people/dana/test-notification"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = client
+        .post(format!("{base}/people/dana/test-notification"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(location, "/people/dana?tested=1#notifications");
+    let dana = page("/people/dana?tested=1").await;
+    assert!(dana.contains("Queued 1 test message,"));
+    assert!(dana.contains("Muster test notification for Dana Okafor"));
+    let log = page("/notifications?recipient=dana").await;
+    assert!(log.contains("Muster test notification for Dana Okafor"));
+    assert!(log.contains(">email<"));
+
+    // A viewer sees no button and is refused by the form handler.
+    let form = sign_in_form(&client, base).await;
+    let response = post_sign_in(&client, base, &form, "vera", "a long enough password", "/").await;
+    let viewer = format!(
+        "muster_session={}",
+        set_cookie(&response, "muster_session").unwrap().0
+    );
+    let html = signed_in_get(&client, &viewer, format!("{base}/people/dana"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("Send a test"));
+    let viewer_csrf = hidden(&html, "csrf");
+    let response = client
+        .post(format!("{base}/people/dana/test-notification"))
+        .header(header::COOKIE, &viewer)
+        .form(&[("csrf", viewer_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }

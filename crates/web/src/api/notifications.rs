@@ -80,10 +80,17 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Permission::Respond, None)?;
+    let queued = queue_test(&state, &caller.principal.label, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+}
+
+/// Queues a test message on each of person `id`'s contact methods, sent by `sender`
+/// (the API and the person page share it). Returns how many were queued.
+pub(crate) async fn queue_test(state: &AppState, sender: &str, id: &str) -> ApiResult<usize> {
     let snapshot = state.store.catalog().await?;
     let person = snapshot
         .catalog
-        .person(&id)
+        .person(id)
         .ok_or_else(|| ApiError::not_found(format!("no person with id {id:?}")))?;
     let now = state.store.now_ms();
     let give_up_at = now + DEFAULT_RETRY_HORIZON.as_millis() as i64;
@@ -117,14 +124,14 @@ pub async fn test(
     let subject = format!("Muster test notification for {}", person.name);
     let body = format!(
         "This is a test from Muster ({}), sent by {}. Nothing needs doing.",
-        state.public_url, caller.principal.label
+        state.public_url, sender
     );
     let messages: Vec<NewNotification> = targets
         .into_iter()
         .enumerate()
         .map(|(i, (channel, destination, secret))| NewNotification {
             dedup_key: format!("test:{id}:{now}:{i}"),
-            recipient: id.clone(),
+            recipient: id.to_string(),
             channel,
             destination,
             secret,
@@ -134,6 +141,5 @@ pub async fn test(
             give_up_at,
         })
         .collect();
-    let queued = state.store.enqueue(messages).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+    Ok(state.store.enqueue(messages).await?)
 }

@@ -15,7 +15,7 @@ use muster_domain::auth::Permission;
 use muster_domain::catalog::{Catalog, Kind};
 use muster_domain::oncall::escalation::{resolve, team_of_schedule};
 use muster_domain::oncall::overrides::requested_override;
-use muster_domain::oncall::{Policy, Schedule};
+use muster_domain::oncall::{Page, Policy, Schedule};
 use muster_store::oncall::Ended;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use std::collections::HashMap;
 const MAX_RANGE_DAYS: i64 = 366;
 
 /// The schedule as the catalog defines it (its own overrides included).
-fn catalog_schedule(catalog: &Catalog, id: &str) -> ApiResult<Schedule> {
+pub(crate) fn catalog_schedule(catalog: &Catalog, id: &str) -> ApiResult<Schedule> {
     let stored = catalog
         .entity(Kind::Schedule, id)
         .ok_or_else(|| ApiError::not_found(format!("no schedule with id {id:?}")))?;
@@ -34,7 +34,7 @@ fn catalog_schedule(catalog: &Catalog, id: &str) -> ApiResult<Schedule> {
 
 /// The schedule with its run-time overrides still in force at or after `since`
 /// appended: they apply after the catalog's (a later override wins).
-async fn schedule(
+pub(crate) async fn schedule(
     state: &AppState,
     catalog: &Catalog,
     id: &str,
@@ -103,6 +103,36 @@ pub async fn shifts(
     ))
 }
 
+/// The first page of `team`'s escalation policy (or of the whole team, without one) at
+/// `at`: a step that reaches nobody, such as a schedule with a gap, is skipped as it
+/// would be when paging. `None` when no step reaches anybody.
+pub(crate) async fn first_page(
+    state: &AppState,
+    catalog: &Catalog,
+    team: &str,
+    at: jiff::Timestamp,
+) -> ApiResult<Option<Page>> {
+    let policy = Policy::of_team(catalog, team).map_err(ApiError::internal)?;
+    let mut schedules = HashMap::new();
+    for schedule_id in policy.schedules() {
+        if !schedules.contains_key(schedule_id) {
+            let loaded = schedule(state, catalog, schedule_id, at).await?;
+            schedules.insert(schedule_id.to_string(), loaded);
+        }
+    }
+    let oncall = |schedule_id: &str, t| {
+        schedules
+            .get(schedule_id)
+            .and_then(|s| s.oncall_at(t))
+            .map(|on| on.person)
+    };
+    // Only the first page: later steps wait on acknowledgement.
+    Ok(policy
+        .pages(at, None, |target, t| resolve(target, t, catalog, oncall))
+        .into_iter()
+        .next())
+}
+
 /// `GET /api/v1/services/{id}/oncall?at=…`: the people the first page of the owner
 /// team's escalation policy reaches at that instant (a step that reaches nobody, such as
 /// a schedule with a gap, is skipped as it would be when paging).
@@ -121,25 +151,7 @@ pub async fn service_oncall(
     let service = catalog
         .service(&id)
         .ok_or_else(|| ApiError::not_found(format!("no service with id {id:?}")))?;
-    let policy = Policy::of_team(catalog, &service.owner).map_err(ApiError::internal)?;
-    let mut schedules = HashMap::new();
-    for schedule_id in policy.schedules() {
-        if !schedules.contains_key(schedule_id) {
-            let loaded = schedule(&state, catalog, schedule_id, at).await?;
-            schedules.insert(schedule_id.to_string(), loaded);
-        }
-    }
-    let oncall = |schedule_id: &str, t| {
-        schedules
-            .get(schedule_id)
-            .and_then(|s| s.oncall_at(t))
-            .map(|on| on.person)
-    };
-    // Only the first page: later steps wait on acknowledgement.
-    let first = policy
-        .pages(at, None, |target, t| resolve(target, t, catalog, oncall))
-        .into_iter()
-        .next();
+    let first = first_page(&state, catalog, &service.owner, at).await?;
     let people: Vec<Value> = first
         .iter()
         .flat_map(|page| &page.people)

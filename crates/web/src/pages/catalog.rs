@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use muster_domain::catalog::graph::Impact;
 use muster_domain::catalog::{Contact, Organisation, Person, Service, Team};
+use muster_domain::oncall::Target;
 
 type PageResult = Result<Response, Response>;
 
@@ -205,6 +206,9 @@ pub async fn teams(State(state): State<AppState>, viewer: Viewer) -> PageResult 
     .into_response())
 }
 
+/// An escalation target as shown: kind, id, and the page it links to.
+type TargetLink = (String, String, String);
+
 #[derive(Template, WebTemplate)]
 #[template(path = "team.html")]
 struct TeamPage {
@@ -212,6 +216,10 @@ struct TeamPage {
     team: Team,
     members: Vec<(String, String, String)>,
     services: Vec<(String, String)>,
+    /// The escalation policy's steps: targets and the wait after.
+    steps: Vec<(Vec<TargetLink>, String)>,
+    repeat: u32,
+    paged_now: Vec<(String, String)>,
 }
 
 pub async fn team(
@@ -239,11 +247,41 @@ pub async fn team(
         .filter(|s| s.owner == id)
         .map(|s| (s.id.clone(), s.name.clone()))
         .collect();
+    let policy = muster_domain::oncall::Policy::of_team(&snapshot.catalog, &id)
+        .map_err(|e| ApiError::internal(e).into_response())?;
+    let steps = policy
+        .steps
+        .iter()
+        .map(|step| {
+            let targets = step
+                .targets
+                .iter()
+                .map(|t| match t {
+                    Target::Person(p) => ("person".into(), p.clone(), format!("/people/{p}")),
+                    Target::Team(t) => ("team".into(), t.clone(), format!("/teams/{t}")),
+                    Target::Schedule(s) => {
+                        ("schedule".into(), s.clone(), format!("/schedules/{s}"))
+                    }
+                })
+                .collect();
+            (targets, step.escalate_after.to_string())
+        })
+        .collect();
+    let now = state.store.clock().now();
+    let paged_now = super::oncall::teams_on_call(&state, &snapshot.catalog, now)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .map(|t| t.people)
+        .unwrap_or_default();
     Ok(TeamPage {
         nav: viewer.nav("/teams"),
         team,
         members,
         services,
+        steps,
+        repeat: policy.repeat,
+        paged_now,
     }
     .into_response())
 }
@@ -300,12 +338,23 @@ struct PersonPage {
     local_time: String,
     teams: Vec<String>,
     contacts: Vec<String>,
+    shifts: Vec<super::oncall::UpcomingShift>,
+    rows: Vec<super::oncall::NotificationRow>,
+    can_test: bool,
+    tested: Option<usize>,
+    csrf: String,
+}
+
+#[derive(serde::Deserialize)]
+pub struct PersonQuery {
+    tested: Option<usize>,
 }
 
 pub async fn person(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<PersonQuery>,
 ) -> PageResult {
     let snapshot = state.store.catalog().await.map_err(fail)?;
     let Some(person) = snapshot.catalog.person(&id).cloned() else {
@@ -340,12 +389,31 @@ pub async fn person(
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let shifts = super::oncall::upcoming_shifts(
+        &state,
+        &viewer,
+        &snapshot.catalog,
+        &id,
+        super::oncall::TIMELINE_DAYS,
+    )
+    .await?;
+    let rows = super::oncall::notification_rows(&state, &viewer, Some(&id), 10)
+        .await
+        .map_err(fail)?;
     Ok(PersonPage {
         nav: viewer.nav("/people"),
         person,
         local_time,
         teams,
         contacts,
+        shifts,
+        rows,
+        can_test: viewer
+            .principal
+            .grant
+            .allows(muster_domain::auth::Permission::Respond, None),
+        tested: query.tested,
+        csrf: viewer.csrf.clone(),
     }
     .into_response())
 }

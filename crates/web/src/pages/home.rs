@@ -29,6 +29,7 @@ struct HomePage {
     freezes: usize,
     renewables: Vec<RenewableRow>,
     entries: Vec<EntryRow>,
+    on_call: Vec<super::oncall::TeamOnCall>,
 }
 
 pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Response> {
@@ -70,6 +71,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
         freezes: c.freezes.len(),
         renewables,
         entries: rows(&viewer, &recent, now),
+        on_call: super::oncall::teams_on_call(&state, c, now).await?,
     };
     Ok(page.into_response())
 }

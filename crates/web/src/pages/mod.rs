@@ -5,6 +5,7 @@ mod audit;
 mod catalog;
 mod graph;
 mod home;
+pub mod oncall;
 mod session;
 
 use crate::AppState;
@@ -34,6 +35,13 @@ pub fn router() -> Router<AppState> {
         .route("/people/{id}", get(catalog::person))
         .route("/organisations", get(catalog::organisations))
         .route("/organisations/{id}", get(catalog::organisation))
+        .route("/oncall", get(oncall::overview))
+        .route("/schedules/{id}", get(oncall::schedule_page))
+        .route("/notifications", get(oncall::notifications))
+        .route(
+            "/people/{id}/test-notification",
+            post(oncall::test_notification),
+        )
         .route("/audit", get(audit::page))
         .route("/static/muster.css", get(stylesheet))
 }
@@ -131,7 +139,7 @@ impl Viewer {
             ("Teams", "/teams", true),
             ("People", "/people", true),
             ("Organisations", "/organisations", true),
-            ("On call", "/oncall", false),
+            ("On call", "/oncall", true),
             ("Incidents", "/incidents", false),
             ("Changes", "/changes", false),
             ("Renewals", "/renewals", false),
