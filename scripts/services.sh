@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests need is installed and running: PostgreSQL (a real server,
 # from Debian), Chromium (Debian's, driven by Playwright) and, from PyPI, aiosmtpd (a
-# real SMTP server) and openapi-spec-validator. Sourced by scripts/test.sh;
+# real SMTP server), icalendar (an RFC 5545 parser) and openapi-spec-validator. Sourced by scripts/test.sh;
 # exports MUSTER_TEST_POSTGRES_URL and MUSTER_CHROMIUM.
 set -euo pipefail
 
@@ -20,8 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
-python_packages=(aiosmtpd openapi-spec-validator)
-if ! python3 -c "import aiosmtpd, openapi_spec_validator" 2>/dev/null; then
+python_packages=(aiosmtpd icalendar openapi-spec-validator)
+if ! python3 -c "import aiosmtpd, icalendar, openapi_spec_validator" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${python_packages[@]}"
 fi

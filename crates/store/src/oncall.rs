@@ -1,7 +1,7 @@
 //! Run-time overrides of schedules: added, listed and ended, each with its audit entry
 //! in the same transaction.
 
-use crate::secrets::random_token;
+use crate::secrets::{credential_hash, random_token};
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
 use muster_domain::audit::Actor;
@@ -120,6 +120,55 @@ impl Store {
     pub async fn end_override(&self, actor: &Actor, schedule: &str, id: &str) -> Result<Ended> {
         let now = self.clock().now();
         dispatch!(self, end(actor, schedule, id, now))
+    }
+}
+
+/// The prefix of calendar feed tokens, so a leaked one is recognisable.
+pub const FEED_TOKEN_PREFIX: &str = "cal_";
+
+impl Store {
+    /// Makes a new calendar feed token for `person`, replacing (revoking) any earlier
+    /// one. The token is returned once; only its hash is kept.
+    pub async fn create_calendar_feed(&self, actor: &Actor, person: &str) -> Result<String> {
+        let token = format!("{FEED_TOKEN_PREFIX}{}", random_token(40));
+        let now = self.clock().now();
+        let entry = actor.entry(
+            "calendar_feed.create",
+            format!("person:{person}"),
+            None,
+            None,
+        );
+        dispatch!(
+            self,
+            put_feed(
+                person,
+                &credential_hash(&token),
+                ms(now),
+                &actor.label,
+                entry
+            )
+        )?;
+        Ok(token)
+    }
+
+    /// Revokes `person`'s feed; false when there was none.
+    pub async fn revoke_calendar_feed(&self, actor: &Actor, person: &str) -> Result<bool> {
+        let now = self.clock().now();
+        let entry = actor.entry(
+            "calendar_feed.revoke",
+            format!("person:{person}"),
+            None,
+            None,
+        );
+        dispatch!(self, delete_feed(person, ms(now), entry))
+    }
+
+    /// The person a feed token belongs to, if it is live.
+    pub async fn calendar_feed_person(&self, token: &str) -> Result<Option<String>> {
+        if !token.starts_with(FEED_TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        dispatch!(self, feed_person(&credential_hash(token)))
     }
 }
 

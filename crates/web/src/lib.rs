@@ -128,6 +128,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/services/{id}/oncall",
             get(api::oncall::service_oncall),
         )
+        .route(
+            "/api/v1/people/{id}/calendar-feed",
+            post(api::oncall::create_feed).delete(api::oncall::revoke_feed),
+        )
+        .route("/calendar/{file}", get(api::oncall::feed))
         .route("/api/v1/notifications", get(api::notifications::list))
         .route(
             "/api/v1/people/{id}/test-notification",

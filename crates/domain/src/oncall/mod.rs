@@ -8,6 +8,7 @@
 //! - [`overrides`]: overrides made at run time: validation and ending.
 
 pub mod escalation;
+pub mod ical;
 pub mod overrides;
 pub mod schedule;
 pub mod shifts;

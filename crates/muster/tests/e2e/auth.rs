@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 20] = [
+pub const ROUTES: [(&str, &str); 22] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -31,6 +31,8 @@ pub const ROUTES: [(&str, &str); 20] = [
     ("POST", "/api/v1/schedules/identity/overrides"),
     ("DELETE", "/api/v1/schedules/identity/overrides/ovr-x"),
     ("GET", "/api/v1/services/identity/oncall"),
+    ("POST", "/api/v1/people/identity/calendar-feed"),
+    ("DELETE", "/api/v1/people/identity/calendar-feed"),
     ("GET", "/api/v1/notifications"),
     ("POST", "/api/v1/people/identity/test-notification"),
 ];

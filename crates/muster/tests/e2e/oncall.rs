@@ -9,7 +9,8 @@ on_both_databases!(
     oncall_answers_follow_layers_overrides_and_dst,
     shifts_are_merged_with_gaps_and_bad_ranges_are_refused,
     run_time_overrides_apply_survive_imports_and_end_without_rewriting_history,
-    a_service_answers_who_its_first_page_reaches
+    a_service_answers_who_its_first_page_reaches,
+    calendar_feeds_are_valid_icalendar_and_revocable
 );
 
 async fn oncall_answers_follow_layers_overrides_and_dst(backend: Backend) {
@@ -352,4 +353,120 @@ async fn a_service_answers_who_its_first_page_reaches(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["path"], "at");
+}
+
+/// Parses iCalendar text with Python's `icalendar` (a real RFC 5545 parser) and returns
+/// the events as `[summary, start, end, uid]`.
+fn parse_ical(text: &str) -> Vec<Vec<String>> {
+    use std::io::Write;
+    let script = r#"
+import json, sys, icalendar
+cal = icalendar.Calendar.from_ical(sys.stdin.buffer.read())
+assert cal.name == "VCALENDAR" and str(cal["VERSION"]) == "2.0" and "PRODID" in cal
+events = []
+for e in cal.walk("VEVENT"):
+    for required in ("UID", "DTSTAMP", "DTSTART", "DTEND"):
+        assert required in e, required
+    events.append([str(e["SUMMARY"]), e.decoded("DTSTART").isoformat(), e.decoded("DTEND").isoformat(), str(e["UID"])])
+print(json.dumps(events))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (icalendar from PyPI: scripts/services.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not valid iCalendar: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn calendar_feeds_are_valid_icalendar_and_revocable(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    let (status, created) = server
+        .post("/api/v1/people/dana/calendar-feed", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let url = created["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/calendar/cal_", server.base)),
+        "{url}"
+    );
+
+    // No credentials: the secret link is the credential.
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/calendar")
+    );
+    let events = parse_ical(&response.text().await.unwrap());
+    // Dana's weeks (every third Monday 09:00 London) over 90 days, the current one whole.
+    assert_eq!(
+        events[0][..3],
+        [
+            "On call: print-platform-primary",
+            "2026-11-23T09:00:00+00:00",
+            "2026-11-30T09:00:00+00:00"
+        ]
+    );
+    assert_eq!(events[1][1], "2026-12-14T09:00:00+00:00");
+    assert_eq!(events.len(), 5, "{events:?}");
+
+    // A new link revokes the old one; deleting revokes the feed.
+    let (_, again) = server
+        .post("/api/v1/people/dana/calendar-feed", json!({}))
+        .await;
+    let second = again["url"].as_str().unwrap().to_string();
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        reqwest::get(&second).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, _) =
+        send(server.request(Method::DELETE, "/api/v1/people/dana/calendar-feed")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        reqwest::get(&second).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) =
+        send(server.request(Method::DELETE, "/api/v1/people/dana/calendar-feed")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in ["garbage.ics", "cal_nope.ics", "cal_nope"] {
+        let response = reqwest::get(format!("{}/calendar/{bad}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{bad}");
+    }
+
+    // People make their own links; others need to be editors.
+    let own = db.token("dana-phone", "viewer", &["--person", "dana"]);
+    let other = db.token("eli-phone", "viewer", &["--person", "eli"]);
+    let (status, _) =
+        send(server.as_token(Method::POST, "/api/v1/people/dana/calendar-feed", &own)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) =
+        send(server.as_token(Method::POST, "/api/v1/people/dana/calendar-feed", &other)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = server
+        .post("/api/v1/people/ghost/calendar-feed", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -57,3 +57,36 @@ pub async fn end(p: &crate::Pools<DB>, actor: &Actor, schedule: &str, id: &str, 
     tx.commit().await?;
     Ok(ended)
 }
+
+pub async fn put_feed(p: &crate::Pools<DB>, person: &str, hash: &str, now: i64, by: &str, entry: muster_domain::audit::NewAuditEntry) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    sqlx::query(
+        "INSERT INTO calendar_feeds (person, token_hash, created_at, created_by) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (person) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at, created_by = excluded.created_by",
+    )
+    .bind(person)
+    .bind(hash)
+    .bind(now)
+    .bind(by)
+    .execute(&mut *tx)
+    .await?;
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn delete_feed(p: &crate::Pools<DB>, person: &str, now: i64, entry: muster_domain::audit::NewAuditEntry) -> Result<bool> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let done = sqlx::query("DELETE FROM calendar_feeds WHERE person = $1").bind(person).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn feed_person(p: &crate::Pools<DB>, hash: &str) -> Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT person FROM calendar_feeds WHERE token_hash = $1").bind(hash).fetch_optional(&p.reader).await?;
+    Ok(row.map(|r| r.0))
+}

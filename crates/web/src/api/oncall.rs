@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use muster_domain::auth::Permission;
 use muster_domain::catalog::{Catalog, Kind};
 use muster_domain::oncall::escalation::{resolve, team_of_schedule};
+use muster_domain::oncall::ical::{self, FeedShift};
 use muster_domain::oncall::overrides::requested_override;
-use muster_domain::oncall::{Page, Policy, Schedule};
+use muster_domain::oncall::{Page, Policy, Schedule, Shift};
 use muster_store::oncall::Ended;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -101,6 +102,133 @@ pub async fn shifts(
     Ok(Json(
         json!({ "schedule": id, "from": from, "to": to, "shifts": result.shifts, "gaps": result.gaps }),
     ))
+}
+
+/// `person`'s final shifts on every schedule over `[from, to)`, by start.
+pub(crate) async fn person_shifts(
+    state: &AppState,
+    catalog: &Catalog,
+    person: &str,
+    from: jiff::Timestamp,
+    to: jiff::Timestamp,
+) -> ApiResult<Vec<(String, Shift)>> {
+    let mut found = Vec::new();
+    for value in &catalog.schedules {
+        let Some(id) = value.get("id").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let loaded = schedule(state, catalog, id, from).await?;
+        for shift in loaded.shifts(from, to).shifts {
+            if shift.person == person {
+                found.push((id.to_string(), shift));
+            }
+        }
+    }
+    found.sort_by_key(|(_, shift)| shift.start);
+    Ok(found)
+}
+
+/// Days a calendar feed covers.
+pub const FEED_DAYS: i64 = 90;
+
+/// Who may manage `person`'s calendar feed: that person, or an editor.
+fn require_feed_access(caller: &Caller, person: &str) -> ApiResult<()> {
+    if caller.principal.person.as_deref() == Some(person) {
+        return Ok(());
+    }
+    caller.require(Permission::Edit, None)
+}
+
+/// `POST /api/v1/people/{id}/calendar-feed`: a new secret feed link (shown once),
+/// replacing any earlier one.
+pub async fn create_feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_feed_access(&caller, &id)?;
+    let url = new_feed_url(&state, &caller.actor(), &id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "person": id, "url": url, "days": FEED_DAYS })),
+    )
+        .into_response())
+}
+
+/// Makes a feed for `person` and returns its URL (the API and the person page share it).
+pub(crate) async fn new_feed_url(
+    state: &AppState,
+    actor: &muster_domain::audit::Actor,
+    person: &str,
+) -> ApiResult<String> {
+    let snapshot = state.store.catalog().await?;
+    if snapshot.catalog.person(person).is_none() {
+        return Err(ApiError::not_found(format!("no person with id {person:?}")));
+    }
+    let token = state.store.create_calendar_feed(actor, person).await?;
+    Ok(format!("{}/calendar/{token}.ics", state.public_url))
+}
+
+/// `DELETE /api/v1/people/{id}/calendar-feed`: the link stops working.
+pub async fn revoke_feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_feed_access(&caller, &id)?;
+    if state
+        .store
+        .revoke_calendar_feed(&caller.actor(), &id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("{id:?} has no calendar feed")))
+    }
+}
+
+/// `GET /calendar/{token}.ics`: public (calendar apps send no credentials); the secret
+/// token in the path is the credential. Unknown and revoked tokens are 404.
+pub async fn feed(State(state): State<AppState>, Path(file): Path<String>) -> ApiResult<Response> {
+    let gone = || ApiError::not_found("no such calendar feed (it may have been revoked)");
+    let token = file.strip_suffix(".ics").ok_or_else(gone)?;
+    let person = state
+        .store
+        .calendar_feed_person(token)
+        .await?
+        .ok_or_else(gone)?;
+    let snapshot = state.store.catalog().await?;
+    let catalog = &snapshot.catalog;
+    let name = catalog
+        .person(&person)
+        .map(|p| p.name.clone())
+        .ok_or_else(gone)?;
+    let now = state.store.clock().now();
+    // From a week back, so the shift under way appears whole (a stable start and UID).
+    let from = now - jiff::SignedDuration::from_hours(7 * 24);
+    let to = now + jiff::SignedDuration::from_hours(FEED_DAYS * 24);
+    let mut shifts = person_shifts(&state, catalog, &person, from, to).await?;
+    shifts.retain(|(_, shift)| shift.end > now);
+    let events: Vec<FeedShift> = shifts
+        .iter()
+        .map(|(schedule, shift)| FeedShift {
+            schedule,
+            start: shift.start,
+            end: shift.end,
+        })
+        .collect();
+    let body = ical::feed(&person, &name, &events, now, &state.public_url);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// The first page of `team`'s escalation policy (or of the whole team, without one) at

@@ -341,6 +341,7 @@ struct PersonPage {
     shifts: Vec<super::oncall::UpcomingShift>,
     rows: Vec<super::oncall::NotificationRow>,
     can_test: bool,
+    can_subscribe: bool,
     tested: Option<usize>,
     csrf: String,
 }
@@ -412,6 +413,11 @@ pub async fn person(
             .principal
             .grant
             .allows(muster_domain::auth::Permission::Respond, None),
+        can_subscribe: viewer.principal.person.as_deref() == Some(id.as_str())
+            || viewer
+                .principal
+                .grant
+                .allows(muster_domain::auth::Permission::Edit, None),
         tested: query.tested,
         csrf: viewer.csrf.clone(),
     }

@@ -217,7 +217,7 @@ pub fn refused(viewer: &Viewer, error: crate::error::ApiError) -> Response {
     message(viewer, error.status, "Cannot show this", error.detail)
 }
 
-fn message(viewer: &Viewer, status: StatusCode, title: &str, message: String) -> Response {
+pub fn message(viewer: &Viewer, status: StatusCode, title: &str, message: String) -> Response {
     let page = MessagePage {
         nav: viewer.nav(""),
         title: title.into(),

@@ -460,31 +460,74 @@ pub async fn upcoming_shifts(
 ) -> Result<Vec<UpcomingShift>, Response> {
     let now = state.store.clock().now();
     let to = now + (days * 24).hours();
-    let mut found = Vec::new();
-    for value in &catalog.schedules {
-        let Some(id) = value.get("id").and_then(|v| v.as_str()) else {
-            continue;
-        };
-        let loaded = schedule(state, catalog, id, now).await.map_err(fail)?;
-        for shift in loaded.shifts(now, to).shifts {
-            if shift.person == person {
-                found.push((shift.start, shift.end, id.to_string()));
-            }
-        }
-    }
-    found.sort();
-    Ok(found
+    let shifts = crate::api::oncall::person_shifts(state, catalog, person, now, to)
+        .await
+        .map_err(fail)?;
+    Ok(shifts
         .into_iter()
-        .map(|(start, end, schedule)| UpcomingShift {
+        .map(|(schedule, shift)| UpcomingShift {
             schedule,
-            start: viewer.time(start, now),
-            end: viewer.time(end, now),
+            start: viewer.time(shift.start, now),
+            end: viewer.time(shift.end, now),
         })
         .collect())
 }
 
+/// The person page's "calendar link" button: a new feed URL, shown once.
+pub async fn calendar_feed(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> PageResult {
+    if form.csrf != viewer.csrf {
+        return Err(super::refused(&viewer, csrf_mismatch()));
+    }
+    let own = viewer.principal.person.as_deref() == Some(id.as_str());
+    if !own
+        && !viewer
+            .principal
+            .grant
+            .allows(muster_domain::auth::Permission::Edit, None)
+    {
+        return Err(super::refused(
+            &viewer,
+            ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "Only the person themselves or an editor can make their calendar link.",
+            ),
+        ));
+    }
+    let actor = muster_domain::audit::Actor {
+        label: viewer.principal.label.clone(),
+        person: viewer.principal.person.clone(),
+        on_behalf_of: None,
+        reason: None,
+    };
+    match crate::api::oncall::new_feed_url(&state, &actor, &id).await {
+        Ok(url) => Ok(super::message(
+            &viewer,
+            axum::http::StatusCode::OK,
+            "Calendar link",
+            format!(
+                "Subscribe to this address in your calendar app: {url} — it is shown only now. \
+                 Anyone with it can see {id}'s shifts for the next {} days; making a new link revokes this one.",
+                crate::api::oncall::FEED_DAYS
+            ),
+        )),
+        Err(e) => Err(super::refused(&viewer, e)),
+    }
+}
+
+fn csrf_mismatch() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "The form's CSRF token does not match your session: reload the page and try again.",
+    )
+}
+
 #[derive(Deserialize)]
-pub struct TestForm {
+pub struct CsrfForm {
     csrf: String,
 }
 
@@ -493,16 +536,10 @@ pub async fn test_notification(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<TestForm>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> PageResult {
     if form.csrf != viewer.csrf {
-        return Err(super::refused(
-            &viewer,
-            ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "The form's CSRF token does not match your session: reload the page and try again.",
-            ),
-        ));
+        return Err(super::refused(&viewer, csrf_mismatch()));
     }
     let permission = muster_domain::auth::Permission::Respond;
     if !viewer.principal.grant.allows(permission, None) {
