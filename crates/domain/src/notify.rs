@@ -3,7 +3,7 @@
 //! (notify crate) follow these.
 
 use hmac::{Hmac, Mac};
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -104,6 +104,92 @@ pub fn teams_payload(subject: &str, body: &str) -> Value {
     })
 }
 
+/// A limit on how many messages one contact method receives: at most `max` per `per`
+/// (for one channel, or every channel when `channel` is none). Messages over the limit
+/// are bundled into one, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttle {
+    pub channel: Option<Channel>,
+    pub max: u32,
+    pub per: SignedDuration,
+}
+
+impl Throttle {
+    /// Without configured throttles: 10 messages per 10 minutes per contact method.
+    pub fn defaults() -> Vec<Throttle> {
+        vec![Throttle {
+            channel: None,
+            max: 10,
+            per: SignedDuration::from_mins(10),
+        }]
+    }
+
+    /// The throttle for `channel`: one naming it wins over one for every channel.
+    pub fn for_channel(throttles: &[Throttle], channel: Channel) -> Option<&Throttle> {
+        throttles
+            .iter()
+            .find(|t| t.channel == Some(channel))
+            .or_else(|| throttles.iter().find(|t| t.channel.is_none()))
+    }
+}
+
+/// What to do with the messages waiting for one contact method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottlePlan {
+    /// Send the first `singles` one by one and, when `bundle`, the rest as one message.
+    Send { singles: usize, bundle: bool },
+    /// The limit is reached: wait until a slot frees.
+    WaitUntil(Timestamp),
+}
+
+/// Plans `waiting` messages for a contact method that received messages at `sent`
+/// (oldest first) within the throttle's window before `now`.
+pub fn throttle_plan(
+    waiting: usize,
+    sent: &[Timestamp],
+    throttle: &Throttle,
+    now: Timestamp,
+) -> ThrottlePlan {
+    let window_start = now - throttle.per;
+    let in_window: Vec<Timestamp> = sent.iter().copied().filter(|t| *t > window_start).collect();
+    let max = throttle.max as usize;
+    let allowance = max.saturating_sub(in_window.len());
+    if allowance == 0 {
+        // The slot frees when the oldest message that keeps the count at max leaves.
+        let oldest = in_window[in_window.len() - max];
+        return ThrottlePlan::WaitUntil(oldest + throttle.per);
+    }
+    if waiting <= allowance {
+        ThrottlePlan::Send {
+            singles: waiting,
+            bundle: false,
+        }
+    } else {
+        ThrottlePlan::Send {
+            singles: allowance - 1,
+            bundle: true,
+        }
+    }
+}
+
+/// One message carrying several: the subject says how many, the body holds each.
+pub fn bundle(messages: &[(&str, &str)]) -> (String, String) {
+    let first = messages.first().map(|m| m.0).unwrap_or("");
+    let subject = format!(
+        "{} messages: {first} (and {} more)",
+        messages.len(),
+        messages.len().saturating_sub(1)
+    );
+    let mut body = format!(
+        "Muster bundled {} messages to stay within this contact method's limit.\n",
+        messages.len()
+    );
+    for (i, (subject, text)) in messages.iter().enumerate() {
+        body.push_str(&format!("\n[{}] {subject}\n{text}\n", i + 1));
+    }
+    (subject, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +216,100 @@ mod tests {
         assert_eq!(
             webhook_signature("s3cret", 1_700_000_000, "{\"a\":1}"),
             "sha256=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
+        );
+    }
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + minute * 60).unwrap()
+    }
+
+    #[test]
+    fn throttles_bundle_what_is_over_the_limit_and_wait_when_full() {
+        let limit = Throttle {
+            channel: None,
+            max: 3,
+            per: SignedDuration::from_mins(10),
+        };
+        let plan = |waiting, sent: &[Timestamp]| throttle_plan(waiting, sent, &limit, at(20));
+        assert_eq!(
+            plan(2, &[]),
+            ThrottlePlan::Send {
+                singles: 2,
+                bundle: false
+            }
+        );
+        assert_eq!(
+            plan(3, &[]),
+            ThrottlePlan::Send {
+                singles: 3,
+                bundle: false
+            }
+        );
+        // Four waiting, room for three: two alone and the other two as one.
+        assert_eq!(
+            plan(4, &[]),
+            ThrottlePlan::Send {
+                singles: 2,
+                bundle: true
+            }
+        );
+        // Old messages are outside the window.
+        assert_eq!(
+            plan(3, &[at(1), at(5)]),
+            ThrottlePlan::Send {
+                singles: 3,
+                bundle: false
+            }
+        );
+        assert_eq!(
+            plan(5, &[at(12)]),
+            ThrottlePlan::Send {
+                singles: 1,
+                bundle: true
+            }
+        );
+        assert_eq!(
+            plan(5, &[at(12), at(15)]),
+            ThrottlePlan::Send {
+                singles: 0,
+                bundle: true
+            }
+        );
+        // Full: wait until the oldest of the last three leaves the window.
+        assert_eq!(
+            plan(1, &[at(11), at(12), at(15)]),
+            ThrottlePlan::WaitUntil(at(21))
+        );
+        assert_eq!(
+            plan(1, &[at(11), at(12), at(13), at(15)]),
+            ThrottlePlan::WaitUntil(at(22))
+        );
+    }
+
+    #[test]
+    fn a_channel_throttle_wins_over_the_general_one() {
+        let general = Throttle {
+            channel: None,
+            max: 10,
+            per: SignedDuration::from_mins(10),
+        };
+        let email = Throttle {
+            channel: Some(Channel::Email),
+            max: 2,
+            per: SignedDuration::from_mins(5),
+        };
+        let set = [general.clone(), email.clone()];
+        assert_eq!(Throttle::for_channel(&set, Channel::Email), Some(&email));
+        assert_eq!(Throttle::for_channel(&set, Channel::Slack), Some(&general));
+        assert_eq!(Throttle::for_channel(&[], Channel::Slack), None);
+    }
+
+    #[test]
+    fn a_bundle_keeps_every_message() {
+        let (subject, body) = bundle(&[("Disk full", "db-1 at 95%"), ("CPU", "web-2 busy")]);
+        assert_eq!(subject, "2 messages: Disk full (and 1 more)");
+        assert!(
+            body.contains("[1] Disk full\ndb-1 at 95%") && body.contains("[2] CPU\nweb-2 busy")
         );
     }
 }

@@ -1,8 +1,9 @@
 //! Delivery: claims due messages from the outbox with a lease, sends them concurrently
 //! (an unreachable receiver never holds up the others), and records every attempt.
 
+use jiff::Timestamp;
 use muster_domain::catalog::apply::Sealer;
-use muster_domain::notify::Outcome;
+use muster_domain::notify::{Channel, Outcome, Throttle, ThrottlePlan, bundle, throttle_plan};
 use muster_store::Store;
 use muster_store::notify::Notification;
 use std::time::Duration;
@@ -12,10 +13,10 @@ pub const BATCH: i64 = 64;
 /// A claim outlives the slowest attempt (timeout) with room to record it.
 pub const LEASE_MS: i64 = 60_000;
 
-pub async fn run(store: Store, senders: muster_notify::Senders) {
+pub async fn run(store: Store, senders: muster_notify::Senders, throttles: Vec<Throttle>) {
     let worker = Store::worker_id();
     loop {
-        match round(&store, &senders, &worker).await {
+        match round(&store, &senders, &throttles, &worker).await {
             Ok(0) => tokio::time::sleep(super::TICK).await,
             Ok(_) => {}
             Err(e) => {
@@ -26,35 +27,132 @@ pub async fn run(store: Store, senders: muster_notify::Senders) {
     }
 }
 
-/// One round: claim, send, record. Returns how many messages were attempted.
+/// One round: claim, send, record. Messages for one contact method go together
+/// through its throttle; contact methods are served concurrently (an unreachable
+/// receiver never holds up the others). Returns how many messages were claimed.
 pub async fn round(
     store: &Store,
     senders: &muster_notify::Senders,
+    throttles: &[Throttle],
     worker: &str,
 ) -> muster_store::Result<usize> {
     let claimed = store.claim_due(worker, LEASE_MS, BATCH).await?;
     let count = claimed.len();
-    let attempts = claimed.into_iter().map(|message| {
-        let store = store.clone();
-        let senders = senders.clone();
-        let worker = worker.to_string();
-        tokio::spawn(async move {
-            let outcome = attempt(&store, &senders, &message).await;
-            if let Outcome::Retry(why) | Outcome::Reject(why) = &outcome {
-                tracing::info!(id = message.id, delivery = %message.delivery_id, channel = %message.channel, %why, "delivery attempt failed");
-            }
-            store.complete(&worker, &message, &outcome).await
+    let mut groups: Vec<Vec<Notification>> = Vec::new();
+    for message in claimed {
+        let same = |g: &&mut Vec<Notification>| {
+            let first = &g[0];
+            (&first.recipient, &first.channel, &first.destination)
+                == (&message.recipient, &message.channel, &message.destination)
+        };
+        match groups.iter_mut().find(same) {
+            Some(group) => group.push(message),
+            None => groups.push(vec![message]),
+        }
+    }
+    let tasks: Vec<_> = groups
+        .into_iter()
+        .map(|group| {
+            let (store, senders) = (store.clone(), senders.clone());
+            let (throttles, worker) = (throttles.to_vec(), worker.to_string());
+            tokio::spawn(async move {
+                deliver_group(&store, &senders, &throttles, &worker, group).await
+            })
         })
-    });
-    let handles: Vec<_> = attempts.collect();
-    for handle in handles {
-        match handle.await {
-            Ok(Ok(_)) => {}
+        .collect();
+    for task in tasks {
+        match task.await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a delivery attempt"),
             Err(e) => tracing::warn!(error = %e, "a delivery task failed"),
         }
     }
     Ok(count)
+}
+
+/// Messages for one contact method, oldest first: within the throttle one by one, the
+/// rest bundled into one message, or all put back until the throttle has room.
+async fn deliver_group(
+    store: &Store,
+    senders: &muster_notify::Senders,
+    throttles: &[Throttle],
+    worker: &str,
+    group: Vec<Notification>,
+) -> muster_store::Result<()> {
+    let now = store.clock().now();
+    let throttle =
+        Channel::parse(&group[0].channel).and_then(|c| Throttle::for_channel(throttles, c));
+    let plan = match throttle {
+        None => ThrottlePlan::Send {
+            singles: group.len(),
+            bundle: false,
+        },
+        Some(throttle) => {
+            let since = (now - throttle.per).as_millisecond();
+            let sent: Vec<Timestamp> = store
+                .delivered_since(&group[0], since)
+                .await?
+                .into_iter()
+                .filter_map(|ms| Timestamp::from_millisecond(ms).ok())
+                .collect();
+            throttle_plan(group.len(), &sent, throttle, now)
+        }
+    };
+    let singles = match plan {
+        ThrottlePlan::WaitUntil(until) => {
+            for message in &group {
+                store.defer(worker, message, until.as_millisecond()).await?;
+            }
+            return Ok(());
+        }
+        ThrottlePlan::Send { singles, .. } => singles,
+    };
+    let (alone, bundled) = group.split_at(singles.min(group.len()));
+    for message in alone {
+        let outcome = attempt(store, senders, message).await;
+        log_failure(message, &outcome);
+        store.complete(worker, message, &outcome, None).await?;
+    }
+    if bundled.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<(&str, &str)> = bundled
+        .iter()
+        .map(|m| (m.subject.as_str(), m.body.as_str()))
+        .collect();
+    let (subject, body) = bundle(&parts);
+    let carrier = Notification {
+        // Stable for the same messages, so a retried bundle keeps its delivery id.
+        delivery_id: bundle_id(bundled),
+        subject,
+        body,
+        ..bundled[0].clone()
+    };
+    let outcome = attempt(store, senders, &carrier).await;
+    log_failure(&carrier, &outcome);
+    let carried_by = matches!(outcome, Outcome::Delivered).then_some(carrier.delivery_id.as_str());
+    for message in bundled {
+        store
+            .complete(worker, message, &outcome, carried_by)
+            .await?;
+    }
+    Ok(())
+}
+
+fn bundle_id(messages: &[Notification]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for m in messages {
+        hash.update(m.delivery_id.as_bytes());
+        hash.update(b"|");
+    }
+    format!("bundle-{}", &hex::encode(hash.finalize())[..24])
+}
+
+fn log_failure(message: &Notification, outcome: &Outcome) {
+    if let Outcome::Retry(why) | Outcome::Reject(why) = outcome {
+        tracing::info!(id = message.id, delivery = %message.delivery_id, channel = %message.channel, %why, "delivery attempt failed");
+    }
 }
 
 async fn attempt(

@@ -12,6 +12,10 @@ use tokio::task::JoinHandle;
 pub const TICK: Duration = Duration::from_millis(250);
 
 /// Starts every module; they run until the returned tasks are aborted.
-pub fn start(store: Store, senders: muster_notify::Senders) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(delivery::run(store, senders))]
+pub fn start(
+    store: Store,
+    senders: muster_notify::Senders,
+    throttles: Vec<muster_domain::notify::Throttle>,
+) -> Vec<JoinHandle<()>> {
+    vec![tokio::spawn(delivery::run(store, senders, throttles))]
 }

@@ -2,6 +2,8 @@
 //! over the TOML file given by `--config`, which wins over the defaults.
 
 use anyhow::{Context, bail};
+use muster_domain::clock::parse_duration;
+use muster_domain::notify::{Channel, Throttle};
 use muster_notify::{SmtpSettings, SmtpTls};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,51 @@ pub struct FileConfig {
     pub secret_key_file: Option<PathBuf>,
     /// Outgoing email; without it, email contacts are not served.
     pub smtp: Option<SmtpConfig>,
+    /// Limits per contact method; the default when absent (see `Throttle::defaults`).
+    pub throttle: Option<Vec<ThrottleConfig>>,
+}
+
+/// One `[[throttle]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// `email`, `webhook`, `slack` or `teams`; every channel when absent.
+    pub channel: Option<Channel>,
+    pub max: u32,
+    pub per: String,
+}
+
+impl FileConfig {
+    /// The throttles in force, each checked.
+    pub fn throttles(&self) -> anyhow::Result<Vec<Throttle>> {
+        let Some(configured) = &self.throttle else {
+            return Ok(Throttle::defaults());
+        };
+        configured
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if t.max == 0 {
+                    bail!("[[throttle]] {}: max must be at least 1", i + 1);
+                }
+                let per = parse_duration(&t.per)
+                    .ok()
+                    .filter(|d| d.is_positive())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "[[throttle]] {}: per: {:?} is not a positive duration (e.g. \"10m\")",
+                            i + 1,
+                            t.per
+                        )
+                    })?;
+                Ok(Throttle {
+                    channel: t.channel,
+                    max: t.max,
+                    per,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The `[smtp]` section.
@@ -105,6 +152,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn throttles_default_and_are_checked() {
+        assert_eq!(
+            FileConfig::default().throttles().unwrap(),
+            Throttle::defaults()
+        );
+        let config: FileConfig = toml::from_str(
+            "[[throttle]]\nmax = 5\nper = \"15m\"\n[[throttle]]\nchannel = \"email\"\nmax = 2\nper = \"1h\"\n",
+        )
+        .unwrap();
+        let throttles = config.throttles().unwrap();
+        assert_eq!(throttles[1].channel, Some(Channel::Email));
+        assert_eq!(throttles[1].per, jiff::SignedDuration::from_hours(1));
+        let bad: FileConfig = toml::from_str("[[throttle]]\nmax = 5\nper = \"soon\"\n").unwrap();
+        assert!(
+            bad.throttles()
+                .unwrap_err()
+                .to_string()
+                .contains("per: \"soon\"")
+        );
+        let zero: FileConfig = toml::from_str("[[throttle]]\nmax = 0\nper = \"1m\"\n").unwrap();
+        assert!(zero.throttles().is_err());
+        assert!(
+            toml::from_str::<FileConfig>(
+                "[[throttle]]\nchannel = \"sms\"\nmax = 1\nper = \"1m\"\n"
+            )
+            .is_err()
+        );
     }
 
     #[test]

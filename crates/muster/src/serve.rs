@@ -117,6 +117,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
         .map(|smtp| smtp.settings())
         .transpose()?;
     let senders = muster_notify::Senders::new(smtp.as_ref()).map_err(|e| anyhow::anyhow!(e))?;
+    let throttles = resolved.file.throttles()?;
     let clock = match args.test_clock.as_deref() {
         None => Clock::System,
         Some("now") => Clock::test(jiff::Timestamp::now()),
@@ -144,7 +145,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
     let state = muster_web::AppState::new(store.clone(), public_url.clone());
     let app = muster_web::router(state);
 
-    let engine = muster_engine::start(store.clone(), senders);
+    let engine = muster_engine::start(store.clone(), senders, throttles);
     tokio::spawn(log_audit_head(store.clone()));
     eprintln!(
         "muster listening on http://{address} (database {}, public URL {public_url})",

@@ -46,6 +46,8 @@ pub struct Notification {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
+    /// The delivery id of the bundle that carried it (over a throttle's limit).
+    pub bundle_id: Option<String>,
 }
 
 type Row = (
@@ -64,9 +66,10 @@ type Row = (
     Option<String>,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
-const COLUMNS: &str = "id, delivery_id, dedup_key, recipient, channel, destination, secret, subject, body, status, attempts, next_attempt_at, last_error, created_at, delivered_at";
+const COLUMNS: &str = "id, delivery_id, dedup_key, recipient, channel, destination, secret, subject, body, status, attempts, next_attempt_at, last_error, created_at, delivered_at, bundle_id";
 
 fn from_row(r: Row) -> Notification {
     Notification {
@@ -85,6 +88,7 @@ fn from_row(r: Row) -> Notification {
         last_error: r.12,
         created_at: r.13,
         delivered_at: r.14,
+        bundle_id: r.15,
     }
 }
 
@@ -110,11 +114,13 @@ impl Store {
 
     /// Records an attempt's outcome on a message this worker holds. Returns false when
     /// the claim had expired and another worker took the message.
+    /// `bundle_id`: the delivery id of the bundle that carried it, if one did.
     pub async fn complete(
         &self,
         worker: &str,
         message: &Notification,
         outcome: &Outcome,
+        bundle_id: Option<&str>,
     ) -> Result<bool> {
         let now = self.now_ms();
         let attempt = message.attempts + 1;
@@ -128,8 +134,30 @@ impl Store {
         };
         dispatch!(
             self,
-            complete(worker, message.id, attempt, now, status, next, detail)
+            complete(
+                worker, message.id, attempt, now, status, next, detail, bundle_id
+            )
         )
+    }
+
+    /// When messages were delivered to one contact method (recipient, channel,
+    /// destination) since `since_ms`, oldest first: what throttles count.
+    pub async fn delivered_since(&self, message: &Notification, since_ms: i64) -> Result<Vec<i64>> {
+        dispatch!(
+            self,
+            delivered_since(
+                &message.recipient,
+                &message.channel,
+                &message.destination,
+                since_ms
+            )
+        )
+    }
+
+    /// Puts a claimed message back to wait until `until_ms` without counting an
+    /// attempt (a throttle is full). False when the claim had expired.
+    pub async fn defer(&self, worker: &str, message: &Notification, until_ms: i64) -> Result<bool> {
+        dispatch!(self, defer(worker, message.id, until_ms))
     }
 
     pub async fn notifications(

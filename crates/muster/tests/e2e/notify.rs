@@ -13,7 +13,8 @@ use std::time::Duration;
 on_both_databases!(
     webhooks_are_signed_retried_and_delivered_once,
     messages_survive_a_crash,
-    email_reaches_a_real_smtp_server_over_starttls
+    email_reaches_a_real_smtp_server_over_starttls,
+    messages_over_a_throttle_are_bundled_not_dropped
 );
 
 /// A webhook receiver on loopback that answers 503 to the first `failures` requests.
@@ -351,4 +352,109 @@ async fn email_reaches_a_real_smtp_server_over_starttls(backend: Backend) {
         mail.contains(&format!("Message-ID: <{delivery}@muster.test>")),
         "the delivery id lets mail filters drop repeats: {mail}"
     );
+}
+
+async fn messages_over_a_throttle_are_bundled_not_dropped(backend: Backend) {
+    let db = Database::fresh(backend).await;
+    let config = db.dir.join("muster.toml");
+    std::fs::write(
+        &config,
+        "[[throttle]]\nchannel = \"webhook\"\nmax = 2\nper = \"10m\"\n",
+    )
+    .unwrap();
+    let token = db.token("admin", "admin", &[]);
+    let server = Server::start(&db, &["--config", config.to_str().unwrap()])
+        .expect("server starts")
+        .with_token(&token);
+    let (receiver, url) = Receiver::start(0).await;
+    // Five contact methods on one receiver URL: one contact method for the throttle.
+    let contacts: Vec<Value> = (1..=5)
+        .map(
+            |i| json!({"type": "webhook", "url": format!("{url}/hook"), "secret": format!("s{i}")}),
+        )
+        .collect();
+    add_person(&server, "busy", json!(contacts)).await;
+
+    server
+        .post("/api/v1/people/busy/test-notification", json!({}))
+        .await;
+    let page = wait_for(&server, "busy", |p| {
+        p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == "delivered")
+    })
+    .await;
+    // Room for two: one alone, the other four as one message.
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let bundle: Value = serde_json::from_str(&seen[1].1).unwrap();
+    assert!(
+        bundle["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("4 messages: "),
+        "{bundle}"
+    );
+    assert_eq!(
+        bundle["body"]
+            .as_str()
+            .unwrap()
+            .matches("Muster test notification")
+            .count(),
+        4
+    );
+    let bundle_ids: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["bundle_id"])
+        .collect();
+    assert_eq!(bundle_ids.iter().filter(|b| b.is_null()).count(), 1);
+    assert_eq!(
+        bundle_ids
+            .iter()
+            .filter(|b| **b == &json!(seen[1].0["x-muster-delivery"].to_str().unwrap()))
+            .count(),
+        4,
+        "the bundled messages name the delivery that carried them"
+    );
+
+    // The throttle is full: five more wait (none dropped) until it has room.
+    server
+        .post("/api/v1/test/clock", json!({"advance": "1s"}))
+        .await;
+    server
+        .post("/api/v1/people/busy/test-notification", json!({}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, page) = server.get("/api/v1/notifications?recipient=busy").await;
+    let queued = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] == "queued")
+        .count();
+    assert_eq!(queued, 5, "{page}");
+    assert_eq!(receiver.seen().len(), 2);
+    server
+        .post("/api/v1/test/clock", json!({"advance": "10m"}))
+        .await;
+    wait_for(&server, "busy", |p| {
+        p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(receiver.seen().len(), 4);
+    let (_, page) = server.get("/api/v1/notifications?recipient=busy").await;
+    for message in page["items"].as_array().unwrap() {
+        assert_eq!(
+            message["attempts"], 1,
+            "waiting for a throttle is no failed attempt"
+        );
+    }
 }

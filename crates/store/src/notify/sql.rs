@@ -50,6 +50,7 @@ pub async fn complete(
     status: &str,
     next: i64,
     detail: Option<String>,
+    bundle_id: Option<&str>,
 ) -> Result<bool> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     // Only the holder of a live claim completes a message.
@@ -73,7 +74,7 @@ pub async fn complete(
         _ => ("failed", None),
     };
     sqlx::query(
-        "UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6, claimed_by = NULL, claimed_until = NULL WHERE id = $1",
+        "UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6, bundle_id = $7, claimed_by = NULL, claimed_until = NULL WHERE id = $1",
     )
     .bind(id)
     .bind(final_status)
@@ -81,6 +82,7 @@ pub async fn complete(
     .bind(next)
     .bind(&detail)
     .bind(delivered_at)
+    .bind(bundle_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -91,4 +93,32 @@ pub async fn list(p: &crate::Pools<DB>, recipient: Option<&str>, before_id: i64,
     let sql = format!("SELECT {COLUMNS} FROM notifications WHERE ($1 IS NULL OR recipient = $1) AND id < $2 ORDER BY id DESC LIMIT $3");
     let rows: Vec<Row> = sqlx::query_as(trusted(sql)).bind(recipient).bind(before_id).bind(limit).fetch_all(&p.reader).await?;
     Ok(rows.into_iter().map(from_row).collect())
+}
+
+pub async fn delivered_since(p: &crate::Pools<DB>, recipient: &str, channel: &str, destination: &str, since: i64) -> Result<Vec<i64>> {
+    // A bundle is one delivery, however many messages it carried.
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT MIN(delivered_at) FROM notifications WHERE recipient = $1 AND channel = $2 AND destination = $3 \
+         AND status = 'delivered' AND delivered_at > $4 GROUP BY COALESCE(bundle_id, delivery_id) ORDER BY 1",
+    )
+    .bind(recipient)
+    .bind(channel)
+    .bind(destination)
+    .bind(since)
+    .fetch_all(&p.writer)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn defer(p: &crate::Pools<DB>, worker: &str, id: i64, until: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE notifications SET next_attempt_at = $3, claimed_by = NULL, claimed_until = NULL \
+         WHERE id = $1 AND claimed_by = $2 AND status = 'queued'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(until)
+    .execute(&p.writer)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

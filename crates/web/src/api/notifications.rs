@@ -34,6 +34,7 @@ pub fn notification_json(n: &Notification) -> Value {
         "last_error": n.last_error,
         "created_at": instant(n.created_at),
         "delivered_at": n.delivered_at.map(instant),
+        "bundle_id": n.bundle_id,
     })
 }
 
