@@ -119,6 +119,11 @@ pub fn username_problem(username: &str) -> Option<String> {
     crate::slug::slug_problem(username)
 }
 
+/// Who may make or revoke a person's calendar link: that person, or an editor.
+pub fn may_manage_calendar(acting_person: Option<&str>, grant: &Grant, person: &str) -> bool {
+    acting_person == Some(person) || grant.allows(Permission::Edit, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +160,30 @@ mod tests {
                 .parse::<Role>()
                 .unwrap_err()
                 .contains("viewer, responder, editor or admin")
+        );
+    }
+
+    #[test]
+    fn a_calendar_link_is_for_its_person_or_an_editor() {
+        let viewer = Grant {
+            role: Role::Viewer,
+            team: None,
+        };
+        let editor = Grant {
+            role: Role::Editor,
+            team: None,
+        };
+        let team_editor = Grant {
+            role: Role::Editor,
+            team: Some("print-platform".into()),
+        };
+        assert!(may_manage_calendar(Some("dana"), &viewer, "dana"));
+        assert!(!may_manage_calendar(Some("eli"), &viewer, "dana"));
+        assert!(!may_manage_calendar(None, &viewer, "dana"));
+        assert!(may_manage_calendar(None, &editor, "dana"));
+        assert!(
+            !may_manage_calendar(None, &team_editor, "dana"),
+            "people belong to no team"
         );
     }
 }

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use muster_domain::auth::Permission;
+use muster_domain::auth::{Permission, may_manage_calendar};
 use muster_domain::catalog::{Catalog, Kind};
 use muster_domain::oncall::escalation::{resolve, team_of_schedule};
 use muster_domain::oncall::ical::{self, FeedShift};
@@ -131,11 +131,13 @@ pub(crate) async fn person_shifts(
 /// Days a calendar feed covers.
 pub const FEED_DAYS: i64 = 90;
 
-/// Who may manage `person`'s calendar feed: that person, or an editor.
+/// Refuses callers who may not manage `person`'s calendar feed.
 fn require_feed_access(caller: &Caller, person: &str) -> ApiResult<()> {
-    if caller.principal.person.as_deref() == Some(person) {
+    let principal = &caller.principal;
+    if may_manage_calendar(principal.person.as_deref(), &principal.grant, person) {
         return Ok(());
     }
+    // Not the person: say what role would do.
     caller.require(Permission::Edit, None)
 }
 

@@ -413,11 +413,11 @@ pub async fn person(
             .principal
             .grant
             .allows(muster_domain::auth::Permission::Respond, None),
-        can_subscribe: viewer.principal.person.as_deref() == Some(id.as_str())
-            || viewer
-                .principal
-                .grant
-                .allows(muster_domain::auth::Permission::Edit, None),
+        can_subscribe: muster_domain::auth::may_manage_calendar(
+            viewer.principal.person.as_deref(),
+            &viewer.principal.grant,
+            &id,
+        ),
         tested: query.tested,
         csrf: viewer.csrf.clone(),
     }

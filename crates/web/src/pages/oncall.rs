@@ -11,6 +11,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use jiff::{Timestamp, ToSpan};
+use muster_domain::auth::may_manage_calendar;
 use muster_domain::catalog::{Catalog, Kind};
 use muster_domain::oncall::Schedule;
 use muster_store::StoreError;
@@ -483,13 +484,8 @@ pub async fn calendar_feed(
     if form.csrf != viewer.csrf {
         return Err(super::refused(&viewer, csrf_mismatch()));
     }
-    let own = viewer.principal.person.as_deref() == Some(id.as_str());
-    if !own
-        && !viewer
-            .principal
-            .grant
-            .allows(muster_domain::auth::Permission::Edit, None)
-    {
+    let principal = &viewer.principal;
+    if !may_manage_calendar(principal.person.as_deref(), &principal.grant, &id) {
         return Err(super::refused(
             &viewer,
             ApiError::new(
