@@ -89,6 +89,19 @@ impl Params {
     }
 }
 
+impl Params {
+    /// An instant parameter, the server's clock when absent.
+    pub fn instant_or_now(
+        &self,
+        name: &str,
+        state: &crate::AppState,
+    ) -> ApiResult<jiff::Timestamp> {
+        Ok(self
+            .instant(name)?
+            .unwrap_or_else(|| state.store.clock().now()))
+    }
+}
+
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(

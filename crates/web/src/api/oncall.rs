@@ -57,9 +57,7 @@ pub async fn oncall(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
-    let at = params
-        .instant("at")?
-        .unwrap_or_else(|| state.store.clock().now());
+    let at = params.instant_or_now("at", &state)?;
     let snapshot = state.store.catalog().await?;
     let schedule = schedule(&state, &snapshot.catalog, &id, at).await?;
     let oncall = schedule.oncall_at(at).map(|on| {
@@ -273,9 +271,7 @@ pub async fn service_oncall(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
-    let at = params
-        .instant("at")?
-        .unwrap_or_else(|| state.store.clock().now());
+    let at = params.instant_or_now("at", &state)?;
     let snapshot = state.store.catalog().await?;
     let catalog = &snapshot.catalog;
     let service = catalog
@@ -311,9 +307,7 @@ pub async fn overrides(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
-    let from = params
-        .instant("from")?
-        .unwrap_or_else(|| state.store.clock().now());
+    let from = params.instant_or_now("from", &state)?;
     let snapshot = state.store.catalog().await?;
     let from_catalog = catalog_schedule(&snapshot.catalog, &id)?;
     let mut items: Vec<Value> = from_catalog
