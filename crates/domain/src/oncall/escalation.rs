@@ -232,12 +232,20 @@ pub fn resolve(
     }
 }
 
+/// The teams whose policies name schedule `id`, in catalog order.
+pub fn teams_of_schedule<'a>(catalog: &'a Catalog, id: &'a str) -> impl Iterator<Item = &'a str> {
+    catalog.teams.iter().filter_map(move |team| {
+        let policy = Policy::of_team(catalog, &team.id).ok()?;
+        policy
+            .schedules()
+            .any(|s| s == id)
+            .then_some(team.id.as_str())
+    })
+}
+
 /// The first team whose policy names schedule `id`: the team a schedule works for.
 pub fn team_of_schedule(catalog: &Catalog, id: &str) -> Option<String> {
-    catalog.teams.iter().find_map(|team| {
-        let policy = Policy::of_team(catalog, &team.id).ok()?;
-        policy.schedules().any(|s| s == id).then(|| team.id.clone())
-    })
+    teams_of_schedule(catalog, id).next().map(str::to_owned)
 }
 
 #[cfg(test)]

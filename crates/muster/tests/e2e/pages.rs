@@ -51,6 +51,17 @@ async fn signed_in_get(client: &Client, cookie: &str, url: String) -> reqwest::R
         .unwrap()
 }
 
+/// A page form posted with a session cookie and a CSRF token.
+async fn post_form(client: &Client, cookie: &str, url: String, csrf: &str) -> reqwest::Response {
+    client
+        .post(url)
+        .header(header::COOKIE, cookie)
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
 struct SignIn {
     cookie: String,
     csrf: String,
@@ -282,21 +293,9 @@ async fn sessions_need_csrf_for_writes_and_pages_escape_text(backend: Backend) {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
     // Signing out needs the token too, then ends the session.
-    let response = client
-        .post(format!("{base}/sign-out"))
-        .header(header::COOKIE, &cookie)
-        .form(&[("csrf", "wrong")])
-        .send()
-        .await
-        .unwrap();
+    let response = post_form(&client, &cookie, format!("{base}/sign-out"), "wrong").await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let response = client
-        .post(format!("{base}/sign-out"))
-        .header(header::COOKIE, &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = post_form(&client, &cookie, format!("{base}/sign-out"), &csrf).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let response = signed_in_get(&client, &cookie, format!("{base}/teams")).await;
     assert_eq!(
@@ -383,21 +382,21 @@ async fn on_call_pages_show_schedules_people_and_the_notification_log(backend: B
     assert!(dana.contains("href=\"/schedules/print-platform-primary\""));
     let csrf = hidden(&dana, "csrf");
     // The test button: CSRF checked, then one message per contact method.
-    let response = client
-        .post(format!("{base}/people/dana/test-notification"))
-        .header(header::COOKIE, &cookie)
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let response = post_form(
+        &client,
+        &cookie,
+        format!("{base}/people/dana/test-notification"),
+        "forged",
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let response = client
-        .post(format!("{base}/people/dana/test-notification"))
-        .header(header::COOKIE, &cookie)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = post_form(
+        &client,
+        &cookie,
+        format!("{base}/people/dana/test-notification"),
+        &csrf,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let location = response.headers()[header::LOCATION]
         .to_str()
@@ -425,12 +424,12 @@ async fn on_call_pages_show_schedules_people_and_the_notification_log(backend: B
         .unwrap();
     assert!(!html.contains("Send a test"));
     let viewer_csrf = hidden(&html, "csrf");
-    let response = client
-        .post(format!("{base}/people/dana/test-notification"))
-        .header(header::COOKIE, &viewer)
-        .form(&[("csrf", viewer_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let response = post_form(
+        &client,
+        &viewer,
+        format!("{base}/people/dana/test-notification"),
+        &viewer_csrf,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }

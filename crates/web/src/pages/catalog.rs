@@ -268,12 +268,7 @@ pub async fn team(
         })
         .collect();
     let now = state.store.clock().now();
-    let paged_now = super::oncall::teams_on_call(&state, &snapshot.catalog, now)
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .map(|t| t.people)
-        .unwrap_or_default();
+    let paged_now = super::oncall::paged_now(&state, &snapshot.catalog, &id, now).await?;
     Ok(TeamPage {
         nav: viewer.nav("/teams"),
         team,

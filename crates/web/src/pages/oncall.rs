@@ -12,8 +12,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use jiff::{Timestamp, ToSpan};
 use muster_domain::auth::may_manage_calendar;
-use muster_domain::catalog::{Catalog, Kind};
+use muster_domain::catalog::Catalog;
 use muster_domain::oncall::Schedule;
+use muster_domain::oncall::escalation::teams_of_schedule;
 use muster_store::StoreError;
 use serde::Deserialize;
 
@@ -206,24 +207,32 @@ pub async fn teams_on_call(
 ) -> Result<Vec<TeamOnCall>, Response> {
     let mut teams = Vec::new();
     for team in &catalog.teams {
-        let page = first_page(state, catalog, &team.id, now)
-            .await
-            .map_err(fail)?;
         teams.push(TeamOnCall {
             id: team.id.clone(),
             name: team.name.clone(),
             policy: team.escalation_policy.clone(),
-            people: page
-                .map(|p| {
-                    p.people
-                        .iter()
-                        .map(|id| (id.clone(), name_of(catalog, id)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            people: paged_now(state, catalog, &team.id, now).await?,
         });
     }
     Ok(teams)
+}
+
+/// Who a page for `team` reaches at `now`, as (id, name).
+pub async fn paged_now(
+    state: &AppState,
+    catalog: &Catalog,
+    team: &str,
+    now: Timestamp,
+) -> Result<Vec<(String, String)>, Response> {
+    let page = first_page(state, catalog, team, now).await.map_err(fail)?;
+    Ok(page
+        .map(|p| {
+            p.people
+                .iter()
+                .map(|id| (id.clone(), name_of(catalog, id)))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 pub struct ScheduleRow {
@@ -303,14 +312,17 @@ pub async fn schedule_page(
 ) -> PageResult {
     let snapshot = state.store.catalog().await.map_err(fail)?;
     let catalog = &snapshot.catalog;
-    if catalog.entity(Kind::Schedule, &id).is_none() {
-        return Ok(missing(
-            &viewer,
-            format!("There is no schedule with id “{id}”."),
-        ));
-    }
+    let from_catalog = match catalog_schedule(catalog, &id) {
+        Ok(schedule) => schedule,
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {
+            return Ok(missing(
+                &viewer,
+                format!("There is no schedule with id “{id}”."),
+            ));
+        }
+        Err(e) => return Err(fail(e)),
+    };
     let now = state.store.clock().now();
-    let from_catalog = catalog_schedule(catalog, &id).map_err(fail)?;
     // From midnight today in the schedule's zone.
     let from = now
         .to_zoned(from_catalog.timezone.clone())
@@ -357,15 +369,7 @@ pub async fn schedule_page(
             },
         })
         .collect();
-    let used_by = catalog
-        .teams
-        .iter()
-        .filter(|t| {
-            muster_domain::oncall::Policy::of_team(catalog, &t.id)
-                .is_ok_and(|p| p.schedules().any(|s| s == id))
-        })
-        .map(|t| t.id.clone())
-        .collect();
+    let used_by = teams_of_schedule(catalog, &id).map(str::to_owned).collect();
     Ok(SchedulePage {
         nav: viewer.nav("/oncall"),
         timezone: loaded.timezone.iana_name().unwrap_or("").to_string(),
