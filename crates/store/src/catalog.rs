@@ -3,10 +3,12 @@
 //! (a hint: every read checks the generation, so several servers stay consistent).
 
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
+use jiff::Timestamp;
 use muster_domain::audit::Actor;
 use muster_domain::catalog::apply::{Change, Op, Plan, Refusal};
 use muster_domain::catalog::graph::ServiceGraph;
 use muster_domain::catalog::{Catalog, Entity, Kind, Person};
+use muster_domain::oncall::revisions;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -65,6 +67,29 @@ impl Store {
         let now = self.now_ms();
         let plan = dispatch!(self, change(now, actor, action_prefix, cached, decide))?;
         Ok(plan)
+    }
+
+    /// `schedule`'s recorded definitions, oldest first: when each took effect (`None`:
+    /// from the beginning) and the schedule document. Empty until the schedule's
+    /// definition is first changed.
+    pub async fn schedule_revisions(
+        &self,
+        schedule: &str,
+    ) -> Result<Vec<(Option<Timestamp>, Value)>> {
+        let rows = dispatch!(self, revisions(schedule))?;
+        rows.into_iter()
+            .map(|(effective_from, body)| {
+                let corrupt = |e: String| {
+                    StoreError::Corrupt(format!("revision of schedule {schedule:?}: {e}"))
+                };
+                let effective_from = effective_from
+                    .map(Timestamp::from_millisecond)
+                    .transpose()
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let body = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
+                Ok((effective_from, body))
+            })
+            .collect()
     }
 
     /// Seals secrets for storage.

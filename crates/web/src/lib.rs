@@ -121,6 +121,10 @@ pub fn router(state: AppState) -> Router {
             get(api::oncall::overrides).post(api::oncall::add_override),
         )
         .route(
+            "/api/v1/schedules/{id}/revisions",
+            get(api::oncall::revisions),
+        )
+        .route(
             "/api/v1/schedules/{id}/overrides/{override_id}",
             delete(api::oncall::end_override),
         )

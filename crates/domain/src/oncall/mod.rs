@@ -6,13 +6,15 @@
 //! - [`shifts`]: evaluation — layers, `active` windows, overrides, gaps.
 //! - [`escalation`]: who is paged when, until someone acknowledges.
 //! - [`overrides`]: overrides made at run time: validation and ending.
+//! - [`revisions`]: editing a schedule without rewriting its past.
 
 pub mod escalation;
 pub mod ical;
 pub mod overrides;
+pub mod revisions;
 pub mod schedule;
 pub mod shifts;
 
 pub use escalation::{Page, Policy, Step, Target};
-pub use schedule::{Layer, Override, Rotation, Schedule};
+pub use schedule::{Definition, Layer, Override, Rotation, Schedule};
 pub use shifts::{OnCall, Shift, Shifts};

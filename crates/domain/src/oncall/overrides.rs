@@ -38,8 +38,9 @@ pub fn requested_override(
         if !person_exists(replaced) {
             errors.push("replaces", format!("unknown person {replaced:?}"));
         } else if !schedule
-            .layers
+            .definitions
             .iter()
+            .flat_map(|d| &d.layers)
             .any(|l| l.members.iter().any(|m| m == replaced))
         {
             errors.push(

@@ -24,9 +24,20 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub id: String,
+    /// Oldest first, never empty: the first is in force from the beginning (its
+    /// layers' `start` dates govern), each later one from its `effective_from`.
+    pub definitions: Vec<Definition>,
+    pub overrides: Vec<Override>,
+}
+
+/// One definition of a schedule's layers. Editing a schedule adds one rather than
+/// rewriting the past.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    /// When this definition takes over from the one before (ignored on the first).
+    pub effective_from: Option<Timestamp>,
     pub timezone: TimeZone,
     pub layers: Vec<Layer>,
-    pub overrides: Vec<Override>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +200,8 @@ struct ScheduleDoc {
     layers: Vec<LayerDoc>,
     #[serde(default)]
     overrides: Vec<OverrideDoc>,
+    #[serde(default)]
+    effective_from: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -396,12 +409,87 @@ impl Schedule {
                 });
             }
         }
+        let effective_from = doc.effective_from.and_then(|text| {
+            text.parse::<Timestamp>()
+                .map_err(|_| {
+                    errors.push(
+                        "effective_from",
+                        format!("{text:?} is not an RFC 3339 instant"),
+                    )
+                })
+                .ok()
+        });
         errors.into_result(Schedule {
             id: doc.id,
-            timezone,
-            layers,
+            definitions: vec![Definition {
+                effective_from,
+                timezone,
+                layers,
+            }],
             overrides,
         })
+    }
+
+    /// The schedule with its recorded definitions (oldest first, each a stored
+    /// schedule document and the instant it took effect) in place of the catalog's
+    /// one. No revisions: the catalog's definition is the only one.
+    pub fn with_revisions(
+        mut self,
+        revisions: &[(Option<Timestamp>, Value)],
+    ) -> Result<Schedule, FieldErrors> {
+        if revisions.is_empty() {
+            return Ok(self);
+        }
+        let mut definitions = Vec::with_capacity(revisions.len());
+        for (effective_from, body) in revisions {
+            let mut parsed = Schedule::from_json(body)?;
+            let mut definition = parsed.definitions.remove(0);
+            definition.effective_from = *effective_from;
+            definitions.push(definition);
+        }
+        definitions.sort_by_key(|d| d.effective_from);
+        self.definitions = definitions;
+        Ok(self)
+    }
+
+    /// The definition in force at `t`.
+    pub fn definition_at(&self, t: Timestamp) -> &Definition {
+        self.definitions
+            .iter()
+            .skip(1)
+            .rev()
+            .find(|d| d.effective_from.is_none_or(|from| from <= t))
+            .unwrap_or(&self.definitions[0])
+    }
+
+    /// The latest definition (in force now, or soon when a change is pending).
+    pub fn latest(&self) -> &Definition {
+        &self.definitions[self.definitions.len() - 1]
+    }
+
+    /// Each definition with the part of `[from, to)` it governs, in order.
+    pub fn spans(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<(&Definition, Timestamp, Timestamp)> {
+        let mut spans = Vec::new();
+        for (i, definition) in self.definitions.iter().enumerate() {
+            let start = if i == 0 {
+                Timestamp::MIN
+            } else {
+                definition.effective_from.unwrap_or(Timestamp::MIN)
+            };
+            let end = self.definitions[i + 1..]
+                .iter()
+                .find_map(|d| d.effective_from)
+                .unwrap_or(Timestamp::MAX);
+            let (start, end) = (start.max(from), end.min(to));
+            if start < end {
+                spans.push((definition, start, end));
+            }
+        }
+        spans
     }
 }
 

@@ -1,7 +1,7 @@
 //! Who is on call: at an instant, and as final shifts over a range with the gaps
 //! where nobody is.
 
-use super::schedule::{Layer, Schedule};
+use super::schedule::{Definition, Layer, Schedule};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -36,14 +36,9 @@ pub struct Shifts {
 }
 
 impl Schedule {
-    /// Who the layers put on call at `t`: the last layer that is active there.
+    /// Who the layers in force at `t` put on call: the last layer active there.
     fn layers_at(&self, t: Timestamp) -> Option<(&Layer, &str)> {
-        self.layers.iter().rev().find_map(|layer| {
-            let k = layer.shift_index(&self.timezone, t)?;
-            layer
-                .is_active(&self.timezone, t)
-                .then(|| (layer, layer.member(k)))
-        })
+        self.definition_at(t).layer_at(t)
     }
 
     /// Who is on call at `t`, after overrides.
@@ -73,36 +68,12 @@ impl Schedule {
     }
 
     /// Every instant in `[from, to)` where the answer may change: handoffs, `active`
-    /// window edges and override edges, plus `from` itself.
+    /// window edges, definition changes and override edges, plus `from` itself.
     fn breakpoints(&self, from: Timestamp, to: Timestamp) -> Vec<Timestamp> {
-        let tz = &self.timezone;
         let mut points = vec![from];
-        for layer in &self.layers {
-            let mut k = layer.shift_index(tz, from).unwrap_or(-1) + 1;
-            loop {
-                let at = layer.handoff_at(tz, k.max(0));
-                if at >= to {
-                    break;
-                }
-                points.push(at);
-                k = k.max(0) + 1;
-            }
-            if let Some(active) = &layer.active {
-                // A window that started the day before may reach into the range.
-                let from_day = from.to_zoned(tz.clone()).date();
-                let first = from_day.yesterday().unwrap_or(from_day);
-                let last = to.to_zoned(tz.clone()).date();
-                let mut day = first;
-                while day <= last {
-                    if let Some((start, end)) = active.window(tz, day) {
-                        points.extend([start, end]);
-                    }
-                    match day.tomorrow() {
-                        Ok(next) => day = next,
-                        Err(_) => break,
-                    }
-                }
-            }
+        for (definition, start, end) in self.spans(from, to) {
+            points.push(start);
+            definition.breakpoints(start, end, &mut points);
         }
         for o in &self.overrides {
             points.extend([o.from, o.to]);
@@ -112,7 +83,6 @@ impl Schedule {
         points.dedup();
         points
     }
-
     /// The final shifts in `[from, to)`: after layers and overrides, clipped to the
     /// range, adjacent shifts of one person merged, and the gaps where nobody is.
     pub fn shifts(&self, from: Timestamp, to: Timestamp) -> Shifts {
@@ -144,6 +114,42 @@ impl Schedule {
         out
     }
 
+    /// Each layer's own shifts in `[from, to)` (no overrides, no other layers),
+    /// following the definitions in force: by layer name, in order of appearance.
+    pub fn layer_shifts(&self, from: Timestamp, to: Timestamp) -> Vec<(String, Vec<Shift>)> {
+        let mut rows: Vec<(String, Vec<Shift>)> = Vec::new();
+        for (definition, start, end) in self.spans(from, to) {
+            for layer in &definition.layers {
+                let alone = Schedule {
+                    id: self.id.clone(),
+                    definitions: vec![Definition {
+                        effective_from: None,
+                        timezone: definition.timezone.clone(),
+                        layers: vec![layer.clone()],
+                    }],
+                    overrides: Vec::new(),
+                };
+                let index = match rows.iter().position(|(name, _)| *name == layer.name) {
+                    Some(index) => index,
+                    None => {
+                        rows.push((layer.name.clone(), Vec::new()));
+                        rows.len() - 1
+                    }
+                };
+                let row = &mut rows[index].1;
+                for shift in alone.shifts(start, end).shifts {
+                    match row.last_mut() {
+                        Some(last) if last.end == shift.start && last.person == shift.person => {
+                            last.end = shift.end
+                        }
+                        _ => row.push(shift),
+                    }
+                }
+            }
+        }
+        rows
+    }
+
     /// The end of the merged final shift in force at `t`: when the person on call now
     /// stops being on call. `None` when nobody is on call at `t`, or when they stay on
     /// call for at least a year (a one-person rotation).
@@ -165,6 +171,50 @@ impl Schedule {
             cursor = end;
         }
         None
+    }
+}
+
+impl Definition {
+    /// The last of this definition's layers active at `t`, and whom it puts on call.
+    fn layer_at(&self, t: Timestamp) -> Option<(&Layer, &str)> {
+        let tz = &self.timezone;
+        self.layers.iter().rev().find_map(|layer| {
+            let k = layer.shift_index(tz, t)?;
+            layer.is_active(tz, t).then(|| (layer, layer.member(k)))
+        })
+    }
+
+    /// Adds the handoffs and `active` window edges in `[from, to)` (and a few just
+    /// outside it) to `points`.
+    fn breakpoints(&self, from: Timestamp, to: Timestamp, points: &mut Vec<Timestamp>) {
+        let tz = &self.timezone;
+        for layer in &self.layers {
+            let mut k = layer.shift_index(tz, from).unwrap_or(-1) + 1;
+            loop {
+                let at = layer.handoff_at(tz, k.max(0));
+                if at >= to {
+                    break;
+                }
+                points.push(at);
+                k = k.max(0) + 1;
+            }
+            if let Some(active) = &layer.active {
+                // A window that started the day before may reach into the range.
+                let from_day = from.to_zoned(tz.clone()).date();
+                let first = from_day.yesterday().unwrap_or(from_day);
+                let last = to.to_zoned(tz.clone()).date();
+                let mut day = first;
+                while day <= last {
+                    if let Some((start, end)) = active.window(tz, day) {
+                        points.extend([start, end]);
+                    }
+                    match day.tomorrow() {
+                        Ok(next) => day = next,
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -304,23 +354,80 @@ mod tests {
             {"name": "l", "rotation": "daily", "handoff": "02:30", "start": "2027-03-12", "members": ["a", "b"]}]});
         let s = Schedule::from_json(&spring).unwrap();
         assert_eq!(
-            s.layers[0].handoff_at(&s.timezone, 2).to_string(),
+            s.latest().layers[0]
+                .handoff_at(&s.latest().timezone, 2)
+                .to_string(),
             "2027-03-14T07:30:00Z"
         );
         let fall = serde_json::json!({"id": "f", "timezone": "America/New_York", "layers": [
             {"name": "l", "rotation": "daily", "handoff": "01:30", "start": "2026-10-31", "members": ["a", "b"]}]});
         let f = Schedule::from_json(&fall).unwrap();
         assert_eq!(
-            f.layers[0].handoff_at(&f.timezone, 1).to_string(),
+            f.latest().layers[0]
+                .handoff_at(&f.latest().timezone, 1)
+                .to_string(),
             "2026-11-01T05:30:00Z"
         );
+    }
+
+    #[test]
+    fn a_revision_changes_the_future_and_keeps_the_past() {
+        // Daily at 09:00 UTC: a, b. From 2027-01-10T12:00Z: c, d at 18:00 UTC.
+        let first = serde_json::json!({"id": "r", "timezone": "UTC", "layers": [
+            {"name": "day", "rotation": "daily", "handoff": "09:00", "start": "2027-01-01", "members": ["a", "b"]}]});
+        let second = serde_json::json!({"id": "r", "timezone": "UTC", "layers": [
+            {"name": "day", "rotation": "daily", "handoff": "18:00", "start": "2027-01-01", "members": ["c", "d"]}]});
+        let change = at("2027-01-10T12:00:00Z");
+        let s = Schedule::from_json(&second)
+            .unwrap()
+            .with_revisions(&[(None, first.clone()), (Some(change), second.clone())])
+            .unwrap();
+        // 2027-01-10 09:00 is handoff 9 of the first definition → b; just after the
+        // change the second definition's shift 8 (from 01-09 18:00) → c.
+        assert_eq!(who(&s, "2027-01-10T11:59:59Z").as_deref(), Some("b"));
+        assert_eq!(who(&s, "2027-01-10T12:00:00Z").as_deref(), Some("c"));
+        assert_eq!(
+            who(&s, "2027-01-02T10:00:00Z").as_deref(),
+            Some("b"),
+            "the past"
+        );
+        let out = s.shifts(at("2027-01-10T00:00:00Z"), at("2027-01-11T00:00:00Z"));
+        let got: Vec<(&str, String)> = out
+            .shifts
+            .iter()
+            .map(|x| (x.person.as_str(), x.start.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "2027-01-10T00:00:00Z".to_string()),
+                ("b", "2027-01-10T09:00:00Z".to_string()),
+                ("c", "2027-01-10T12:00:00Z".to_string()),
+                ("d", "2027-01-10T18:00:00Z".to_string()),
+            ]
+        );
+        let rows = s.layer_shifts(at("2027-01-10T00:00:00Z"), at("2027-01-11T00:00:00Z"));
+        assert_eq!(rows.len(), 1, "one row per layer name across definitions");
+        assert_eq!(rows[0].1.len(), 4);
+        // No revisions: the catalog's definition governs all time.
+        let alone = Schedule::from_json(&second)
+            .unwrap()
+            .with_revisions(&[])
+            .unwrap();
+        assert_eq!(who(&alone, "2027-01-02T10:00:00Z").as_deref(), Some("c"));
+        // The first definition governs before any change, whatever it declares.
+        let mut declared = first.clone();
+        declared["effective_from"] = "2027-01-05T00:00:00Z".into();
+        let one = Schedule::from_json(&declared).unwrap();
+        assert_eq!(who(&one, "2027-01-02T10:00:00Z").as_deref(), Some("b"));
     }
 
     #[test]
     fn bad_schedules_name_the_field() {
         let bad = serde_json::json!({"id": "b", "timezone": "Mars/Base", "layers": [
             {"name": "l", "rotation": "7h", "handoff": "9am", "start": "2026-13-01", "members": []}],
-            "overrides": [{"person": "a", "from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}]});
+            "overrides": [{"person": "a", "from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}],
+            "effective_from": "next monday"});
         let err = Schedule::from_json(&bad).unwrap_err();
         let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
@@ -330,7 +437,8 @@ mod tests {
                 "layers[0].rotation",
                 "layers[0].start",
                 "layers[0].members",
-                "overrides[0].to"
+                "overrides[0].to",
+                "effective_from"
             ]
         );
     }
@@ -391,11 +499,18 @@ mod properties {
     }
 
     fn naive(s: &Schedule, t: Timestamp) -> Option<String> {
-        let layers = s
+        // The definition in force: the last whose change happened by `t`.
+        let mut definition = &s.definitions[0];
+        for d in &s.definitions[1..] {
+            if d.effective_from.unwrap() <= t {
+                definition = d;
+            }
+        }
+        let layers = definition
             .layers
             .iter()
             .rev()
-            .find_map(|l| naive_layer(l, &s.timezone, t));
+            .find_map(|l| naive_layer(l, &definition.timezone, t));
         let mut person = layers.clone();
         for o in &s.overrides {
             if o.from <= t && t < o.to && (o.replaces.is_none() || o.replaces == layers) {
@@ -461,33 +576,46 @@ mod properties {
             ),
             0..4,
         );
-        (
-            prop::sample::select(ZONES.to_vec()),
-            prop::collection::vec(layer(), 1..4),
-            overrides,
-        )
-            .prop_map(|(zone, layers, overrides)| {
-                let base: Timestamp = "2027-02-20T00:00:00Z".parse().unwrap();
-                Schedule {
-                    id: "p".into(),
+        // Up to three definitions, later ones taking over at random hours.
+        let definitions = prop::collection::vec(
+            (
+                prop::sample::select(ZONES.to_vec()),
+                prop::collection::vec(layer(), 1..4),
+                0i64..(50 * 24),
+            ),
+            1..4,
+        );
+        (definitions, overrides).prop_map(|(definitions, overrides)| {
+            let base: Timestamp = "2027-02-20T00:00:00Z".parse().unwrap();
+            let mut definitions: Vec<Definition> = definitions
+                .into_iter()
+                .map(|(zone, layers, change_h)| Definition {
+                    effective_from: Some(base.checked_add((change_h * 3600).seconds()).unwrap()),
                     timezone: TimeZone::get(zone).unwrap(),
                     layers,
-                    overrides: overrides
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, (person, replaces, start_h, len_h))| {
-                            let from = base.checked_add((start_h * 3600).seconds()).unwrap();
-                            Override {
-                                id: format!("o{i}"),
-                                person: format!("p{person}"),
-                                replaces: replaces.map(|r| format!("p{r}")),
-                                from,
-                                to: from.checked_add((len_h * 3600).seconds()).unwrap(),
-                            }
-                        })
-                        .collect(),
-                }
-            })
+                })
+                .collect();
+            definitions.sort_by_key(|d| d.effective_from);
+            definitions[0].effective_from = None;
+            Schedule {
+                id: "p".into(),
+                definitions,
+                overrides: overrides
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (person, replaces, start_h, len_h))| {
+                        let from = base.checked_add((start_h * 3600).seconds()).unwrap();
+                        Override {
+                            id: format!("o{i}"),
+                            person: format!("p{person}"),
+                            replaces: replaces.map(|r| format!("p{r}")),
+                            from,
+                            to: from.checked_add((len_h * 3600).seconds()).unwrap(),
+                        }
+                    })
+                    .collect(),
+            }
+        })
     }
 
     proptest! {

@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 22] = [
+pub const ROUTES: [(&str, &str); 28] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -25,6 +25,12 @@ pub const ROUTES: [(&str, &str); 22] = [
     ("GET", "/api/v1/teams"),
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit/head"),
+    ("GET", "/api/v1/schedules"),
+    ("POST", "/api/v1/schedules"),
+    ("PATCH", "/api/v1/schedules/identity"),
+    ("GET", "/api/v1/schedules/identity/revisions"),
+    ("GET", "/api/v1/escalation_policies"),
+    ("DELETE", "/api/v1/escalation_policies/identity"),
     ("GET", "/api/v1/schedules/identity/oncall"),
     ("GET", "/api/v1/schedules/identity/shifts"),
     ("GET", "/api/v1/schedules/identity/overrides"),

@@ -10,7 +10,8 @@ on_both_databases!(
     shifts_are_merged_with_gaps_and_bad_ranges_are_refused,
     run_time_overrides_apply_survive_imports_and_end_without_rewriting_history,
     a_service_answers_who_its_first_page_reaches,
-    calendar_feeds_are_valid_icalendar_and_revocable
+    calendar_feeds_are_valid_icalendar_and_revocable,
+    editing_a_schedule_keeps_its_past_and_can_be_scheduled
 );
 
 async fn oncall_answers_follow_layers_overrides_and_dst(backend: Backend) {
@@ -469,4 +470,152 @@ async fn calendar_feeds_are_valid_icalendar_and_revocable(backend: Backend) {
         .post("/api/v1/people/ghost/calendar-feed", json!({}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn weekly_layer(members: &[&str]) -> serde_json::Value {
+    json!([{"name": "weekly", "rotation": "weekly", "handoff": "Mon 09:00",
+            "start": "2026-11-02", "members": members}])
+}
+
+async fn editing_a_schedule_keeps_its_past_and_can_be_scheduled(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let url = "/api/v1/schedules/print-platform-primary";
+    let who = |at: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server.get(&format!("{url}/oncall?at={at}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["oncall"]["person"].clone()
+        }
+    };
+    let patch = |body: serde_json::Value| send(server.request(Method::PATCH, url).json(&body));
+    let revisions = || async {
+        let (status, body) = server.get(&format!("{url}/revisions")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().unwrap().clone()
+    };
+    assert_eq!(revisions().await.len(), 1, "never edited: one definition");
+    assert_eq!(who("2026-11-23T10:30:00Z").await, "dana");
+
+    // An hour later the rotation is reordered: from now on, not in the past.
+    server
+        .post("/api/v1/test/clock", json!({"advance": "1h"}))
+        .await;
+    let (status, body) = patch(json!({"layers": weekly_layer(&["eli", "fran", "dana"])})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        who("2026-11-03T12:00:00Z").await,
+        "dana",
+        "the first week stays"
+    );
+    assert_eq!(
+        who("2026-11-23T10:30:00Z").await,
+        "dana",
+        "this morning stays"
+    );
+    assert_eq!(who("2026-11-23T11:00:00Z").await, "eli");
+    assert_eq!(who("2026-11-30T12:00:00Z").await, "fran");
+    let (_, today) = server
+        .get(&format!(
+            "{url}/shifts?from=2026-11-23T00:00:00Z&to=2026-11-24T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(
+        today["shifts"],
+        json!([
+            {"person": "fran", "start": "2026-11-23T00:00:00Z", "end": "2026-11-23T09:00:00Z"},
+            {"person": "dana", "start": "2026-11-23T09:00:00Z", "end": "2026-11-23T11:00:00Z"},
+            {"person": "eli", "start": "2026-11-23T11:00:00Z", "end": "2026-11-24T00:00:00Z"}
+        ])
+    );
+    let items = revisions().await;
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["effective_from"], json!(null));
+    assert_eq!(
+        items[0]["layers"][0]["members"],
+        json!(["dana", "eli", "fran"])
+    );
+    assert_eq!(items[1]["effective_from"], "2026-11-23T11:00:00Z");
+
+    // A change planned for next Monday's handoff.
+    let (status, body) = patch(json!({"effective_from": "2026-11-30T09:00:00Z",
+                                      "layers": weekly_layer(&["fran"])}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(who("2026-11-30T08:59:00Z").await, "eli");
+    assert_eq!(who("2026-11-30T09:00:00Z").await, "fran");
+    assert_eq!(who("2026-12-07T09:00:00Z").await, "fran");
+    assert_eq!(revisions().await.len(), 3);
+
+    // One declared in the past would rewrite history: refused, nothing changed.
+    let (status, body) = patch(json!({"effective_from": "2026-11-01T00:00:00Z",
+                                      "layers": weekly_layer(&["dana"])}))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let found = problems(&body);
+    assert!(
+        found[0].starts_with("schedules[id=print-platform-primary].effective_from: 2026-11-01T00:00:00Z is in the past"),
+        "{found:?}"
+    );
+    assert_eq!(revisions().await.len(), 3);
+    let (_, stored) = server.get(url).await;
+    assert_eq!(stored["layers"][0]["members"], json!(["fran"]));
+
+    // A change an hour later replaces the plan that was not yet in force.
+    server
+        .post("/api/v1/test/clock", json!({"advance": "1h"}))
+        .await;
+    let (status, body) =
+        patch(json!({"effective_from": null, "layers": weekly_layer(&["dana", "eli"])})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = revisions().await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(items[2]["layers"][0]["members"], json!(["dana", "eli"]));
+    assert_eq!(items[1]["effective_from"], "2026-11-23T11:00:00Z");
+    assert_eq!(items[2]["effective_from"], "2026-11-23T12:00:00Z");
+    assert_eq!(who("2026-11-23T10:30:00Z").await, "dana");
+    assert_eq!(who("2026-11-23T11:30:00Z").await, "eli");
+    assert_eq!(
+        who("2026-11-23T12:30:00Z").await,
+        "eli",
+        "week 3 of dana, eli"
+    );
+    assert_eq!(
+        who("2026-11-30T09:00:00Z").await,
+        "dana",
+        "not fran: that plan is gone"
+    );
+
+    // Other edits record nothing.
+    let (status, body) = patch(json!({"overrides": [{"person": "paul",
+        "from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"}]}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(revisions().await.len(), 3);
+
+    // Deleting a schedule deletes its history: one made again starts afresh.
+    let fresh = json!({"id": "night-watch", "timezone": "UTC",
+                       "layers": [{"name": "nights", "rotation": "daily", "handoff": "20:00",
+                                   "start": "2026-11-01", "members": ["hal"]}]});
+    let (status, body) = server.post("/api/v1/schedules", fresh.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let night = "/api/v1/schedules/night-watch";
+    let (status, _) = send(
+        server
+            .request(Method::PATCH, night)
+            .json(&json!({"timezone": "Asia/Tokyo"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, history) = server.get(&format!("{night}/revisions")).await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 2);
+    let (status, _) = send(server.request(Method::DELETE, night)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.post("/api/v1/schedules", fresh).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, history) = server.get(&format!("{night}/revisions")).await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1);
+    assert_eq!(history["items"][0]["timezone"], "UTC");
+    let (status, body) = server.get("/api/v1/schedules/nope/revisions").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }

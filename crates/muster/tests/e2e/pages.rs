@@ -2,7 +2,7 @@
 
 use crate::common::{Backend, seeded, send};
 use crate::on_both_databases;
-use reqwest::{Client, StatusCode, header};
+use reqwest::{Client, Method, StatusCode, header};
 use serde_json::json;
 
 on_both_databases!(
@@ -371,6 +371,33 @@ async fn on_call_pages_show_schedules_people_and_the_notification_log(backend: B
         "{schedule}"
     );
     assert!(schedule.contains("Paged for <a href=\"/teams/print-platform\">"));
+    assert!(!schedule.contains("Definitions over time"), "never edited");
+    // A change planned for next Monday shows as pending, and in the timeline from then.
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, "/api/v1/schedules/print-platform-primary")
+            .json(
+                &json!({"effective_from": "2026-11-30T09:00:00Z", "layers": [
+                {"name": "weekly", "rotation": "weekly", "handoff": "Mon 09:00",
+                 "start": "2026-11-02", "members": ["fran"]}]}),
+            ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let schedule = page("/schedules/print-platform-primary").await;
+    assert!(schedule.contains("Definitions over time"), "{schedule}");
+    assert!(
+        schedule.contains("weekly (fran)</td><td>pending"),
+        "{schedule}"
+    );
+    assert!(
+        schedule.contains("weekly (dana, eli, fran)</td><td>in force"),
+        "{schedule}"
+    );
+    assert!(
+        schedule.contains("Fran Costa: Mon 30 Nov 09:00 – "),
+        "{schedule}"
+    );
     let missing = signed_in_get(&client, &cookie, format!("{base}/schedules/nope")).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let team = page("/teams/print-platform").await;

@@ -59,6 +59,8 @@ where
         tx.rollback().await?;
         return Ok(plan);
     }
+    let instant = Timestamp::from_millisecond(now).map_err(|e| StoreError::Corrupt(format!("clock: {e}")))?;
+    let revisions = revisions::planned(&plan.changes, instant).map_err(Refusal::Invalid)?;
     for change in &plan.changes {
         let table = change.kind.section();
         match change.op {
@@ -75,8 +77,14 @@ where
             Op::Delete => {
                 let sql = format!("DELETE FROM {table} WHERE id = $1");
                 sqlx::query(trusted(sql)).bind(&change.id).execute(&mut *tx).await?;
+                if change.kind == Kind::Schedule {
+                    sqlx::query("DELETE FROM schedule_revisions WHERE schedule_id = $1").bind(&change.id).execute(&mut *tx).await?;
+                }
             }
         }
+    }
+    for revision in &revisions {
+        record_revision(&mut tx, now, revision).await?;
     }
     sqlx::query("UPDATE catalog_meta SET generation = $1 WHERE id = 1")
         .bind(generation + 1)
@@ -85,4 +93,48 @@ where
     audit_sql::append(&mut tx, now, audit_entries(actor, action_prefix, &plan.changes)).await?;
     tx.commit().await?;
     Ok(plan)
+}
+
+/// Records a schedule's new definition. The first change of a schedule records its
+/// old definition too, in force from the beginning; definitions not yet in force are
+/// plans the new one replaces.
+async fn record_revision(tx: &mut sqlx::Transaction<'_, DB>, now: i64, revision: &revisions::NewRevision) -> Result<()> {
+    let (recorded,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM schedule_revisions WHERE schedule_id = $1")
+        .bind(&revision.schedule)
+        .fetch_one(&mut **tx)
+        .await?;
+    let insert = "INSERT INTO schedule_revisions (schedule_id, effective_from, body, recorded_at) VALUES ($1, $2, $3, $4)";
+    if recorded == 0 {
+        sqlx::query(insert)
+            .bind(&revision.schedule)
+            .bind(None::<i64>)
+            .bind(revision.previous.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // Plans not yet in force, and one made at the very instant the new one starts.
+    sqlx::query("DELETE FROM schedule_revisions WHERE schedule_id = $1 AND (effective_from > $2 OR effective_from >= $3)")
+        .bind(&revision.schedule)
+        .bind(now)
+        .bind(revision.effective_from.as_millisecond())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(insert)
+        .bind(&revision.schedule)
+        .bind(revision.effective_from.as_millisecond())
+        .bind(revision.body.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A schedule's recorded definitions, oldest first: when each took effect (`None`:
+/// from the beginning) and the schedule document.
+pub async fn revisions(p: &crate::Pools<DB>, schedule: &str) -> Result<Vec<(Option<i64>, String)>> {
+    Ok(sqlx::query_as("SELECT effective_from, body FROM schedule_revisions WHERE schedule_id = $1 ORDER BY seq")
+        .bind(schedule)
+        .fetch_all(&p.reader)
+        .await?)
 }

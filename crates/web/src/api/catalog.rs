@@ -15,11 +15,19 @@ use muster_domain::catalog::apply::{
 };
 use muster_domain::catalog::parse::catalog_from_value;
 use muster_domain::catalog::{Catalog, Kind, entity_id};
+use muster_domain::oncall::escalation::teams_of_schedule;
 use muster_store::catalog::CatalogSnapshot;
 use serde_json::{Value, json};
 
 /// The kinds with CRUD collections under `/api/v1`.
-pub const COLLECTIONS: [Kind; 4] = [Kind::Team, Kind::Person, Kind::Service, Kind::Organisation];
+pub const COLLECTIONS: [Kind; 6] = [
+    Kind::Team,
+    Kind::Person,
+    Kind::Service,
+    Kind::Organisation,
+    Kind::Schedule,
+    Kind::EscalationPolicy,
+];
 
 /// `GET /api/v1/catalog`: the whole catalog as YAML (JSON when asked for), secrets
 /// redacted; it re-imports to the identical state.
@@ -154,6 +162,8 @@ pub async fn list(
         Kind::Person => catalog.people.iter().map(to_json).collect(),
         Kind::Service => catalog.services.iter().map(to_json).collect(),
         Kind::Organisation => catalog.organisations.iter().map(to_json).collect(),
+        Kind::Schedule => catalog.schedules.clone(),
+        Kind::EscalationPolicy => catalog.escalation_policies.clone(),
         _ => Vec::new(),
     };
     let cursor = params.text("cursor");
@@ -171,6 +181,10 @@ pub async fn list(
                 .team(t)
                 .is_some_and(|team| team.members.iter().any(|m| m == id)),
             Kind::Team => id == t,
+            Kind::Schedule => teams_of_schedule(&catalog, id).any(|team| team == t),
+            Kind::EscalationPolicy => catalog
+                .team(t)
+                .is_some_and(|team| team.escalation_policy.as_deref() == Some(id)),
             _ => true,
         });
         let tier_matches =

@@ -33,15 +33,19 @@ pub(crate) fn catalog_schedule(catalog: &Catalog, id: &str) -> ApiResult<Schedul
     Schedule::from_json(&stored).map_err(ApiError::internal)
 }
 
-/// The schedule with its run-time overrides still in force at or after `since`
-/// appended: they apply after the catalog's (a later override wins).
+/// The schedule with its recorded definitions (so the past is answered as it was)
+/// and its run-time overrides still in force at or after `since` appended: they
+/// apply after the catalog's (a later override wins).
 pub(crate) async fn schedule(
     state: &AppState,
     catalog: &Catalog,
     id: &str,
     since: jiff::Timestamp,
 ) -> ApiResult<Schedule> {
-    let mut schedule = catalog_schedule(catalog, id)?;
+    let revisions = state.store.schedule_revisions(id).await?;
+    let mut schedule = catalog_schedule(catalog, id)?
+        .with_revisions(&revisions)
+        .map_err(ApiError::internal)?;
     let run_time = state.store.overrides(id, since).await?;
     schedule
         .overrides
@@ -296,6 +300,36 @@ pub async fn service_oncall(
         "step": first.as_ref().map(|p| p.step),
         "people": people,
     })))
+}
+
+/// `GET /api/v1/schedules/{id}/revisions`: the schedule's definitions over time,
+/// oldest first, each with the instant it took (or takes) effect.
+pub async fn revisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let snapshot = state.store.catalog().await?;
+    let stored = snapshot
+        .catalog
+        .entity(Kind::Schedule, &id)
+        .ok_or_else(|| ApiError::not_found(format!("no schedule with id {id:?}")))?;
+    let mut recorded = state.store.schedule_revisions(&id).await?;
+    if recorded.is_empty() {
+        recorded.push((None, stored));
+    }
+    let items: Vec<Value> = recorded
+        .into_iter()
+        .map(|(effective_from, body)| {
+            json!({
+                "effective_from": effective_from,
+                "timezone": body.get("timezone"),
+                "layers": body.get("layers"),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "schedule": id, "items": items })))
 }
 
 /// `GET /api/v1/schedules/{id}/overrides?from=` (default now): the overrides in force

@@ -87,7 +87,7 @@ pub fn timeline(
     let width = DAY_WIDTH * days as f64;
     let x_of =
         |t: Timestamp| ((t.as_second() - from.as_second()) as f64 / span * width).clamp(0.0, width);
-    let zone = &schedule.timezone;
+    let zone = &schedule.definition_at(now).timezone;
     let bar = |start: Timestamp, end: Timestamp, person: Option<&str>| {
         let (x, end_x) = (x_of(start), x_of(end));
         let when = format!(
@@ -125,21 +125,14 @@ pub fn timeline(
         }
     };
     let mut rows: Vec<(String, Vec<Bar>)> = schedule
-        .layers
-        .iter()
-        .map(|layer| {
-            let alone = Schedule {
-                layers: vec![layer.clone()],
-                overrides: Vec::new(),
-                ..schedule.clone()
-            };
-            let bars = alone
-                .shifts(from, to)
-                .shifts
+        .layer_shifts(from, to)
+        .into_iter()
+        .map(|(name, shifts)| {
+            let bars = shifts
                 .iter()
                 .map(|s| bar(s.start, s.end, Some(&s.person)))
                 .collect();
-            (format!("Layer: {}", layer.name), bars)
+            (format!("Layer: {name}"), bars)
         })
         .collect();
     let override_bars = schedule
@@ -264,7 +257,12 @@ pub async fn overview(State(state): State<AppState>, viewer: Viewer) -> PageResu
         let on = loaded.oncall_at(now);
         schedules.push(ScheduleRow {
             id: id.to_string(),
-            timezone: loaded.timezone.iana_name().unwrap_or("").to_string(),
+            timezone: loaded
+                .definition_at(now)
+                .timezone
+                .iana_name()
+                .unwrap_or("")
+                .to_string(),
             person: on.map(|o| (o.person.clone(), name_of(catalog, &o.person))),
             until: loaded.oncall_until(now).map(|t| viewer.time(t, now)),
         });
@@ -303,6 +301,51 @@ struct SchedulePage {
     shifts: Vec<ShiftRow>,
     overrides: Vec<OverrideRow>,
     used_by: Vec<String>,
+    definitions: Vec<DefinitionRow>,
+}
+
+/// One of a schedule's definitions over time, for its page.
+pub struct DefinitionRow {
+    /// `None` for the first (in force from the beginning).
+    pub from: Option<TimeView>,
+    pub timezone: String,
+    pub layers: String,
+    /// "in force", "earlier" or "pending".
+    pub state: &'static str,
+}
+
+/// The schedule's definitions, newest first; empty when it was never changed.
+fn definition_rows(schedule: &Schedule, viewer: &Viewer, now: Timestamp) -> Vec<DefinitionRow> {
+    if schedule.definitions.len() < 2 {
+        return Vec::new();
+    }
+    let in_force = schedule.definition_at(now);
+    schedule
+        .definitions
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, d)| DefinitionRow {
+            from: d
+                .effective_from
+                .filter(|_| i > 0)
+                .map(|t| viewer.time(t, now)),
+            timezone: d.timezone.iana_name().unwrap_or("").to_string(),
+            layers: d
+                .layers
+                .iter()
+                .map(|l| format!("{} ({})", l.name, l.members.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+            state: if std::ptr::eq(d, in_force) {
+                "in force"
+            } else if d.effective_from.is_some_and(|t| t > now) && i > 0 {
+                "pending"
+            } else {
+                "earlier"
+            },
+        })
+        .collect()
 }
 
 pub async fn schedule_page(
@@ -323,13 +366,16 @@ pub async fn schedule_page(
         Err(e) => return Err(fail(e)),
     };
     let now = state.store.clock().now();
+    // Midnight today is at most a day and a few hours back in any zone.
+    let since = now - 48.hours();
+    let loaded = schedule(&state, catalog, &id, since).await.map_err(fail)?;
+    let in_force = loaded.definition_at(now);
     // From midnight today in the schedule's zone.
     let from = now
-        .to_zoned(from_catalog.timezone.clone())
+        .to_zoned(in_force.timezone.clone())
         .start_of_day()
         .map(|z| z.timestamp())
         .unwrap_or(now);
-    let loaded = schedule(&state, catalog, &id, from).await.map_err(fail)?;
     let to = from + (TIMELINE_DAYS * 24).hours();
     let result = loaded.shifts(from, to);
     let mut shifts: Vec<ShiftRow> = result
@@ -372,8 +418,9 @@ pub async fn schedule_page(
     let used_by = teams_of_schedule(catalog, &id).map(str::to_owned).collect();
     Ok(SchedulePage {
         nav: viewer.nav("/oncall"),
-        timezone: loaded.timezone.iana_name().unwrap_or("").to_string(),
+        timezone: in_force.timezone.iana_name().unwrap_or("").to_string(),
         timeline: timeline(&loaded, catalog, from, TIMELINE_DAYS, now),
+        definitions: definition_rows(&loaded, &viewer, now),
         id,
         days: TIMELINE_DAYS,
         shifts,
