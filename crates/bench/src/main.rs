@@ -59,6 +59,7 @@ fn synthetic(args: &Args) -> Catalog {
             email: Some(format!("p{i}@example.test")),
             timezone: "Europe/London".into(),
             contacts: vec![],
+            notification_rules: vec![],
         })
         .collect();
     let teams: Vec<Team> = (0..team_count)

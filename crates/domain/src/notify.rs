@@ -2,6 +2,9 @@
 //! outcome is judged, and when to try again. The outbox (store) and the senders
 //! (notify crate) follow these.
 
+use crate::catalog::secret::Secret;
+use crate::catalog::{Contact, NotificationRule, Person};
+use crate::clock::parse_duration;
 use hmac::{Hmac, Mac};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -104,6 +107,98 @@ pub fn teams_payload(subject: &str, body: &str) -> Value {
     })
 }
 
+/// One contact method, ready to queue: where a message goes and the sealed secret
+/// (a webhook's signing key; a Slack or Teams URL is its own credential).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub channel: Channel,
+    pub destination: String,
+    pub secret: Option<String>,
+}
+
+/// Every contact method of `person`, without repeats: the person's `email` first, then
+/// `contacts` in order. A Slack or Teams URL not yet sealed (never the case once
+/// stored) is left out rather than sent in the clear.
+pub fn contact_targets(person: &Person) -> Vec<Target> {
+    let sealed = |s: &Secret| match s {
+        Secret::Sealed(v) => Some(v.clone()),
+        _ => None,
+    };
+    let email = |to: &str| Target {
+        channel: Channel::Email,
+        destination: to.to_string(),
+        secret: None,
+    };
+    let mut targets: Vec<Target> = person.email.iter().map(|to| email(to)).collect();
+    for contact in &person.contacts {
+        let target = match contact {
+            Contact::Email { to } => Some(email(to)),
+            Contact::Webhook { url, secret } => Some(Target {
+                channel: Channel::Webhook,
+                destination: url.clone(),
+                secret: secret.as_ref().and_then(sealed),
+            }),
+            Contact::Slack { url } => sealed(url).map(|destination| Target {
+                channel: Channel::Slack,
+                destination,
+                secret: None,
+            }),
+            Contact::Teams { url } => sealed(url).map(|destination| Target {
+                channel: Channel::Teams,
+                destination,
+                secret: None,
+            }),
+        };
+        targets.extend(target.filter(|t| !targets.contains(t)));
+    }
+    targets
+}
+
+/// How long after a page each of `person`'s contact methods is used: by their
+/// notification rules in order (a rule reaches every method of its kind), or every
+/// method at once when they have none. A method named twice at one delay is used once.
+pub fn paging_plan(person: &Person) -> Vec<(SignedDuration, Target)> {
+    let targets = contact_targets(person);
+    if person.notification_rules.is_empty() {
+        return targets
+            .into_iter()
+            .map(|t| (SignedDuration::ZERO, t))
+            .collect();
+    }
+    let mut plan: Vec<(SignedDuration, Target)> = Vec::new();
+    for rule in &person.notification_rules {
+        // Validated with the catalog; an unreadable rule reaches nobody.
+        let (Some(channel), Ok(after)) = (Channel::parse(&rule.contact), rule_delay(rule)) else {
+            continue;
+        };
+        for target in targets.iter().filter(|t| t.channel == channel) {
+            let step = (after, target.clone());
+            if !plan.contains(&step) {
+                plan.push(step);
+            }
+        }
+    }
+    plan.sort_by_key(|(after, _)| *after);
+    plan
+}
+
+/// The longest a notification rule may wait.
+pub const MAX_RULE_DELAY: SignedDuration = SignedDuration::from_hours(24);
+
+/// A rule's `after`: zero when absent; at most [`MAX_RULE_DELAY`], never negative.
+pub fn rule_delay(rule: &NotificationRule) -> Result<SignedDuration, String> {
+    let Some(text) = &rule.after else {
+        return Ok(SignedDuration::ZERO);
+    };
+    let after = parse_duration(text)?;
+    if after.is_negative() || after > MAX_RULE_DELAY {
+        return Err(format!(
+            "{text:?} is out of range: use 0m (at once) up to 24h"
+        ));
+    }
+    Ok(after)
+}
+
 /// A limit on how many messages one contact method receives: at most `max` per `per`
 /// (for one channel, or every channel when `channel` is none). Messages over the limit
 /// are bundled into one, never dropped.
@@ -193,6 +288,76 @@ pub fn bundle(messages: &[(&str, &str)]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn person(rules: &[(&str, Option<&str>)]) -> Person {
+        Person {
+            id: "dana".into(),
+            name: "Dana".into(),
+            email: Some("dana@example.test".into()),
+            timezone: "UTC".into(),
+            contacts: vec![
+                Contact::Webhook {
+                    url: "https://phone.example.test/dana".into(),
+                    secret: None,
+                },
+                Contact::Email {
+                    to: "dana@example.test".into(),
+                },
+                Contact::Slack {
+                    url: Secret::Sealed("sealed-url".into()),
+                },
+            ],
+            notification_rules: rules
+                .iter()
+                .map(|(contact, after)| NotificationRule {
+                    contact: contact.to_string(),
+                    after: after.map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn without_rules_every_method_is_used_at_once() {
+        let plan = paging_plan(&person(&[]));
+        let got: Vec<(i64, Channel)> = plan
+            .iter()
+            .map(|(after, t)| (after.as_secs(), t.channel))
+            .collect();
+        // The repeated email address is one method.
+        assert_eq!(
+            got,
+            [
+                (0, Channel::Email),
+                (0, Channel::Webhook),
+                (0, Channel::Slack)
+            ]
+        );
+        assert_eq!(plan[2].1.destination, "sealed-url");
+    }
+
+    #[test]
+    fn rules_choose_methods_and_delays() {
+        let plan = paging_plan(&person(&[
+            ("webhook", Some("5m")),
+            ("email", None),
+            ("email", Some("0s")),
+            ("slack", Some("15m")),
+        ]));
+        let got: Vec<(i64, Channel)> = plan
+            .iter()
+            .map(|(after, t)| (after.as_secs(), t.channel))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, Channel::Email),
+                (300, Channel::Webhook),
+                (900, Channel::Slack)
+            ],
+            "ordered by delay; email once though named twice at zero"
+        );
+    }
 
     #[test]
     fn outcomes_follow_http_semantics() {

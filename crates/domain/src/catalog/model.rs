@@ -79,6 +79,21 @@ pub struct Person {
     pub timezone: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contacts: Vec<Contact>,
+    /// Which kind of contact method a page uses after how long; every method at once
+    /// when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notification_rules: Vec<NotificationRule>,
+}
+
+/// "Use `contact` methods `after` this long": `contact` is a kind of contact method
+/// (`email` covers the person's `email` and email contacts; `webhook`, `slack`,
+/// `teams`), `after` a duration from the page (at once when absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRule {
+    pub contact: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// How to reach a person.

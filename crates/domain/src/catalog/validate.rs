@@ -4,6 +4,7 @@
 use super::graph::ServiceGraph;
 use super::model::{Catalog, Contact, Kind, Organisation, Person, Service, Team, entity_id};
 use super::secret::Secret;
+use crate::notify::{Channel, rule_delay};
 use crate::problem::FieldErrors;
 use crate::slug::slug_problem;
 use serde::Deserialize;
@@ -347,6 +348,39 @@ fn check_person(check: &mut Check, i: usize, person: &Person) {
             }
         }
     }
+    for (r, rule) in person.notification_rules.iter().enumerate() {
+        let field = format!("notification_rules[{r}]");
+        match Channel::parse(&rule.contact) {
+            None => check.error(
+                at.0,
+                i,
+                at.2,
+                &format!("{field}.contact"),
+                format!(
+                    "{:?} is not a kind of contact method (email, webhook, slack or teams)",
+                    rule.contact
+                ),
+            ),
+            Some(channel) if !has_channel(person, channel) => check.error(
+                at.0,
+                i,
+                at.2,
+                &format!("{field}.contact"),
+                format!("{} has no {} contact method", person.id, rule.contact),
+            ),
+            Some(_) => {}
+        }
+        if let Err(problem) = rule_delay(rule) {
+            check.error(at.0, i, at.2, &format!("{field}.after"), problem);
+        }
+    }
+}
+
+/// Whether `person` can be reached on `channel` (a Slack or Teams URL counts whether
+/// sealed yet or not).
+fn has_channel(person: &Person, channel: Channel) -> bool {
+    (channel == Channel::Email && person.email.is_some())
+        || person.contacts.iter().any(|c| c.kind() == channel.as_str())
 }
 
 fn check_service(check: &mut Check, i: usize, service: &Service) {
@@ -758,6 +792,35 @@ renewables:
                 "people[0].email: \"not-an-email\" is not an email address",
                 "people[0].contacts[0].url: \"javascript:alert(1)\" is not an http(s) URL",
                 "people[0].contacts[1].url: \"ftp://x\" is not an http(s) URL",
+            ]
+        );
+    }
+
+    #[test]
+    fn notification_rules_name_methods_the_person_has() {
+        let got = problems(
+            "people:
+  - id: p
+    name: P
+    timezone: UTC
+    email: p@example.test
+    contacts: [{type: webhook, url: 'https://hooks.example.test/p'}]
+    notification_rules:
+      - {contact: email}
+      - {contact: webhook, after: 5m}
+      - {contact: sms, after: 1m}
+      - {contact: slack}
+      - {contact: email, after: 2d}
+      - {contact: webhook, after: later}
+",
+        );
+        assert_eq!(
+            got,
+            vec![
+                "people[0].notification_rules[2].contact: \"sms\" is not a kind of contact method (email, webhook, slack or teams)",
+                "people[0].notification_rules[3].contact: p has no slack contact method",
+                "people[0].notification_rules[4].after: \"2d\" is out of range: use 0m (at once) up to 24h",
+                "people[0].notification_rules[5].after: \"later\" is not a duration (examples: 90s, 15m, 2h30m, 1d)",
             ]
         );
     }

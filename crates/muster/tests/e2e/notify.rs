@@ -1,7 +1,7 @@
 //! The outbox end to end: a real HTTP receiver that fails before it succeeds, signed
 //! webhooks, retries on the test clock, and nothing lost across a crash.
 
-use crate::common::{Backend, Database, Server, seeded};
+use crate::common::{Backend, Database, Server, problems, seeded};
 use crate::on_both_databases;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use reqwest::StatusCode;
@@ -14,7 +14,8 @@ on_both_databases!(
     webhooks_are_signed_retried_and_delivered_once,
     messages_survive_a_crash,
     email_reaches_a_real_smtp_server_over_starttls,
-    messages_over_a_throttle_are_bundled_not_dropped
+    messages_over_a_throttle_are_bundled_not_dropped,
+    notification_rules_choose_the_method_and_when
 );
 
 /// A webhook receiver on loopback that answers 503 to the first `failures` requests.
@@ -457,4 +458,88 @@ async fn messages_over_a_throttle_are_bundled_not_dropped(backend: Backend) {
             "waiting for a throttle is no failed attempt"
         );
     }
+}
+
+async fn notification_rules_choose_the_method_and_when(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let (receiver, url) = Receiver::start(0).await;
+    let contacts = json!([{"type": "webhook", "url": format!("{url}/hook")},
+                          {"type": "slack", "url": format!("{url}/hook")}]);
+    let person = |rules: Value| json!({"id": "ru", "name": "Ru", "timezone": "UTC", "contacts": contacts, "notification_rules": rules});
+    // A rule naming a method the person lacks, or a delay out of range: refused.
+    let (status, body) = server
+        .post(
+            "/api/v1/people",
+            person(json!([{"contact": "teams"}, {"contact": "webhook", "after": "-5m"}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        problems(&body),
+        [
+            "notification_rules[0].contact: ru has no teams contact method",
+            "notification_rules[1].after: \"-5m\" is out of range: use 0m (at once) up to 24h"
+        ]
+    );
+    // Slack at once, the phone gateway's webhook after five minutes.
+    let (status, body) = server
+        .post(
+            "/api/v1/people",
+            person(json!([{"contact": "slack"}, {"contact": "webhook", "after": "5m"}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let test = "/api/v1/people/ru/test-notification";
+    let (status, body) = server
+        .post(&format!("{test}?follow_rules=yes"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        problems(&body)[0],
+        "follow_rules: must be true or false, got \"yes\""
+    );
+
+    let (status, body) = server
+        .post(&format!("{test}?follow_rules=true"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        body["plan"],
+        json!([{"channel": "slack", "not_before": "2026-11-23T10:00:00Z"},
+               {"channel": "webhook", "not_before": "2026-11-23T10:05:00Z"}])
+    );
+    let status_of = |page: &Value, channel: &str| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["channel"] == channel)
+            .map(|n| n["status"].as_str().unwrap_or("").to_string())
+    };
+    wait_for(&server, "ru", |page| {
+        status_of(page, "slack").as_deref() == Some("delivered")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, page) = server.get("/api/v1/notifications?recipient=ru").await;
+    assert_eq!(status_of(&page, "webhook").as_deref(), Some("queued"));
+    assert_eq!(
+        receiver.seen().len(),
+        1,
+        "the webhook waits for its five minutes"
+    );
+    server
+        .post("/api/v1/test/clock", json!({"advance": "5m"}))
+        .await;
+    wait_for(&server, "ru", |page| {
+        status_of(page, "webhook").as_deref() == Some("delivered")
+    })
+    .await;
+    assert_eq!(receiver.seen().len(), 2);
+
+    // The plain test ignores the rules: every method at once.
+    let (status, body) = server.post(test, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["queued"], 2);
+    assert_eq!(body["plan"][0]["not_before"], body["plan"][1]["not_before"]);
 }

@@ -429,8 +429,28 @@ async fn on_call_pages_show_schedules_people_and_the_notification_log(backend: B
         .to_str()
         .unwrap()
         .to_string();
-    assert_eq!(location, "/people/dana?tested=1#notifications");
+    assert_eq!(
+        location,
+        "/people/dana?tested=1&by_rules=false#notifications"
+    );
     let dana = page("/people/dana?tested=1").await;
+    assert!(dana.contains("every contact method at once"), "no rules");
+    assert!(!dana.contains("Send a test page by the rules"));
+    // Email at once and again after ten minutes: shown in words, with a button to try.
+    let (status, body) = send(
+        server
+            .request(Method::PATCH, "/api/v1/people/dana")
+            .json(&json!({"notification_rules": [{"contact": "email"},
+                                                 {"contact": "email", "after": "10m"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let with_rules = page("/people/dana").await;
+    assert!(
+        with_rules.contains("<li>email at once</li><li>email after 10m</li>"),
+        "{with_rules}"
+    );
+    assert!(with_rules.contains("Send a test page by the rules"));
     assert!(dana.contains("Queued 1 test message,"));
     assert!(dana.contains("Muster test notification for Dana Okafor"));
     let log = page("/notifications?recipient=dana").await;

@@ -8,10 +8,9 @@ use crate::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use jiff::SignedDuration;
 use muster_domain::auth::Permission;
-use muster_domain::catalog::Contact;
-use muster_domain::catalog::secret::Secret;
-use muster_domain::notify::{Channel, DEFAULT_RETRY_HORIZON};
+use muster_domain::notify::{Channel, DEFAULT_RETRY_HORIZON, contact_targets, paging_plan};
 use muster_store::notify::{NewNotification, Notification};
 use serde_json::{Value, json};
 
@@ -73,50 +72,61 @@ pub async fn list(
     )))
 }
 
-/// `POST /api/v1/people/{id}/test-notification`: one test message on each of the
-/// person's contact methods (their `email` first).
+/// `POST /api/v1/people/{id}/test-notification[?follow_rules=true]`: one test message
+/// on each of the person's contact methods at once (their `email` first) or, with
+/// `follow_rules`, as a page would reach them: by their notification rules.
 pub async fn test(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    params: Params,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Permission::Respond, None)?;
-    let queued = queue_test(&state, &caller.principal.label, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))))
+    let follow_rules = match params.text("follow_rules") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::field(
+                "follow_rules",
+                format!("must be true or false, got {other:?}"),
+            ));
+        }
+    };
+    let queued = queue_test(&state, &caller.principal.label, &id, follow_rules).await?;
+    let plan: Vec<Value> = queued
+        .iter()
+        .map(|(channel, not_before)| json!({"channel": channel.as_str(), "not_before": instant(*not_before)}))
+        .collect();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "queued": queued.len(), "plan": plan })),
+    ))
 }
 
-/// Queues a test message on each of person `id`'s contact methods, sent by `sender`
-/// (the API and the person page share it). Returns how many were queued.
-pub(crate) async fn queue_test(state: &AppState, sender: &str, id: &str) -> ApiResult<usize> {
+/// Queues a test message for person `id`, sent by `sender` (the API and the person
+/// page share it): on every contact method at once, or by the person's notification
+/// rules when `follow_rules`. Returns each message's channel and not-before (ms).
+pub(crate) async fn queue_test(
+    state: &AppState,
+    sender: &str,
+    id: &str,
+    follow_rules: bool,
+) -> ApiResult<Vec<(Channel, i64)>> {
     let snapshot = state.store.catalog().await?;
     let person = snapshot
         .catalog
         .person(id)
         .ok_or_else(|| ApiError::not_found(format!("no person with id {id:?}")))?;
     let now = state.store.now_ms();
-    let give_up_at = now + DEFAULT_RETRY_HORIZON.as_millis() as i64;
-    let sealed = |s: &Secret| match s {
-        Secret::Sealed(v) => Some(v.clone()),
-        _ => None,
+    let plan = if follow_rules {
+        paging_plan(person)
+    } else {
+        contact_targets(person)
+            .into_iter()
+            .map(|target| (SignedDuration::ZERO, target))
+            .collect()
     };
-    let mut targets: Vec<(Channel, String, Option<String>)> = Vec::new();
-    if let Some(email) = &person.email {
-        targets.push((Channel::Email, email.clone(), None));
-    }
-    for contact in &person.contacts {
-        let target = match contact {
-            Contact::Email { to } => Some((Channel::Email, to.clone(), None)),
-            Contact::Webhook { url, secret } => Some((
-                Channel::Webhook,
-                url.clone(),
-                secret.as_ref().and_then(sealed),
-            )),
-            Contact::Slack { url } => sealed(url).map(|u| (Channel::Slack, u, None)),
-            Contact::Teams { url } => sealed(url).map(|u| (Channel::Teams, u, None)),
-        };
-        targets.extend(target.filter(|t| !targets.contains(t)));
-    }
-    if targets.is_empty() {
+    if plan.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("{id} has no email and no contact methods to test"),
@@ -127,20 +137,25 @@ pub(crate) async fn queue_test(state: &AppState, sender: &str, id: &str) -> ApiR
         "This is a test from Muster ({}), sent by {}. Nothing needs doing.",
         state.public_url, sender
     );
-    let messages: Vec<NewNotification> = targets
+    let messages: Vec<NewNotification> = plan
         .into_iter()
         .enumerate()
-        .map(|(i, (channel, destination, secret))| NewNotification {
-            dedup_key: format!("test:{id}:{now}:{i}"),
-            recipient: id.to_string(),
-            channel,
-            destination,
-            secret,
-            subject: subject.clone(),
-            body: body.clone(),
-            not_before: now,
-            give_up_at,
+        .map(|(i, (after, target))| {
+            let not_before = now + after.as_millis() as i64;
+            NewNotification {
+                dedup_key: format!("test:{id}:{now}:{i}"),
+                recipient: id.to_string(),
+                channel: target.channel,
+                destination: target.destination,
+                secret: target.secret,
+                subject: subject.clone(),
+                body: body.clone(),
+                not_before,
+                give_up_at: not_before + DEFAULT_RETRY_HORIZON.as_millis() as i64,
+            }
         })
         .collect();
-    Ok(state.store.enqueue(messages).await?)
+    let planned = messages.iter().map(|m| (m.channel, m.not_before)).collect();
+    state.store.enqueue(messages).await?;
+    Ok(planned)
 }

@@ -333,17 +333,23 @@ struct PersonPage {
     local_time: String,
     teams: Vec<String>,
     contacts: Vec<String>,
+    /// The person's notification rules in words; empty: every method at once.
+    rules: Vec<String>,
     shifts: Vec<super::oncall::UpcomingShift>,
     rows: Vec<super::oncall::NotificationRow>,
     can_test: bool,
     can_subscribe: bool,
     tested: Option<usize>,
+    /// The test followed the notification rules.
+    by_rules: bool,
     csrf: String,
 }
 
 #[derive(serde::Deserialize)]
 pub struct PersonQuery {
     tested: Option<usize>,
+    #[serde(default)]
+    by_rules: bool,
 }
 
 pub async fn person(
@@ -381,6 +387,14 @@ pub async fn person(
             Contact::Teams { .. } => "Microsoft Teams incoming webhook".to_string(),
         })
         .collect();
+    let rules = person
+        .notification_rules
+        .iter()
+        .map(|rule| match rule.after.as_deref() {
+            None => format!("{} at once", rule.contact),
+            Some(after) => format!("{} after {after}", rule.contact),
+        })
+        .collect();
     let teams = teams_of(&snapshot.catalog.teams, &id)
         .into_iter()
         .map(str::to_owned)
@@ -402,6 +416,7 @@ pub async fn person(
         local_time,
         teams,
         contacts,
+        rules,
         shifts,
         rows,
         can_test: viewer
@@ -414,6 +429,7 @@ pub async fn person(
             &id,
         ),
         tested: query.tested,
+        by_rules: query.by_rules,
         csrf: viewer.csrf.clone(),
     }
     .into_response())

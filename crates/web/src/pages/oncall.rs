@@ -578,12 +578,20 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// The person page's "send a test" button.
+#[derive(Deserialize)]
+pub struct TestForm {
+    csrf: String,
+    /// Set by the "test page by the rules" button.
+    #[serde(default)]
+    follow_rules: Option<String>,
+}
+
+/// The person page's "send a test" buttons.
 pub async fn test_notification(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfForm>,
+    axum::Form(form): axum::Form<TestForm>,
 ) -> PageResult {
     if form.csrf != viewer.csrf {
         return Err(super::refused(&viewer, csrf_mismatch()));
@@ -601,10 +609,14 @@ pub async fn test_notification(
             ),
         ));
     }
-    match crate::api::notifications::queue_test(&state, &viewer.principal.label, &id).await {
+    let by_rules = form.follow_rules.as_deref() == Some("true");
+    match crate::api::notifications::queue_test(&state, &viewer.principal.label, &id, by_rules)
+        .await
+    {
         Ok(queued) => Ok(axum::response::Redirect::to(&format!(
-            "/people/{}?tested={queued}#notifications",
-            percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC)
+            "/people/{}?tested={}&by_rules={by_rules}#notifications",
+            percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC),
+            queued.len()
         ))
         .into_response()),
         Err(e) => Err(super::refused(&viewer, e)),
