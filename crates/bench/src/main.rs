@@ -1,24 +1,40 @@
-//! `muster-bench`: generates a synthetic catalog (10,000 services, 30,000 dependency
-//! edges, 2,000 people, 500 organisations by default) and measures, on SQLite and on
-//! PostgreSQL: import time, `impact` latency over HTTP, and service page render time.
+//! `muster-bench`: measures Muster at scale on SQLite and on PostgreSQL, and prints
+//! each figure against its target.
+//!
+//! - `catalog`: a synthetic catalog (10,000 services, 30,000 dependency edges, 2,000
+//!   people, 500 organisations by default): import time, `impact` latency over HTTP,
+//!   service page render time.
+//! - `oncall`: a schedule of 5 layers, 50 members and 100 overrides: `oncall?at=`
+//!   latency and one year of final shifts over HTTP; 10,000 queued messages delivered
+//!   to a webhook receiver on loopback.
+//!
 //! Run in release: `cargo run --release -p muster-bench -- --postgres URL`.
 
+mod catalog;
+mod oncall;
+
 use anyhow::Context;
-use clap::Parser;
-use muster_domain::audit::Actor;
-use muster_domain::auth::Role;
-use muster_domain::catalog::apply::plan_import;
-use muster_domain::catalog::{Catalog, Organisation, Person, Service, Team};
+use clap::{Parser, ValueEnum};
 use muster_domain::clock::Clock;
-use muster_store::auth::NewGrant;
 use muster_store::secrets::SecretBox;
 use muster_store::{DatabaseUrl, Store};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Suite {
+    Catalog,
+    Oncall,
+    All,
+}
 
 #[derive(Parser)]
-#[command(about = "Benchmark Muster's catalog at scale on SQLite and PostgreSQL")]
+#[command(about = "Benchmark Muster at scale on SQLite and PostgreSQL")]
 struct Args {
+    /// Which benchmarks to run.
+    #[arg(long, value_enum, default_value_t = Suite::All)]
+    suite: Suite,
     #[arg(long, default_value_t = 10_000)]
     services: usize,
     #[arg(long, default_value_t = 30_000)]
@@ -30,13 +46,17 @@ struct Args {
     /// Requests per latency measurement.
     #[arg(long, default_value_t = 2_000)]
     requests: usize,
-    /// A PostgreSQL server to also measure (a fresh database is created on it), e.g.
-    /// postgres://postgres:pg@127.0.0.1/postgres. Without it only SQLite is measured.
+    /// Messages the outbox benchmark queues.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// A PostgreSQL server to also measure (a fresh database is created on it per
+    /// benchmark), e.g. postgres://postgres:pg@127.0.0.1/postgres. Without it only
+    /// SQLite is measured.
     #[arg(long, env = "MUSTER_TEST_POSTGRES_URL")]
     postgres: Option<String>,
 }
 
-/// A small deterministic generator (xorshift), so every run measures the same catalog.
+/// A small deterministic generator (xorshift), so every run measures the same data.
 struct Rng(u64);
 impl Rng {
     fn below(&mut self, n: usize) -> usize {
@@ -44,76 +64,6 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         (self.0 % n as u64) as usize
-    }
-}
-
-/// A synthetic catalog: edges only point from a service to one with a lower number, so
-/// the graph is acyclic, and early services are popular (long dependent chains).
-fn synthetic(args: &Args) -> Catalog {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let team_count = (args.people / 10).max(1);
-    let people: Vec<Person> = (0..args.people)
-        .map(|i| Person {
-            id: format!("p{i}"),
-            name: format!("Person {i}"),
-            email: Some(format!("p{i}@example.test")),
-            timezone: "Europe/London".into(),
-            contacts: vec![],
-            notification_rules: vec![],
-        })
-        .collect();
-    let teams: Vec<Team> = (0..team_count)
-        .map(|t| Team {
-            id: format!("team-{t}"),
-            name: format!("Team {t}"),
-            members: (0..10)
-                .map(|m| format!("p{}", (t * 10 + m) % args.people))
-                .collect(),
-            escalation_policy: None,
-            description: None,
-        })
-        .collect();
-    let mut services: Vec<Service> = (0..args.services)
-        .map(|i| Service {
-            id: format!("svc-{i}"),
-            name: format!("Service {i}"),
-            owner: format!("team-{}", i % team_count),
-            tier: Some((i % 3 + 1) as u8),
-            depends_on: vec![],
-            public: i % 10 == 0,
-            external: false,
-            runbook: None,
-            description: None,
-        })
-        .collect();
-    let mut placed = 0;
-    while placed < args.edges {
-        let from = 1 + rng.below(args.services - 1);
-        // Skewed towards low numbers: popular shared services.
-        let to = rng.below(from).min(rng.below(from));
-        let dep = format!("svc-{to}");
-        if !services[from].depends_on.contains(&dep) {
-            services[from].depends_on.push(dep);
-            placed += 1;
-        }
-    }
-    let organisations = (0..args.organisations)
-        .map(|o| Organisation {
-            id: format!("org-{o}"),
-            name: format!("Organisation {o}"),
-            uses: (0..5)
-                .map(|_| format!("svc-{}", rng.below(args.services)))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-        })
-        .collect();
-    Catalog {
-        teams,
-        people,
-        services,
-        organisations,
-        ..Catalog::default()
     }
 }
 
@@ -139,220 +89,136 @@ fn progress(label: &str, done: usize, total: usize) {
     let _ = std::io::stderr().flush();
 }
 
-struct Figures {
-    backend: &'static str,
-    import: Duration,
-    reimport: Duration,
-    impact: (Duration, Duration),
-    page: (Duration, Duration),
-}
-
-async fn measure(
-    backend: &'static str,
-    url: DatabaseUrl,
-    catalog: &Catalog,
-    args: &Args,
-) -> anyhow::Result<Figures> {
-    eprintln!("{backend}:");
-    let store = Store::open(&url, SecretBox::from_key([1; 32]), Clock::System).await?;
-    let actor = Actor::new("bench");
-    let import = |document: Catalog| {
-        let store = store.clone();
-        let actor = actor.clone();
-        async move {
-            let sealer = store.sealer().clone();
-            let start = Instant::now();
-            store
-                .change_catalog(&actor, "import", move |current| {
-                    Ok(plan_import(current, document, false, &sealer)?)
-                })
-                .await?;
-            anyhow::Ok(start.elapsed())
-        }
-    };
-    let first = import(catalog.clone()).await?;
-    eprintln!(
-        "  import                       {:.2} s",
-        first.as_secs_f64()
-    );
-    let again = import(catalog.clone()).await?;
-    eprintln!(
-        "  re-import (nothing changes)  {:.2} s",
-        again.as_secs_f64()
-    );
-
-    let password = "benchmark-password".to_string();
-    store
-        .create_user(
-            &actor,
-            "bench",
-            password,
-            NewGrant {
-                role: Role::Admin,
-                team: None,
-                person: None,
-            },
-        )
-        .await?;
-    let session = store.create_session("bench").await?;
-    let (token, _) = store
-        .create_token(
-            &actor,
-            "bench",
-            NewGrant {
-                role: Role::Viewer,
-                team: None,
-                person: None,
-            },
-        )
-        .await?;
-
+/// Serves the real router for `store` on a loopback port; returns its base URL.
+async fn serve(store: &Store) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let app = muster_web::router(muster_web::AppState::new(
-        store.clone(),
-        format!("http://{address}"),
-    ));
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = muster_web::router(muster_web::AppState::new(store.clone(), base.clone()));
     let server = tokio::spawn(async move {
-        axum::serve(
+        let _ = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-        .await
+        .await;
     });
-    let client = reqwest::Client::new();
-    let base = format!("http://{address}");
-    let mut rng = Rng(42);
+    Ok((base, server))
+}
 
-    let mut timed =
-        |label: &'static str,
-         path_of: &dyn Fn(usize) -> String,
-         auth: &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder| {
-            let requests: Vec<reqwest::RequestBuilder> = (0..args.requests)
-                .map(|_| auth(client.get(format!("{base}{}", path_of(rng.below(args.services))))))
-                .collect();
-            async move {
-                let mut times = Vec::with_capacity(requests.len());
-                let total = requests.len();
-                for (i, request) in requests.into_iter().enumerate() {
-                    let start = Instant::now();
-                    let response = request.send().await?;
-                    anyhow::ensure!(
-                        response.status().is_success(),
-                        "{label}: {}",
-                        response.status()
-                    );
-                    response.bytes().await?;
-                    times.push(start.elapsed());
-                    if i % 100 == 99 || i + 1 == total {
-                        progress(label, i + 1, total);
-                    }
-                }
-                times.sort();
-                anyhow::Ok((percentile(&times, 0.50), percentile(&times, 0.99)))
+/// A token for reading the API.
+async fn viewer_token(store: &Store) -> anyhow::Result<String> {
+    let grant = muster_store::auth::NewGrant {
+        role: muster_domain::auth::Role::Viewer,
+        team: None,
+        person: None,
+    };
+    let actor = muster_domain::audit::Actor::new("bench");
+    Ok(store.create_token(&actor, "bench-reader", grant).await?.0)
+}
+
+/// Fresh databases, one per benchmark and backend, removed at the end.
+struct Databases {
+    dir: PathBuf,
+    postgres: Option<(String, sqlx::PgPool)>,
+    created: Vec<String>,
+}
+
+impl Databases {
+    async fn new(postgres: Option<&str>) -> anyhow::Result<Databases> {
+        let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let postgres = match postgres {
+            None => None,
+            Some(admin) => {
+                let pool = sqlx::PgPool::connect(admin)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                Some((admin.to_string(), pool))
             }
         };
-    let impact = timed(
-        "impact",
-        &|i| format!("/api/v1/services/svc-{i}/impact"),
-        &|r| r.bearer_auth(&token),
-    )
-    .await?;
-    let cookie = format!("muster_session={}", session.id);
-    let page = timed("service page", &|i| format!("/services/svc-{i}"), &|r| {
-        r.header("cookie", &cookie)
-    })
-    .await?;
-    server.abort();
-    store.close().await;
-    Ok(Figures {
-        backend,
-        import: first,
-        reimport: again,
-        impact,
-        page,
-    })
+        Ok(Databases {
+            dir,
+            postgres,
+            created: Vec::new(),
+        })
+    }
+
+    /// A store on a fresh database of each backend, named after `purpose`.
+    async fn stores(&mut self, purpose: &str) -> anyhow::Result<Vec<(&'static str, Store)>> {
+        let mut urls: Vec<(&'static str, DatabaseUrl)> = vec![(
+            "SQLite",
+            format!(
+                "sqlite://{}",
+                self.dir.join(format!("{purpose}.db")).display()
+            )
+            .parse()
+            .map_err(anyhow::Error::msg)?,
+        )];
+        if let Some((admin, pool)) = &self.postgres {
+            let name = format!("muster_bench_{purpose}_{}", std::process::id());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(pool)
+                .await?;
+            self.created.push(name.clone());
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+            urls.push((
+                "PostgreSQL",
+                format!("{base}/{name}")
+                    .parse()
+                    .map_err(anyhow::Error::msg)?,
+            ));
+        }
+        let mut stores = Vec::new();
+        for (backend, url) in urls {
+            let store = Store::open(&url, SecretBox::from_key([1; 32]), Clock::System).await?;
+            stores.push((backend, store));
+        }
+        Ok(stores)
+    }
+
+    async fn remove(self) -> anyhow::Result<()> {
+        if let Some((_, pool)) = &self.postgres {
+            for name in &self.created {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE {name} WITH (FORCE)"
+                )))
+                .execute(pool)
+                .await?;
+            }
+        }
+        std::fs::remove_dir_all(&self.dir)?;
+        Ok(())
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let catalog = synthetic(&args);
-    let edges: usize = catalog.services.iter().map(|s| s.depends_on.len()).sum();
-    eprintln!(
-        "synthetic catalog: {} services, {edges} dependency edges, {} people, {} teams, {} organisations",
-        catalog.services.len(),
-        catalog.people.len(),
-        catalog.teams.len(),
-        catalog.organisations.len()
-    );
-    let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let mut results = vec![
-        measure(
-            "SQLite",
-            format!("sqlite://{}", dir.join("bench.db").display())
-                .parse()
-                .map_err(anyhow::Error::msg)?,
-            &catalog,
-            &args,
-        )
-        .await?,
-    ];
-    if let Some(admin) = &args.postgres {
-        let name = format!("muster_bench_{}", std::process::id());
-        let pool = sqlx::PgPool::connect(admin)
-            .await
-            .context("connecting to PostgreSQL")?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await?;
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-        results.push(
-            measure(
-                "PostgreSQL",
-                format!("{base}/{name}")
-                    .parse()
-                    .map_err(anyhow::Error::msg)?,
-                &catalog,
-                &args,
-            )
-            .await?,
+    let mut databases = Databases::new(args.postgres.as_deref()).await?;
+    if matches!(args.suite, Suite::Catalog | Suite::All) {
+        let world = catalog::synthetic(&args);
+        let edges: usize = world.services.iter().map(|s| s.depends_on.len()).sum();
+        eprintln!(
+            "synthetic catalog: {} services, {edges} dependency edges, {} people, {} teams, {} organisations",
+            world.services.len(),
+            world.people.len(),
+            world.teams.len(),
+            world.organisations.len()
         );
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE {name} WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await?;
+        let mut results = Vec::new();
+        for (backend, store) in databases.stores("catalog").await? {
+            results.push(catalog::measure(backend, store.clone(), &world, &args).await?);
+            store.close().await;
+        }
+        catalog::report(&results);
     }
-    std::fs::remove_dir_all(&dir)?;
-
-    println!(
-        "\n| backend | import | re-import | impact p50 | impact p99 | service page p50 | service page p99 |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for f in &results {
-        println!(
-            "| {} | {:.2} s | {:.2} s | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
-            f.backend,
-            f.import.as_secs_f64(),
-            f.reimport.as_secs_f64(),
-            ms(f.impact.0),
-            ms(f.impact.1),
-            ms(f.page.0),
-            ms(f.page.1)
-        );
+    if matches!(args.suite, Suite::Oncall | Suite::All) {
+        let mut results = Vec::new();
+        for (backend, store) in databases.stores("oncall").await? {
+            results.push(oncall::measure(backend, store.clone(), &args).await?);
+            store.close().await;
+        }
+        oncall::report(&results);
     }
-    println!("\nAgainst the targets (figure / target; below 1.00 meets it):");
-    for f in &results {
-        println!(
-            "  {:<10} import {:.2} (target 10 s), impact p99 {:.2} (target 20 ms), page p99 {:.2} (target 50 ms)",
-            f.backend,
-            f.import.as_secs_f64() / 10.0,
-            ms(f.impact.1) / 20.0,
-            ms(f.page.1) / 50.0
-        );
-    }
-    Ok(())
+    databases.remove().await
 }

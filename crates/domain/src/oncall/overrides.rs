@@ -34,27 +34,6 @@ pub fn requested_override(
     if !person_exists(&request.person) {
         errors.push("person", format!("unknown person {:?}", request.person));
     }
-    if let Some(replaced) = &request.replaces {
-        if !person_exists(replaced) {
-            errors.push("replaces", format!("unknown person {replaced:?}"));
-        } else if !schedule
-            .definitions
-            .iter()
-            .flat_map(|d| &d.layers)
-            .any(|l| l.members.iter().any(|m| m == replaced))
-        {
-            errors.push(
-                "replaces",
-                format!(
-                    "{replaced:?} is in no layer of schedule {:?}, so the override would never apply",
-                    schedule.id
-                ),
-            );
-        }
-        if *replaced == request.person {
-            errors.push("replaces", "a person cannot replace themselves");
-        }
-    }
     let instant = |field: &str, text: &str, errors: &mut FieldErrors| {
         text.parse::<Timestamp>()
             .map_err(|_| {
@@ -65,15 +44,44 @@ pub fn requested_override(
             })
             .ok()
     };
-    let from = instant("from", &request.from, &mut errors);
-    let to = instant("to", &request.to, &mut errors);
+    // Reported after `replaces`, in the order of the request's fields.
+    let mut window_errors = FieldErrors::default();
+    let from = instant("from", &request.from, &mut window_errors);
+    let to = instant("to", &request.to, &mut window_errors);
     if let (Some(from), Some(to)) = (from, to) {
         if to <= from {
-            errors.push("to", "must be after from");
+            window_errors.push("to", "must be after from");
         } else if to <= now {
-            errors.push("to", "is in the past: the past is not rewritten");
+            window_errors.push("to", "is in the past: the past is not rewritten");
         }
     }
+    if let Some(replaced) = &request.replaces {
+        // The definitions in force during the override (all of them when its window
+        // does not parse).
+        let window = match (from, to) {
+            (Some(from), Some(to)) if from < to => schedule.spans(from, to),
+            _ => schedule.spans(Timestamp::MIN, Timestamp::MAX),
+        };
+        let in_a_layer = window
+            .iter()
+            .flat_map(|(definition, _, _)| &definition.layers)
+            .any(|l| l.members.iter().any(|m| m == replaced));
+        if !person_exists(replaced) {
+            errors.push("replaces", format!("unknown person {replaced:?}"));
+        } else if !in_a_layer {
+            errors.push(
+                "replaces",
+                format!(
+                    "{replaced:?} is in no layer of schedule {:?} during the override, so it would never apply",
+                    schedule.id
+                ),
+            );
+        }
+        if *replaced == request.person {
+            errors.push("replaces", "a person cannot replace themselves");
+        }
+    }
+    errors.0.extend(window_errors.0);
     errors.into_result(Override {
         id: String::new(),
         person: request.person,

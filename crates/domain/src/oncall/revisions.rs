@@ -38,10 +38,16 @@ pub fn planned(changes: &[Change], now: Timestamp) -> Result<Vec<NewRevision>, F
         if DEFINING.iter().all(|key| before.get(key) == after.get(key)) {
             continue;
         }
-        let declared = after.get("effective_from").and_then(Value::as_str);
-        let effective_from = match declared.map(str::parse::<Timestamp>) {
+        let declared = after.get("effective_from");
+        // Merge patches and re-imported files carry an earlier edit's instant along.
+        let carried_over = declared == before.get("effective_from");
+        let effective_from = match declared
+            .and_then(Value::as_str)
+            .map(str::parse::<Timestamp>)
+        {
             None => now,
             Some(Ok(at)) if at >= now => at,
+            Some(Ok(_)) if carried_over => now,
             Some(Ok(at)) => {
                 errors.push(
                     format!("schedules[id={}].effective_from", change.id),
@@ -81,7 +87,7 @@ mod tests {
     }
 
     fn doc(members: &[&str]) -> Value {
-        json!({"id": "s", "name": "S", "timezone": "UTC", "layers": [
+        json!({"id": "s", "timezone": "UTC", "layers": [
             {"name": "l", "rotation": "daily", "handoff": "09:00", "start": "2027-01-01", "members": members}]})
     }
 
@@ -103,13 +109,24 @@ mod tests {
     }
 
     #[test]
+    fn an_instant_carried_over_from_an_earlier_edit_means_now() {
+        let now: Timestamp = "2027-01-10T12:00:00Z".parse().unwrap();
+        let mut before = doc(&["a"]);
+        before["effective_from"] = "2027-01-03T09:00:00Z".into();
+        let mut after = doc(&["b"]);
+        after["effective_from"] = "2027-01-03T09:00:00Z".into();
+        let revisions = planned(&[update(before, after)], now).unwrap();
+        assert_eq!(revisions[0].effective_from, now);
+    }
+
+    #[test]
     fn other_edits_record_nothing() {
         let now: Timestamp = "2027-01-10T12:00:00Z".parse().unwrap();
-        let mut renamed = doc(&["a"]);
-        renamed["name"] = "Renamed".into();
-        renamed["overrides"] = json!([]);
+        let mut with_override = doc(&["a"]);
+        with_override["overrides"] = json!([{"person": "b",
+            "from": "2027-01-11T00:00:00Z", "to": "2027-01-12T00:00:00Z"}]);
         assert!(
-            planned(&[update(doc(&["a"]), renamed)], now)
+            planned(&[update(doc(&["a"]), with_override)], now)
                 .unwrap()
                 .is_empty()
         );

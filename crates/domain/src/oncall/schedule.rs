@@ -462,11 +462,6 @@ impl Schedule {
             .unwrap_or(&self.definitions[0])
     }
 
-    /// The latest definition (in force now, or soon when a change is pending).
-    pub fn latest(&self) -> &Definition {
-        &self.definitions[self.definitions.len() - 1]
-    }
-
     /// Each definition with the part of `[from, to)` it governs, in order.
     pub fn spans(
         &self,

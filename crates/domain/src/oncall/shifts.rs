@@ -117,9 +117,15 @@ impl Schedule {
     /// Each layer's own shifts in `[from, to)` (no overrides, no other layers),
     /// following the definitions in force: by layer name, in order of appearance.
     pub fn layer_shifts(&self, from: Timestamp, to: Timestamp) -> Vec<(String, Vec<Shift>)> {
-        let mut rows: Vec<(String, Vec<Shift>)> = Vec::new();
+        // Keyed by name and, for layers sharing a name, which of them it is.
+        let mut rows: Vec<((&str, usize), Vec<Shift>)> = Vec::new();
         for (definition, start, end) in self.spans(from, to) {
-            for layer in &definition.layers {
+            for (i, layer) in definition.layers.iter().enumerate() {
+                let twin = definition.layers[..i]
+                    .iter()
+                    .filter(|l| l.name == layer.name)
+                    .count();
+                let key = (layer.name.as_str(), twin);
                 let alone = Schedule {
                     id: self.id.clone(),
                     definitions: vec![Definition {
@@ -129,10 +135,10 @@ impl Schedule {
                     }],
                     overrides: Vec::new(),
                 };
-                let index = match rows.iter().position(|(name, _)| *name == layer.name) {
+                let index = match rows.iter().position(|(k, _)| *k == key) {
                     Some(index) => index,
                     None => {
-                        rows.push((layer.name.clone(), Vec::new()));
+                        rows.push((key, Vec::new()));
                         rows.len() - 1
                     }
                 };
@@ -147,7 +153,9 @@ impl Schedule {
                 }
             }
         }
-        rows
+        rows.into_iter()
+            .map(|((name, _), shifts)| (name.to_string(), shifts))
+            .collect()
     }
 
     /// The end of the merged final shift in force at `t`: when the person on call now
@@ -354,8 +362,8 @@ mod tests {
             {"name": "l", "rotation": "daily", "handoff": "02:30", "start": "2027-03-12", "members": ["a", "b"]}]});
         let s = Schedule::from_json(&spring).unwrap();
         assert_eq!(
-            s.latest().layers[0]
-                .handoff_at(&s.latest().timezone, 2)
+            s.definitions[0].layers[0]
+                .handoff_at(&s.definitions[0].timezone, 2)
                 .to_string(),
             "2027-03-14T07:30:00Z"
         );
@@ -363,8 +371,8 @@ mod tests {
             {"name": "l", "rotation": "daily", "handoff": "01:30", "start": "2026-10-31", "members": ["a", "b"]}]});
         let f = Schedule::from_json(&fall).unwrap();
         assert_eq!(
-            f.latest().layers[0]
-                .handoff_at(&f.latest().timezone, 1)
+            f.definitions[0].layers[0]
+                .handoff_at(&f.definitions[0].timezone, 1)
                 .to_string(),
             "2026-11-01T05:30:00Z"
         );

@@ -546,6 +546,19 @@ async fn editing_a_schedule_keeps_its_past_and_can_be_scheduled(backend: Backend
     assert_eq!(who("2026-11-30T09:00:00Z").await, "fran");
     assert_eq!(who("2026-12-07T09:00:00Z").await, "fran");
     assert_eq!(revisions().await.len(), 3);
+    // Overrides are checked against the definitions in force during them.
+    let overrides = format!("{url}/overrides");
+    let swap = |from: &str, to: &str| {
+        server.post(
+            &overrides,
+            json!({"person": "paul", "replaces": "eli", "from": from, "to": to}),
+        )
+    };
+    let (status, body) = swap("2026-11-24T09:00:00Z", "2026-11-25T09:00:00Z").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = swap("2026-12-01T09:00:00Z", "2026-12-02T09:00:00Z").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(problems(&body)[0].contains("is in no layer"), "{body}");
 
     // One declared in the past would rewrite history: refused, nothing changed.
     let (status, body) = patch(json!({"effective_from": "2026-11-01T00:00:00Z",
@@ -586,12 +599,27 @@ async fn editing_a_schedule_keeps_its_past_and_can_be_scheduled(backend: Backend
         "not fran: that plan is gone"
     );
 
+    // Once a planned change is in force, its instant stays in the document; a later
+    // edit that leaves it alone takes effect now rather than being refused.
+    let (status, body) = patch(json!({"effective_from": "2026-11-23T13:00:00Z",
+                                      "layers": weekly_layer(&["eli", "dana"])}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server
+        .post("/api/v1/test/clock", json!({"advance": "2h"}))
+        .await;
+    let (status, body) = patch(json!({"layers": weekly_layer(&["dana", "eli"])})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = revisions().await;
+    assert_eq!(items.len(), 5, "{items:?}");
+    assert_eq!(items[4]["effective_from"], "2026-11-23T14:00:00Z");
+
     // Other edits record nothing.
     let (status, body) = patch(json!({"overrides": [{"person": "paul",
         "from": "2026-12-01T00:00:00Z", "to": "2026-12-02T00:00:00Z"}]}))
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(revisions().await.len(), 3);
+    assert_eq!(revisions().await.len(), 5);
 
     // Deleting a schedule deletes its history: one made again starts afresh.
     let fresh = json!({"id": "night-watch", "timezone": "UTC",

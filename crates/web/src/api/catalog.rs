@@ -1,5 +1,6 @@
 //! Catalog endpoints: the whole document (`/api/v1/catalog`), one collection per kind
-//! (`/api/v1/{teams,people,services,organisations}`) and the dependency graph.
+//! (`/api/v1/{teams,people,services,organisations,schedules,escalation_policies}`) and
+//! the dependency graph.
 
 use super::{Body, Params, page};
 use crate::AppState;

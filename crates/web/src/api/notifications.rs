@@ -82,16 +82,7 @@ pub async fn test(
     params: Params,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Permission::Respond, None)?;
-    let follow_rules = match params.text("follow_rules") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::field(
-                "follow_rules",
-                format!("must be true or false, got {other:?}"),
-            ));
-        }
-    };
+    let follow_rules = params.bool("follow_rules")?;
     let queued = queue_test(&state, &caller.principal.label, &id, follow_rules).await?;
     let plan: Vec<Value> = queued
         .iter()

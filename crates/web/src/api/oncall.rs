@@ -375,12 +375,12 @@ pub async fn add_override(
     let value = body.value()?;
     let snapshot = state.store.catalog().await?;
     let catalog = &snapshot.catalog;
-    let schedule = catalog_schedule(catalog, &id)?;
+    let now = state.store.clock().now();
+    let schedule = schedule(&state, catalog, &id, now).await?;
     caller.require(
         Permission::Respond,
         team_of_schedule(catalog, &id).as_deref(),
     )?;
-    let now = state.store.clock().now();
     let over = requested_override(&value, &schedule, |p| catalog.person(p).is_some(), now)
         .map_err(|e| ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let stored = state.store.add_override(&caller.actor(), &id, over).await?;
