@@ -96,8 +96,46 @@ impl Senders {
         match request.send().await {
             Ok(response) => http_outcome(response.status().as_u16()),
             // Refused connections, timeouts, TLS failures: the receiver may come back.
-            Err(e) if e.is_builder() => Outcome::Reject(format!("bad destination: {e}")),
-            Err(e) => Outcome::Retry(format!("{e}")),
+            Err(e) if e.is_builder() => {
+                Outcome::Reject(format!("bad destination: {}", describe(e)))
+            }
+            Err(e) => Outcome::Retry(describe(e)),
+        }
+    }
+}
+
+/// A request error without its URL (a Slack or Teams URL is a credential, and the log
+/// is readable by every role), with its causes, e.g. "… : Connection refused".
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failures_say_why_without_the_secret_url() {
+        // Nothing listens on port 1: the connection is refused.
+        let senders = Senders::new(None).unwrap();
+        let request = senders
+            .http
+            .post("http://127.0.0.1:1/services/T000/B000/SECRET")
+            .body("{}");
+        match senders.post(request).await {
+            Outcome::Retry(why) => {
+                assert!(!why.contains("SECRET"), "{why}");
+                assert!(why.to_lowercase().contains("refused"), "{why}");
+            }
+            other => panic!("a refused connection is retried, got {other:?}"),
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn planned(changes: &[Change], now: Timestamp) -> Result<Vec<NewRevision>, F
                     format!("schedules[id={}].effective_from", change.id),
                     format!(
                         "{at} is in the past: a changed schedule takes effect from now on \
-                         (leave effective_from out to change it now)"
+                         (give no effective_from, or null in a merge patch, to change it now)"
                     ),
                 );
                 continue;

@@ -451,6 +451,21 @@ async fn on_call_pages_show_schedules_people_and_the_notification_log(backend: B
         "{with_rules}"
     );
     assert!(with_rules.contains("Send a test page by the rules"));
+    // The reminder ten minutes in shows when it will go.
+    let (status, body) = server
+        .post(
+            "/api/v1/people/dana/test-notification?follow_rules=true",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let waiting = page("/people/dana").await;
+    assert!(
+        waiting.contains(
+            "queued</span> <span class=\"muted\">until <time datetime=\"2026-11-23T10:10:00Z\">"
+        ),
+        "{waiting}"
+    );
     assert!(dana.contains("Queued 1 test message,"));
     assert!(dana.contains("Muster test notification for Dana Okafor"));
     let log = page("/notifications?recipient=dana").await;

@@ -438,6 +438,9 @@ pub struct NotificationRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub created: TimeView,
+    /// When a queued message is next tried, if later than now (a rule's delay, a
+    /// retry's backoff or a throttle).
+    pub waits_until: Option<TimeView>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -469,6 +472,8 @@ pub async fn notification_rows(
         .into_iter()
         .map(|n| NotificationRow {
             created: viewer.time(at(n.created_at), now),
+            waits_until: (n.status == "queued" && at(n.next_attempt_at) > now)
+                .then(|| viewer.time(at(n.next_attempt_at), now)),
             recipient: n.recipient,
             channel: n.channel,
             subject: n.subject,
