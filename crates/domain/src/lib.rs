@@ -8,6 +8,7 @@ pub mod clock;
 pub mod notify;
 pub mod oncall;
 pub mod problem;
+pub mod signals;
 pub mod slug;
 
 pub use problem::{FieldError, FieldErrors};
