@@ -265,7 +265,14 @@ async fn outbox(store: &Store, count: usize) -> anyhow::Result<(Duration, Durati
 
     let senders = muster_notify::Senders::new(None).map_err(anyhow::Error::msg)?;
     let sending = Instant::now();
-    let engine = muster_engine::start(store.clone(), senders, Throttle::defaults());
+    let engine = muster_engine::start(
+        store.clone(),
+        senders,
+        muster_engine::Settings {
+            throttles: Throttle::defaults(),
+            alert_retention: muster_engine::DEFAULT_ALERT_RETENTION,
+        },
+    );
     let deadline = sending + Duration::from_secs(120);
     let mut shown = 0;
     loop {

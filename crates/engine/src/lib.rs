@@ -1,7 +1,8 @@
 //! The engine: time-driven modules, each one loop that claims its work inside the
 //! database (so several servers on PostgreSQL never do one piece twice) and reads time
-//! from the store's clock. Delivery of the outbox is the first module.
+//! from the store's clock: delivery of the outbox, and alert expiry.
 
+pub mod alert_expiry;
 pub mod delivery;
 
 use muster_store::Store;
@@ -11,11 +12,25 @@ use tokio::task::JoinHandle;
 /// How often each module looks for due work.
 pub const TICK: Duration = Duration::from_millis(250);
 
+/// What the modules are configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub throttles: Vec<muster_domain::notify::Throttle>,
+    /// How long resolved alerts are kept.
+    pub alert_retention: jiff::SignedDuration,
+}
+
+/// Resolved alerts are kept this long unless configured otherwise.
+pub const DEFAULT_ALERT_RETENTION: jiff::SignedDuration = jiff::SignedDuration::from_hours(90 * 24);
+
 /// Starts every module; they run until the returned tasks are aborted.
 pub fn start(
     store: Store,
     senders: muster_notify::Senders,
-    throttles: Vec<muster_domain::notify::Throttle>,
+    settings: Settings,
 ) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(delivery::run(store, senders, throttles))]
+    vec![
+        tokio::spawn(delivery::run(store.clone(), senders, settings.throttles)),
+        tokio::spawn(alert_expiry::run(store, settings.alert_retention)),
+    ]
 }

@@ -24,6 +24,16 @@ pub struct FileConfig {
     pub smtp: Option<SmtpConfig>,
     /// Limits per contact method; the default when absent (see `Throttle::defaults`).
     pub throttle: Option<Vec<ThrottleConfig>>,
+    /// Alert intake settings.
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// The `[alerts]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How long resolved alerts are kept, e.g. `"30d"` (default 90 days).
+    pub retention: Option<String>,
 }
 
 /// One `[[throttle]]` table.
@@ -37,6 +47,21 @@ pub struct ThrottleConfig {
 }
 
 impl FileConfig {
+    /// How long resolved alerts are kept.
+    pub fn alert_retention(&self) -> anyhow::Result<jiff::SignedDuration> {
+        let Some(text) = self.alerts.as_ref().and_then(|a| a.retention.as_deref()) else {
+            return Ok(muster_engine::DEFAULT_ALERT_RETENTION);
+        };
+        parse_duration(text)
+            .ok()
+            .filter(|d| *d >= jiff::SignedDuration::from_hours(1))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[alerts] retention: {text:?} is not a duration of at least 1h (e.g. \"30d\")"
+                )
+            })
+    }
+
     /// The throttles in force, each checked.
     pub fn throttles(&self) -> anyhow::Result<Vec<Throttle>> {
         let Some(configured) = &self.throttle else {
@@ -175,6 +200,16 @@ mod tests {
                 .contains("per: \"soon\"")
         );
         let zero: FileConfig = toml::from_str("[[throttle]]\nmax = 0\nper = \"1m\"\n").unwrap();
+        let retention: FileConfig = toml::from_str("[alerts]\nretention = \"30d\"\n").unwrap();
+        assert_eq!(retention.alert_retention().unwrap().as_hours(), 720);
+        let short: FileConfig = toml::from_str("[alerts]\nretention = \"5m\"\n").unwrap();
+        assert!(
+            short
+                .alert_retention()
+                .unwrap_err()
+                .to_string()
+                .contains("[alerts] retention")
+        );
         assert!(zero.throttles().is_err());
         assert!(
             toml::from_str::<FileConfig>(

@@ -118,6 +118,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
         .transpose()?;
     let senders = muster_notify::Senders::new(smtp.as_ref()).map_err(|e| anyhow::anyhow!(e))?;
     let throttles = resolved.file.throttles()?;
+    let alert_retention = resolved.file.alert_retention()?;
     let clock = match args.test_clock.as_deref() {
         None => Clock::System,
         Some("now") => Clock::test(jiff::Timestamp::now()),
@@ -145,7 +146,14 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
     let state = muster_web::AppState::new(store.clone(), public_url.clone());
     let app = muster_web::router(state);
 
-    let engine = muster_engine::start(store.clone(), senders, throttles);
+    let engine = muster_engine::start(
+        store.clone(),
+        senders,
+        muster_engine::Settings {
+            throttles,
+            alert_retention,
+        },
+    );
     tokio::spawn(log_audit_head(store.clone()));
     eprintln!(
         "muster listening on http://{address} (database {}, public URL {public_url})",

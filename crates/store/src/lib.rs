@@ -12,6 +12,7 @@ mod connect;
 pub mod notify;
 pub mod oncall;
 pub mod secrets;
+pub mod signals;
 
 pub use connect::{Backend, DatabaseUrl, Pools};
 use muster_domain::catalog::apply::Refusal;
@@ -52,6 +53,7 @@ struct Inner {
     secrets: SecretBox,
     clock: Clock,
     catalog_cache: tokio::sync::RwLock<Option<Arc<catalog::CatalogSnapshot>>>,
+    integration_keys: signals::KeyCache,
 }
 
 impl Store {
@@ -65,6 +67,7 @@ impl Store {
                 secrets,
                 clock,
                 catalog_cache: Default::default(),
+                integration_keys: Default::default(),
             }),
         };
         store.migrate().await?;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod compat;
 pub mod error;
 pub mod ops;
 pub mod pages;
@@ -25,6 +26,8 @@ pub struct AppState {
     /// Base of links in messages and pages, e.g. `https://muster.example.test`.
     pub public_url: String,
     pub metrics: PrometheusHandle,
+    /// When this process started (Alertmanager's `uptime`).
+    pub started_at: jiff::Timestamp,
 }
 
 impl AppState {
@@ -33,6 +36,7 @@ impl AppState {
             store,
             public_url: public_url.trim_end_matches('/').to_string(),
             metrics: ops::metrics_handle(),
+            started_at: jiff::Timestamp::now(),
         }
     }
 }
@@ -101,6 +105,33 @@ async fn method_not_allowed(
     }
 }
 
+/// Alertmanager's API and the webhook receivers, served at the root and under the
+/// `/i/{key}` prefix (for senders that cannot set a header).
+fn intake_routes() -> Router<AppState> {
+    use compat::alertmanager as am;
+    Router::new()
+        .route("/api/v2/alerts", get(am::get_alerts).post(am::post_alerts))
+        .route("/api/v2/alerts/groups", get(am::get_groups))
+        .route(
+            "/api/v2/silences",
+            get(am::get_silences).post(am::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(am::get_silence).delete(am::delete_silence),
+        )
+        .route("/api/v2/status", get(am::status))
+        .route("/api/v2/receivers", get(am::receivers))
+        .route("/-/healthy", get(am::healthy))
+        .route("/-/ready", get(am::ready))
+        .route(
+            "/integrations/alertmanager",
+            post(compat::webhooks::alertmanager),
+        )
+        .route("/integrations/grafana", post(compat::webhooks::grafana))
+        .layer(DefaultBodyLimit::max(am::MAX_BODY_BYTES))
+}
+
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
         .route(
@@ -142,6 +173,28 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/people/{id}/test-notification",
             post(api::notifications::test),
         )
+        .route(
+            "/api/v1/services/{id}/integration-keys",
+            get(api::signals::service_keys).post(api::signals::create_service_key),
+        )
+        .route(
+            "/api/v1/services/{id}/integration-keys/{key_id}",
+            delete(api::signals::revoke_service_key),
+        )
+        .route(
+            "/api/v1/integration-keys",
+            get(api::signals::global_keys).post(api::signals::create_global_key),
+        )
+        .route(
+            "/api/v1/integration-keys/{key_id}",
+            delete(api::signals::revoke_global_key),
+        )
+        .route("/api/v1/alerts", get(api::signals::list))
+        .route("/api/v1/alerts/{id}", get(api::signals::get))
+        .route(
+            "/api/v1/services/{id}/change-events",
+            get(api::signals::change_events),
+        )
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {
@@ -150,8 +203,20 @@ pub fn router(state: AppState) -> Router {
     if state.store.clock().is_test() {
         api = api.route("/api/v1/test/clock", post(api::clock::set));
     }
+    let pagerduty = Router::new()
+        .route("/v2/enqueue", post(compat::pagerduty::enqueue))
+        .route(
+            "/v2/change/enqueue",
+            post(compat::pagerduty::change_enqueue),
+        )
+        .layer(DefaultBodyLimit::max(
+            4 * muster_domain::signals::pagerduty::MAX_BODY_BYTES,
+        ));
     Router::new()
         .merge(api)
+        .merge(intake_routes())
+        .nest("/i/{key}", intake_routes())
+        .merge(pagerduty)
         .route("/api/openapi.json", get(api::openapi::document))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

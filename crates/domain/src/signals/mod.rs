@@ -2,6 +2,7 @@
 //! silences that mute them. An alert is identified by its label fingerprint and keeps
 //! one activity range per instance, merged by Alertmanager's rules.
 
+pub mod ingest;
 pub mod labels;
 pub mod matchers;
 pub mod merge;

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod notifications;
 pub mod oncall;
 pub mod openapi;
+pub mod signals;
 
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
@@ -28,7 +29,12 @@ pub struct Params(pub HashMap<String, String>);
 
 impl Params {
     pub fn from_query(query: Option<&str>) -> Params {
-        let pairs = query
+        Params(Params::pairs(query).into_iter().collect())
+    }
+
+    /// Every decoded `name=value` pair in order, repeated names included.
+    pub fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+        query
             .unwrap_or("")
             .split('&')
             .filter(|p| !p.is_empty())
@@ -40,8 +46,8 @@ impl Params {
                         .into_owned()
                 };
                 (decode(k), decode(v))
-            });
-        Params(pairs.collect())
+            })
+            .collect()
     }
 
     pub fn text(&self, name: &str) -> Option<&str> {

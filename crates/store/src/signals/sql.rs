@@ -1,0 +1,368 @@
+// Signals queries, compiled once per database (see `per_dialect!`).
+
+type Tx<'a> = sqlx::Transaction<'a, DB>;
+
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+pub async fn insert_key(p: &crate::Pools<DB>, k: &IntegrationKey, hash: &str, entry: muster_domain::audit::NewAuditEntry) -> Result<()> {
+    let (service, label, fallback) = match &k.scope {
+        KeyScope::Service { service } => (Some(service.as_str()), None, None),
+        KeyScope::Global { label, fallback } => (None, Some(label.as_str()), Some(fallback.as_str())),
+    };
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    sqlx::query(
+        "INSERT INTO integration_keys (id, name, service_id, service_label, fallback_service, key_hash, hint, created_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&k.id)
+    .bind(&k.name)
+    .bind(service)
+    .bind(label)
+    .bind(fallback)
+    .bind(hash)
+    .bind(&k.hint)
+    .bind(ms(k.created_at))
+    .bind(&k.created_by)
+    .execute(&mut *tx)
+    .await?;
+    audit_sql::append(&mut tx, ms(k.created_at), vec![entry]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn list_keys(p: &crate::Pools<DB>, service: Option<&str>) -> Result<Vec<KeyRow>> {
+    let rows = match service {
+        Some(service) => {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM integration_keys WHERE service_id = $1 ORDER BY created_at, id");
+            sqlx::query_as(trusted(sql)).bind(service).fetch_all(&p.reader).await?
+        }
+        None => {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM integration_keys WHERE service_id IS NULL ORDER BY created_at, id");
+            sqlx::query_as(trusted(sql)).fetch_all(&p.reader).await?
+        }
+    };
+    Ok(rows)
+}
+
+pub async fn revoke_key(p: &crate::Pools<DB>, actor: &Actor, service: Option<&str>, id: &str, now: i64) -> Result<KeyRow> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let sql = format!("SELECT {KEY_COLUMNS} FROM integration_keys WHERE id = $1{LOCK}");
+    let row: Option<KeyRow> = sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&mut *tx).await?;
+    let Some(row) = row.filter(|r| r.2.as_deref() == service) else {
+        let whose = service.map_or("global".to_string(), |s| format!("service {s:?}"));
+        return Err(StoreError::NotFound(format!("there is no {whose} integration key {id:?}")));
+    };
+    if row.8.is_some() {
+        return Err(StoreError::Conflict(format!("integration key {id:?} is already revoked")));
+    }
+    sqlx::query("UPDATE integration_keys SET revoked_at = $2, revoked_by = $3 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .bind(&actor.label)
+        .execute(&mut *tx)
+        .await?;
+    let before = key_from_row(row.clone())?;
+    let entry = actor.entry("integration_key.revoke", format!("integration_key:{id}"), Some(json(&before)), None);
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
+    tx.commit().await?;
+    let mut revoked = row;
+    revoked.8 = Some(now);
+    Ok(revoked)
+}
+
+pub async fn key_by_hash(p: &crate::Pools<DB>, hash: &str) -> Result<Option<KeyRow>> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM integration_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+    Ok(sqlx::query_as(trusted(sql)).bind(hash).fetch_optional(&p.reader).await?)
+}
+
+/// The latest instances of a round's keys, locked for the transaction.
+async fn latest_of(tx: &mut Tx<'_>, round: &[(AlertKey, Alert)]) -> Result<HashMap<AlertKey, Stored>> {
+    let wanted: std::collections::HashSet<&AlertKey> = round.iter().map(|(k, _)| k).collect();
+    let mut fingerprints: Vec<&str> = round.iter().map(|(k, _)| k.1.as_str()).collect();
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
+    let mut latest = HashMap::new();
+    for chunk in fingerprints.chunks(500) {
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE latest = 1 AND fingerprint IN ({}) ORDER BY id{LOCK}",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, AlertRow>(trusted(sql));
+        for fingerprint in chunk {
+            query = query.bind(*fingerprint);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let stored = alert_from_row(row)?;
+            let key = (stored.service.clone(), stored.fingerprint.clone());
+            if wanted.contains(&key) {
+                latest.insert(key, Stored { id: stored.id, alert: stored.alert, firing: stored.firing });
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// When a stored instance counts as resolved: its end, or now for one with none.
+fn resolved_at(alert: &Alert, firing: bool, now: i64) -> Option<i64> {
+    (!firing).then(|| alert.ends_at.map_or(now, ms).min(now))
+}
+
+async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, EventKind)], at: i64, source: &str) -> Result<()> {
+    for chunk in events.chunks(200) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO alert_events (alert_id, kind, at, source) VALUES {values}");
+        let mut query = sqlx::query(trusted(sql));
+        for (id, kind) in chunk {
+            query = query.bind(*id).bind(kind.as_str()).bind(at).bind(source);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+pub async fn ingest(p: &crate::Pools<DB>, origin: &Origin, rounds: Vec<Vec<(AlertKey, Alert)>>, dedup_key: Option<&str>, now: Timestamp) -> Result<()> {
+    let now_ms = ms(now);
+    let source = origin.source.as_str();
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let mut events: Vec<(i64, EventKind)> = Vec::new();
+    for round in rounds {
+        let latest = latest_of(&mut tx, &round).await?;
+        for write in ingest::plan(&latest, round, now) {
+            match write {
+                Write::Update { id, alert, firing, events: kinds } => {
+                    sqlx::query(
+                        "UPDATE alerts SET labels = $2, annotations = $3, generator_url = $4, starts_at = $5, ends_at = $6, \
+                         timeout = $7, updated_at = $8, firing = $9, resolved_at = $10, received_at = $11, source = $12, key_id = $13 \
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(json(&alert.labels))
+                    .bind(json(&alert.annotations))
+                    .bind(&alert.generator_url)
+                    .bind(ms(alert.starts_at))
+                    .bind(alert.ends_at.map(ms))
+                    .bind(i64::from(alert.timeout))
+                    .bind(ms(alert.updated_at))
+                    .bind(i64::from(firing))
+                    .bind(resolved_at(&alert, firing, now_ms))
+                    .bind(now_ms)
+                    .bind(source)
+                    .bind(&origin.key_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    events.extend(kinds.into_iter().map(|k| (id, k)));
+                }
+                Write::Insert { key, alert, firing, events: kinds, retire } => {
+                    if let Some((old, was_firing)) = retire {
+                        sqlx::query("UPDATE alerts SET latest = 0, firing = 0, resolved_at = COALESCE(resolved_at, $2) WHERE id = $1")
+                            .bind(old)
+                            .bind(now_ms)
+                            .execute(&mut *tx)
+                            .await?;
+                        if was_firing {
+                            events.push((old, EventKind::Resolved));
+                        }
+                    }
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO alerts (service_id, fingerprint, latest, labels, annotations, generator_url, starts_at, ends_at, \
+                         timeout, updated_at, firing, source, key_id, dedup_key, resolved_at, received_at) \
+                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                    )
+                    .bind(&key.0)
+                    .bind(&key.1)
+                    .bind(json(&alert.labels))
+                    .bind(json(&alert.annotations))
+                    .bind(&alert.generator_url)
+                    .bind(ms(alert.starts_at))
+                    .bind(alert.ends_at.map(ms))
+                    .bind(i64::from(alert.timeout))
+                    .bind(ms(alert.updated_at))
+                    .bind(i64::from(firing))
+                    .bind(source)
+                    .bind(&origin.key_id)
+                    .bind(dedup_key)
+                    .bind(resolved_at(&alert, firing, now_ms))
+                    .bind(now_ms)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    events.extend(kinds.into_iter().map(|k| (id, k)));
+                }
+            }
+        }
+    }
+    insert_events(&mut tx, &events, now_ms, source).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Option<&str>, fingerprint: &str, kind: EventKind, now: i64) -> Result<bool> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let (column, value) = match service {
+        Some(service) => ("service_id", service),
+        None => ("key_id", origin.key_id.as_deref().unwrap_or("")),
+    };
+    let sql = format!("SELECT id, acknowledged_at FROM alerts WHERE latest = 1 AND firing = 1 AND fingerprint = $1 AND {column} = $2{LOCK}");
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as(trusted(sql)).bind(fingerprint).bind(value).fetch_optional(&mut *tx).await?;
+    let Some((id, acknowledged)) = row else {
+        return Ok(false);
+    };
+    let sql = match kind {
+        EventKind::Resolved => "UPDATE alerts SET ends_at = $2, firing = 0, resolved_at = $2, updated_at = $2, received_at = $2 WHERE id = $1",
+        _ => "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, $2), received_at = $2 WHERE id = $1",
+    };
+    sqlx::query(sql).bind(id).bind(now).execute(&mut *tx).await?;
+    if kind == EventKind::Resolved || acknowledged.is_none() {
+        insert_events(&mut tx, &[(id, kind)], now, origin.source.as_str()).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn alerts(p: &crate::Pools<DB>, query: &AlertQuery, now: i64) -> Result<Vec<AlertRow>> {
+    let by_service = if query.service.is_some() { " AND service_id = $2" } else { "" };
+    let limit = query.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let sql = if query.include_resolved {
+        format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE $1 = $1{by_service} ORDER BY id DESC{limit}")
+    } else {
+        format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE latest = 1 AND (ends_at IS NULL OR ends_at > $1){by_service} ORDER BY fingerprint, service_id{limit}")
+    };
+    let mut q = sqlx::query_as::<_, AlertRow>(trusted(sql)).bind(now);
+    if let Some(service) = &query.service {
+        q = q.bind(service);
+    }
+    Ok(q.fetch_all(&p.reader).await?)
+}
+
+type EventRow = (i64, i64, String, i64, String);
+
+pub async fn alert(p: &crate::Pools<DB>, id: i64) -> Result<Option<(AlertRow, Vec<EventRow>)>> {
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
+    let row: Option<AlertRow> = sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&p.reader).await?;
+    let Some(row) = row else { return Ok(None) };
+    let events = sqlx::query_as("SELECT seq, alert_id, kind, at, source FROM alert_events WHERE alert_id = $1 ORDER BY seq")
+        .bind(id)
+        .fetch_all(&p.reader)
+        .await?;
+    Ok(Some((row, events)))
+}
+
+pub async fn unhandled_events(p: &crate::Pools<DB>, limit: i64) -> Result<Vec<EventRow>> {
+    Ok(sqlx::query_as("SELECT seq, alert_id, kind, at, source FROM alert_events WHERE handled_at IS NULL ORDER BY seq LIMIT $1")
+        .bind(limit)
+        .fetch_all(&p.reader)
+        .await?)
+}
+
+pub async fn mark_handled(p: &crate::Pools<DB>, seqs: &[i64], now: i64) -> Result<()> {
+    for chunk in seqs.chunks(500) {
+        let sql = format!("UPDATE alert_events SET handled_at = $1 WHERE seq IN ({})", placeholders(2, chunk.len()));
+        let mut q = sqlx::query(trusted(sql)).bind(now);
+        for seq in chunk {
+            q = q.bind(*seq);
+        }
+        q.execute(&p.writer).await?;
+    }
+    Ok(())
+}
+
+pub async fn resolve_expired(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<usize> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let sql = format!("SELECT id, ends_at FROM alerts WHERE firing = 1 AND ends_at <= $1 ORDER BY ends_at LIMIT $2{SKIP_LOCKED}");
+    let due: Vec<(i64, i64)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    for (id, ends_at) in &due {
+        sqlx::query("UPDATE alerts SET firing = 0, resolved_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(ends_at)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let events: Vec<(i64, EventKind)> = due.iter().map(|(id, _)| (*id, EventKind::Resolved)).collect();
+    insert_events(&mut tx, &events, now, "expiry").await?;
+    tx.commit().await?;
+    Ok(due.len())
+}
+
+pub async fn purge(p: &crate::Pools<DB>, before: i64, silences_before: i64) -> Result<u64> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let alerts = sqlx::query("DELETE FROM alerts WHERE firing = 0 AND resolved_at < $1").bind(before).execute(&mut *tx).await?;
+    let silences = sqlx::query("DELETE FROM silences WHERE ends_at < $1").bind(silences_before).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(alerts.rows_affected() + silences.rows_affected())
+}
+
+pub async fn silences(p: &crate::Pools<DB>, service: Option<&str>) -> Result<Vec<SilenceRow>> {
+    let rows = match service {
+        Some(service) => {
+            let sql = format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE service_id = $1 ORDER BY id");
+            sqlx::query_as(trusted(sql)).bind(service).fetch_all(&p.reader).await?
+        }
+        None => {
+            let sql = format!("SELECT {SILENCE_COLUMNS} FROM silences ORDER BY id");
+            sqlx::query_as(trusted(sql)).fetch_all(&p.reader).await?
+        }
+    };
+    Ok(rows)
+}
+
+pub async fn silence(p: &crate::Pools<DB>, id: &str) -> Result<Option<SilenceRow>> {
+    let sql = format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1");
+    Ok(sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&p.reader).await?)
+}
+
+pub async fn save_silences(p: &crate::Pools<DB>, silences: &[Option<&Silence>], entries: Vec<muster_domain::audit::NewAuditEntry>, now: i64) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    for s in silences.iter().flatten() {
+        sqlx::query(
+            "INSERT INTO silences (id, service_id, matchers, starts_at, ends_at, created_by, comment, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, \
+             starts_at = excluded.starts_at, ends_at = excluded.ends_at, created_by = excluded.created_by, \
+             comment = excluded.comment, updated_at = excluded.updated_at",
+        )
+        .bind(&s.id)
+        .bind(&s.service)
+        .bind(matchers_json(s))
+        .bind(ms(s.starts_at))
+        .bind(ms(s.ends_at))
+        .bind(&s.created_by)
+        .bind(&s.comment)
+        .bind(ms(s.updated_at))
+        .execute(&mut *tx)
+        .await?;
+    }
+    audit_sql::append(&mut tx, now, entries).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn add_change_event(p: &crate::Pools<DB>, origin: &Origin, service: &str, e: &ChangeEvent, now: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO change_events (service_id, summary, source, happened_at, custom_details, links, key_id, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(service)
+    .bind(&e.summary)
+    .bind(&e.source)
+    .bind(ms(e.timestamp))
+    .bind(e.custom_details.as_ref().map(|d| d.to_string()))
+    .bind(json(&e.links))
+    .bind(origin.key_id.as_deref().unwrap_or(""))
+    .bind(now)
+    .fetch_one(&p.writer)
+    .await?)
+}
+
+pub async fn change_events(p: &crate::Pools<DB>, service: &str, limit: i64) -> Result<Vec<(i64, String, Option<String>, i64, Option<String>, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, summary, source, happened_at, custom_details, links, received_at FROM change_events \
+         WHERE service_id = $1 ORDER BY happened_at DESC, id DESC LIMIT $2",
+    )
+    .bind(service)
+    .bind(limit)
+    .fetch_all(&p.reader)
+    .await?)
+}
