@@ -46,7 +46,8 @@ pub struct Combined {
     pub alert: Alert,
     /// Whether the result continues `old`'s instance. Alertmanager replaces an alert
     /// re-sent with the same start and a later end (what Prometheus does every
-    /// minute); that is still one activity range, so touching ranges are one instance.
+    /// minute); that is still one activity range. An open-ended alert (a PagerDuty
+    /// trigger) after a resolution is always a new one.
     pub same_instance: bool,
 }
 
@@ -57,9 +58,10 @@ pub fn combine(old: &Alert, new: &Alert, now: Timestamp) -> Combined {
             same_instance: true,
         };
     }
+    let reopened = old.resolved(now) && new.ends_at.is_none();
     Combined {
         alert: new.clone(),
-        same_instance: new.starts_at <= end(old) && end(new) >= old.starts_at,
+        same_instance: new.starts_at == old.starts_at && !reopened,
     }
 }
 
@@ -174,6 +176,15 @@ mod tests {
         let stale = alert(0, Some(8), 1, false);
         let merged = merge(&young, &stale, at(2));
         assert_eq!(merged.annotations["summary"], "new");
+    }
+
+    #[test]
+    fn a_trigger_after_resolution_opens_a_new_instance_even_at_the_same_instant() {
+        let resolved = alert(0, Some(0), 0, false);
+        let trigger = alert(0, None, 0, false);
+        assert!(!combine(&resolved, &trigger, at(0)).same_instance);
+        let resend_resolved = alert(0, Some(0), 1, false);
+        assert!(combine(&resolved, &resend_resolved, at(1)).same_instance);
     }
 
     #[test]

@@ -37,10 +37,13 @@ impl State {
 }
 
 impl Silence {
+    /// Expired from its end on (Alertmanager: strictly after it; the same but for
+    /// an instant, and an expired silence then reads as expired at once, even on a
+    /// clock that does not move).
     pub fn state(&self, now: Timestamp) -> State {
         if now < self.starts_at {
             State::Pending
-        } else if now > self.ends_at {
+        } else if now >= self.ends_at {
             State::Expired
         } else {
             State::Active
@@ -152,8 +155,8 @@ mod tests {
         let s = silence("alertname=x", 10, 20);
         assert_eq!(s.state(at(0)), State::Pending);
         assert_eq!(s.state(at(10)), State::Active);
-        assert_eq!(s.state(at(20)), State::Active);
-        assert_eq!(s.state(at(21)), State::Expired);
+        assert_eq!(s.state(at(19)), State::Active);
+        assert_eq!(s.state(at(20)), State::Expired);
     }
 
     #[test]

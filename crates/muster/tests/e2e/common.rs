@@ -222,7 +222,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(db: &Database, extra: &[&str]) -> Result<Server, String> {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--test-clock", START];
+        let mut args = vec!["--test-clock", START];
+        args.extend_from_slice(extra);
+        Server::spawn(db, &args)
+    }
+
+    /// A server on the system clock, for tests with real peers (Prometheus, amtool)
+    /// that stamp alerts and silences with the real time.
+    pub fn start_real_clock(db: &Database) -> Result<Server, String> {
+        Server::spawn(db, &[])
+    }
+
+    fn spawn(db: &Database, extra: &[&str]) -> Result<Server, String> {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut child = Command::new(env!("CARGO_BIN_EXE_muster"))
             .args(&args)
@@ -319,6 +331,12 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod catalog;
 pub mod common;
+mod intake;
 mod notify;
 mod oncall;
 mod openapi;
