@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests need is installed and running: PostgreSQL (a real server,
-# from Debian), Chromium (Debian's, driven by Playwright) and, from PyPI, aiosmtpd (a
+# from Debian), Chromium (Debian's, driven by Playwright), Prometheus and amtool
+# (Debian's, real peers of the alert intake) and, from PyPI, aiosmtpd (a
 # real SMTP server), icalendar (an RFC 5545 parser) and openapi-spec-validator. Sourced by scripts/test.sh;
 # exports MUSTER_TEST_POSTGRES_URL and MUSTER_CHROMIUM.
 set -euo pipefail
@@ -14,10 +15,32 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing ${missing[*]} from Debian"
+peers=()
+command -v prometheus >/dev/null 2>&1 || peers+=(prometheus)
+command -v amtool >/dev/null 2>&1 || peers+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ] || [ ${#peers[@]} -gt 0 ]; then
+    echo "installing ${missing[*]} ${peers[*]} from Debian"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    if [ ${#missing[@]} -gt 0 ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+    if [ ${#peers[@]} -gt 0 ]; then
+        # Prometheus and Alertmanager are real peers for the tests, which start their
+        # own on 127.0.0.1. The packages' daemons would listen on every interface:
+        # keep them from starting (policy-rc.d) and stop any systemd started anyway.
+        policy=/usr/sbin/policy-rc.d
+        own_policy=false
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+            as_root chmod +x "$policy"
+            own_policy=true
+        fi
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${peers[@]}"
+        if [ "$own_policy" = true ]; then as_root rm -f "$policy"; fi
+        if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+            as_root systemctl disable --now prometheus prometheus-alertmanager 2>/dev/null || true
+        fi
+    fi
 fi
 
 python_packages=(aiosmtpd icalendar openapi-spec-validator)

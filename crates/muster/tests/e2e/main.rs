@@ -9,5 +9,6 @@ mod notify;
 mod oncall;
 mod openapi;
 mod pages;
+mod peers;
 mod server;
 mod stories;
