@@ -857,3 +857,54 @@ on_both_databases!(
     global_keys_route_by_label,
     acknowledged_alerts_survive_sigkill,
 );
+
+/// Two servers on one PostgreSQL database are one alert store: alerts posted to
+/// either are one set, and the same alert posted to both at once is one instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_alert_store() {
+    let db = Database::fresh(Backend::Postgres).await;
+    let admin = db.token("admin", "admin", &[]);
+    let first = db.serve().unwrap().with_token(&admin);
+    first.import_seed().await;
+    let second = db.serve().unwrap().with_token(&admin);
+    let key = service_key(&first, "forms-printing", "ha").await;
+    post_alerts(&first, &key, r#"[{"labels":{"alertname":"a"}}]"#).await;
+    post_alerts(&second, &key, r#"[{"labels":{"alertname":"b"}}]"#).await;
+    let mut racing = Vec::new();
+    for i in 0..20 {
+        let base = if i % 2 == 0 {
+            first.base.clone()
+        } else {
+            second.base.clone()
+        };
+        let key = key.clone();
+        racing.push(tokio::spawn(async move {
+            send(
+                reqwest::Client::new()
+                    .post(format!("{base}/api/v2/alerts"))
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body(r#"[{"labels":{"alertname":"same"}},{"labels":{"alertname":"a"}}]"#),
+            )
+            .await
+        }));
+    }
+    for task in racing {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for server in [&first, &second] {
+        let (_, alerts) = get_as(server, &key, "/api/v2/alerts").await;
+        let names: Vec<&str> = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["alertname"].as_str().unwrap())
+            .collect();
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, ["a", "b", "same"]);
+    }
+    let rows = db.texts("SELECT fingerprint FROM alerts").await;
+    assert_eq!(rows.len(), 3, "one instance per alert: {rows:?}");
+}
