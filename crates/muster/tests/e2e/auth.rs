@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 28] = [
+pub const ROUTES: [(&str, &str); 37] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -41,6 +41,15 @@ pub const ROUTES: [(&str, &str); 28] = [
     ("DELETE", "/api/v1/people/identity/calendar-feed"),
     ("GET", "/api/v1/notifications"),
     ("POST", "/api/v1/people/identity/test-notification"),
+    ("GET", "/api/v1/services/identity/integration-keys"),
+    ("POST", "/api/v1/services/identity/integration-keys"),
+    ("DELETE", "/api/v1/services/identity/integration-keys/ik-x"),
+    ("GET", "/api/v1/integration-keys"),
+    ("POST", "/api/v1/integration-keys"),
+    ("DELETE", "/api/v1/integration-keys/ik-x"),
+    ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/alerts/identity"),
+    ("GET", "/api/v1/services/identity/change-events"),
 ];
 
 async fn every_api_route_needs_auth(backend: Backend) {

@@ -52,7 +52,8 @@ async fn every_documented_route_exists_and_every_route_is_documented() {
     for (method, path) in crate::auth::ROUTES {
         let templated = path
             .replace("identity", "{id}")
-            .replace("ovr-x", "{override_id}");
+            .replace("ovr-x", "{override_id}")
+            .replace("ik-x", "{key_id}");
         assert!(
             documented
                 .iter()
