@@ -142,3 +142,48 @@ test("see who is on call, a schedule's timeline, and send a test from a person's
   await page.screenshot({ path: join(results, "person-after-test.png"), fullPage: true });
   await context.close();
 });
+
+test("make an integration key, see its alert, silence it and lift the silence", async () => {
+  const page = await browser.newPage();
+  await signIn(page);
+  await page.goto(`${base}/services/forms-printing/intake`);
+  await page.getByLabel("Name").fill("prometheus-eu");
+  await page.getByRole("button", { name: "Make a key" }).click();
+  const key = (await page.locator("#new-key-value").textContent()).trim();
+  assert.match(key, /^[a-z0-9]{32}$/, "the new key is shown once");
+  await page.goto(`${base}/services/forms-printing/intake`);
+  assert.equal(await page.locator("#new-key-value").count(), 0, "and only once");
+  assert.match(await page.locator("table.keys").textContent(), /prometheus-eu.*live/s);
+
+  const posted = await fetch(`${base}/api/v2/alerts`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify([{ labels: { alertname: "DiskFull", instance: "print-1" }, annotations: { summary: "disk 95% full" } }]),
+  });
+  assert.equal(posted.status, 200);
+
+  await page.goto(`${base}/alerts?service=forms-printing`);
+  const row = page.locator("tr", { hasText: "DiskFull" });
+  await row.waitFor();
+  assert.match(await row.textContent(), /firing.*disk 95% full.*instance=print-1/s);
+
+  await page.goto(`${base}/silences`);
+  await page.getByLabel("Matchers").fill('alertname="DiskFull"');
+  await page.getByLabel("Comment").fill("replacing the disk");
+  await page.getByRole("button", { name: "Silence" }).click();
+  await page.locator("tr", { hasText: "replacing the disk" }).waitFor();
+  await page.goto(`${base}/alerts?service=forms-printing`);
+  assert.match(await page.locator("tr", { hasText: "DiskFull" }).textContent(), /silenced/);
+  await page.screenshot({ path: join(results, "alerts.png"), fullPage: true });
+
+  await page.goto(`${base}/silences`);
+  await page.getByLabel("Matchers").fill("=oops");
+  await page.getByLabel("Comment").fill("x");
+  await page.getByRole("button", { name: "Silence" }).click();
+  assert.match(await page.getByRole("alert").textContent(), /Matchers: bad matcher format/);
+  await page.locator("tr", { hasText: "replacing the disk" }).getByRole("button", { name: "Expire" }).click();
+  assert.match(await page.locator("tr", { hasText: "replacing the disk" }).textContent(), /expired/);
+  await page.goto(`${base}/alerts?service=forms-printing`);
+  assert.match(await page.locator("tr", { hasText: "DiskFull" }).textContent(), /firing/);
+  await page.close();
+});

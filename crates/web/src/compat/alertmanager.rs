@@ -389,39 +389,84 @@ pub async fn post_silence(
     let intake = intake.map_err(IntoResponse::into_response)?;
     intake.may_silence().map_err(|r| r.into_response())?;
     let now = state.store.clock().now();
-    let mut posted = postable::silence(&body, now).map_err(refusal)?;
+    let posted = postable::silence(&body, now).map_err(refusal)?;
+    if !posted.id.is_empty() && !uuid_shaped(&posted.id) {
+        return Err(string_body(StatusCode::NOT_FOUND, "silence not found"));
+    }
+    let id = save_silence(&state, &intake, posted)
+        .await
+        .map_err(refusal)?;
+    Ok(json_ok(json!({"silenceID": id})))
+}
+
+/// Stores a posted silence by Alertmanager's rules: validated; with the id of one the
+/// caller may see, updated in place when allowed, else replaced (the old one expired);
+/// a new one starts no earlier than now. Returns the silence's id. The API and the
+/// silences page share it.
+pub async fn save_silence(
+    state: &AppState,
+    intake: &Intake,
+    mut posted: Silence,
+) -> Result<String, AmError> {
+    let now = state.store.clock().now();
+    let internal = |e: muster_store::StoreError| {
+        tracing::error!(error = %e, "saving a silence failed");
+        AmError::Internal("internal error; the server log has the details".into())
+    };
     posted.service = intake.service().map(str::to_owned);
-    silences::validate(&posted, now).map_err(|m| string_body(StatusCode::BAD_REQUEST, &m))?;
+    silences::validate(&posted, now).map_err(AmError::Invalid)?;
     let mut expired = None;
     if !posted.id.is_empty() {
-        let stored = own_silence(&state, &intake, &posted.id)
-            .await?
-            .ok_or_else(|| string_body(StatusCode::NOT_FOUND, "silence not found"))?;
+        let stored = state
+            .store
+            .silence(&posted.id)
+            .await
+            .map_err(internal)?
+            .filter(|s| visible(intake, s))
+            .ok_or_else(|| AmError::NotFound("silence not found".into()))?;
         posted.service = stored.service.clone();
-        match silences::update(&stored, &posted, now) {
-            Update::InPlace => {}
-            Update::Replace { expire_old } => {
-                if expire_old {
-                    expired = Some(
-                        silences::expired(&stored, now)
-                            .map_err(|m| string_body(StatusCode::BAD_REQUEST, &m))?,
-                    );
-                }
-                posted.id = String::new();
+        if let Update::Replace { expire_old } = silences::update(&stored, &posted, now) {
+            if expire_old {
+                expired = Some(silences::expired(&stored, now).map_err(AmError::Invalid)?);
             }
+            posted.id = String::new();
         }
     }
     if posted.id.is_empty() {
         posted.id = uuid_v4();
-        // Alertmanager starts a new silence no earlier than now.
         posted.starts_at = posted.starts_at.max(now);
     }
     state
         .store
         .save_silence(&intake.actor(), &posted, expired.as_ref())
         .await
-        .map_err(store_failed)?;
-    Ok(json_ok(json!({"silenceID": posted.id})))
+        .map_err(internal)?;
+    Ok(posted.id)
+}
+
+/// Expires a silence (Alertmanager's DELETE); expiring an expired one is refused.
+pub async fn expire_silence(
+    state: &AppState,
+    intake: &Intake,
+    silence: &Silence,
+) -> Result<(), AmError> {
+    let now = state.store.clock().now();
+    let expired = silences::expired(silence, now).map_err(AmError::Internal)?;
+    state
+        .store
+        .save_silence(&intake.actor(), &expired, None)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "expiring a silence failed");
+            AmError::Internal("internal error; the server log has the details".into())
+        })
+}
+
+/// A service's key sees its service's silences only.
+fn visible(intake: &Intake, silence: &Silence) -> bool {
+    intake
+        .service()
+        .is_none_or(|svc| silence.service.as_deref() == Some(svc))
 }
 
 pub async fn get_silence(
@@ -451,13 +496,9 @@ pub async fn delete_silence(
     let silence = own_silence(&state, &intake, id)
         .await?
         .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
-    let now = state.store.clock().now();
-    let expired = silences::expired(&silence, now).map_err(|m| refusal(AmError::Internal(m)))?;
-    state
-        .store
-        .save_silence(&intake.actor(), &expired, None)
+    expire_silence(&state, &intake, &silence)
         .await
-        .map_err(store_failed)?;
+        .map_err(refusal)?;
     Ok(StatusCode::OK.into_response())
 }
 

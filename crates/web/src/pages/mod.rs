@@ -1,6 +1,7 @@
 //! Server-rendered pages: plain HTML forms and links, no JavaScript framework. Every
 //! page needs a signed-in session; forms carry the session's CSRF token.
 
+mod alerts;
 mod audit;
 mod catalog;
 mod graph;
@@ -41,6 +42,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/people/{id}/test-notification",
             post(oncall::test_notification),
+        )
+        .route("/alerts", get(alerts::list))
+        .route(
+            "/silences",
+            get(alerts::silences).post(alerts::create_silence),
+        )
+        .route("/silences/{id}/expire", post(alerts::expire))
+        .route("/services/{id}/intake", get(alerts::intake))
+        .route("/services/{id}/integration-keys", post(alerts::create_key))
+        .route(
+            "/services/{id}/integration-keys/{key_id}/revoke",
+            post(alerts::revoke_key),
         )
         .route("/audit", get(audit::page))
         .route("/static/muster.css", get(stylesheet))
@@ -140,6 +153,7 @@ impl Viewer {
             ("People", "/people", true),
             ("Organisations", "/organisations", true),
             ("On call", "/oncall", true),
+            ("Alerts", "/alerts", true),
             ("Incidents", "/incidents", false),
             ("Changes", "/changes", false),
             ("Renewals", "/renewals", false),
