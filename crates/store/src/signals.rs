@@ -174,6 +174,19 @@ fn alert_from_row(r: AlertRow) -> Result<StoredAlert> {
     })
 }
 
+/// seq, alert id, kind, at, source.
+type EventRow = (i64, i64, String, i64, String);
+/// id, summary, source, happened at, custom details, links, received at.
+type ChangeEventRow = (
+    i64,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    String,
+    i64,
+);
+
 type SilenceRow = (
     String,
     Option<String>,
@@ -356,8 +369,7 @@ impl Store {
     }
 
     pub async fn alert(&self, id: i64) -> Result<Option<(StoredAlert, Vec<AlertEvent>)>> {
-        let found: Option<(AlertRow, Vec<(i64, i64, String, i64, String)>)> =
-            dispatch!(self, alert(id))?;
+        let found: Option<(AlertRow, Vec<EventRow>)> = dispatch!(self, alert(id))?;
         let Some((row, events)) = found else {
             return Ok(None);
         };
@@ -370,8 +382,7 @@ impl Store {
 
     /// Events not yet handled by the consumer, oldest first.
     pub async fn unhandled_alert_events(&self, limit: usize) -> Result<Vec<AlertEvent>> {
-        let rows: Vec<(i64, i64, String, i64, String)> =
-            dispatch!(self, unhandled_events(limit as i64))?;
+        let rows: Vec<EventRow> = dispatch!(self, unhandled_events(limit as i64))?;
         rows.into_iter().map(event_from_row).collect()
     }
 
@@ -452,15 +463,7 @@ impl Store {
         service: &str,
         limit: usize,
     ) -> Result<Vec<serde_json::Value>> {
-        let rows: Vec<(
-            i64,
-            String,
-            Option<String>,
-            i64,
-            Option<String>,
-            String,
-            i64,
-        )> = dispatch!(self, change_events(service, limit as i64))?;
+        let rows: Vec<ChangeEventRow> = dispatch!(self, change_events(service, limit as i64))?;
         rows.into_iter()
             .map(|r| {
                 Ok(serde_json::json!({
@@ -485,7 +488,7 @@ fn silence_audit(s: &Silence) -> String {
     .to_string()
 }
 
-fn event_from_row(r: (i64, i64, String, i64, String)) -> Result<AlertEvent> {
+fn event_from_row(r: EventRow) -> Result<AlertEvent> {
     Ok(AlertEvent {
         seq: r.0,
         alert_id: r.1,

@@ -238,8 +238,6 @@ pub async fn alerts(p: &crate::Pools<DB>, query: &AlertQuery, now: i64) -> Resul
     Ok(q.fetch_all(&p.reader).await?)
 }
 
-type EventRow = (i64, i64, String, i64, String);
-
 pub async fn alert(p: &crate::Pools<DB>, id: i64) -> Result<Option<(AlertRow, Vec<EventRow>)>> {
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
     let row: Option<AlertRow> = sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&p.reader).await?;
@@ -356,7 +354,7 @@ pub async fn add_change_event(p: &crate::Pools<DB>, origin: &Origin, service: &s
     .await?)
 }
 
-pub async fn change_events(p: &crate::Pools<DB>, service: &str, limit: i64) -> Result<Vec<(i64, String, Option<String>, i64, Option<String>, String, i64)>> {
+pub async fn change_events(p: &crate::Pools<DB>, service: &str, limit: i64) -> Result<Vec<ChangeEventRow>> {
     Ok(sqlx::query_as(
         "SELECT id, summary, source, happened_at, custom_details, links, received_at FROM change_events \
          WHERE service_id = $1 ORDER BY happened_at DESC, id DESC LIMIT $2",

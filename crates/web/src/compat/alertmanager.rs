@@ -124,27 +124,23 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     crate::api::Params::pairs(query)
 }
 
-fn bool_param(pairs: &[(String, String)], name: &str) -> Result<bool, Response> {
+fn bool_param(pairs: &[(String, String)], name: &str) -> Result<bool, AmError> {
     match pairs.iter().rev().find(|(k, _)| k == name) {
         None => Ok(true),
         Some((_, v)) => match v.as_str() {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
-            other => Err(code_body(
-                StatusCode::BAD_REQUEST,
-                400,
-                &format!("{name} in query must be of type boolean: \"{other}\""),
-            )),
+            other => Err(AmError::Parse(format!(
+                "{name} in query must be of type boolean: \"{other}\""
+            ))),
         },
     }
 }
 
-fn filters(pairs: &[(String, String)]) -> Result<Vec<Matcher>, Response> {
+fn filters(pairs: &[(String, String)]) -> Result<Vec<Matcher>, AmError> {
     let mut matchers = Vec::new();
     for (_, text) in pairs.iter().filter(|(k, _)| k == "filter") {
-        matchers.extend(
-            Matcher::parse_list(text).map_err(|e| string_body(StatusCode::BAD_REQUEST, &e))?,
-        );
+        matchers.extend(Matcher::parse_list(text).map_err(AmError::Invalid)?);
     }
     Ok(matchers)
 }
@@ -227,11 +223,11 @@ async fn selected(
     query: Option<&str>,
 ) -> Result<Vec<Value>, Response> {
     let pairs = query_pairs(query);
-    let active = bool_param(&pairs, "active")?;
-    let silenced = bool_param(&pairs, "silenced")?;
-    bool_param(&pairs, "inhibited")?;
-    bool_param(&pairs, "unprocessed")?;
-    let matchers = filters(&pairs)?;
+    let active = bool_param(&pairs, "active").map_err(refusal)?;
+    let silenced = bool_param(&pairs, "silenced").map_err(refusal)?;
+    bool_param(&pairs, "inhibited").map_err(refusal)?;
+    bool_param(&pairs, "unprocessed").map_err(refusal)?;
+    let matchers = filters(&pairs).map_err(refusal)?;
     let receiver = match pairs.iter().find(|(k, _)| k == "receiver") {
         Some((_, re)) => Some(regex::Regex::new(&format!("^(?:{re})$")).map_err(|e| {
             string_body(
@@ -337,7 +333,7 @@ pub async fn get_silences(
 ) -> Outcome {
     let intake = intake.map_err(IntoResponse::into_response)?;
     let pairs = query_pairs(query.as_deref());
-    let filters = filters(&pairs)?;
+    let filters = filters(&pairs).map_err(refusal)?;
     let now = state.store.clock().now();
     let mut list = state
         .store

@@ -46,13 +46,17 @@ fn failed(error: muster_store::StoreError) -> Response {
     )
 }
 
-fn too_large(body: &Bytes) -> Result<(), Response> {
+fn too_large(body: &Bytes) -> Result<(), Refusal> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(invalid(format!(
-            "Event object is too large: {} bytes (the limit is {} KB)",
-            body.len(),
-            MAX_BODY_BYTES / 1024
-        )));
+        return Err(Refusal {
+            status: "invalid event",
+            message: "Event object is invalid",
+            errors: vec![format!(
+                "Event object is too large: {} bytes (the limit is {} KB)",
+                body.len(),
+                MAX_BODY_BYTES / 1024
+            )],
+        });
     }
     Ok(())
 }
@@ -83,7 +87,7 @@ fn routing_fields(alert_labels: &LabelSet, details: Option<&str>) -> LabelSet {
 type Outcome = Result<Response, Response>;
 
 pub async fn enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
-    too_large(&body)?;
+    too_large(&body).map_err(refused)?;
     let now = state.store.clock().now();
     let event = pagerduty::event(&body, now).map_err(refused)?;
     let key = routing(&state, &event.routing_key).await?;
@@ -139,7 +143,7 @@ pub async fn enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
 }
 
 pub async fn change_enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
-    too_large(&body)?;
+    too_large(&body).map_err(refused)?;
     let now = state.store.clock().now();
     let event = pagerduty::change_event(&body, now).map_err(refused)?;
     let key = routing(&state, &event.routing_key).await?;

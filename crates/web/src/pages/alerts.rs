@@ -39,16 +39,13 @@ fn forbidden(viewer: &Viewer, what: &str, permission: Permission) -> Response {
     )
 }
 
-fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), Response> {
+fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), ApiError> {
     if sent == viewer.csrf {
         return Ok(());
     }
-    Err(refused(
-        viewer,
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "The form's CSRF token does not match your session: reload the page and try again.",
-        ),
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "The form's CSRF token does not match your session: reload the page and try again.",
     ))
 }
 
@@ -310,7 +307,7 @@ pub async fn create_silence(
     viewer: Viewer,
     axum::Form(form): axum::Form<SilenceForm>,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf)?;
+    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
     if !viewer.principal.grant.allows(Permission::Respond, None) {
         return Err(forbidden(&viewer, "Silencing alerts", Permission::Respond));
     }
@@ -338,7 +335,7 @@ pub async fn expire(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf)?;
+    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
     if !viewer.principal.grant.allows(Permission::Respond, None) {
         return Err(forbidden(&viewer, "Expiring silences", Permission::Respond));
     }
@@ -455,7 +452,7 @@ pub async fn create_key(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<KeyForm>,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf)?;
+    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
     let snapshot = state.store.catalog().await.map_err(fail)?;
     let Some(owner) = snapshot.catalog.service(&id).map(|s| s.owner.clone()) else {
         return Ok(missing(
@@ -506,7 +503,7 @@ pub async fn revoke_key(
     Path((id, key)): Path<(String, String)>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf)?;
+    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
     let snapshot = state.store.catalog().await.map_err(fail)?;
     let Some(owner) = snapshot.catalog.service(&id).map(|s| s.owner.clone()) else {
         return Ok(missing(
