@@ -7,10 +7,16 @@
 //! - `oncall`: a schedule of 5 layers, 50 members and 100 overrides: `oncall?at=`
 //!   latency and one year of final shifts over HTTP; 10,000 queued messages delivered
 //!   to a webhook receiver on loopback.
+//! - `intake`: a load generator posting Alertmanager batches (64 alerts, many
+//!   connections, realistic label sets) to Debian's Alertmanager 0.25 and to Muster on
+//!   SQLite and PostgreSQL in one run: alerts/s, p50 and p99 latency, memory with
+//!   100,000 more active alerts, and the ratios. `--target URL` points the load
+//!   generator at any Alertmanager-compatible server instead.
 //!
 //! Run in release: `cargo run --release -p muster-bench -- --postgres URL`.
 
 mod catalog;
+mod intake;
 mod oncall;
 
 use anyhow::Context;
@@ -26,6 +32,7 @@ use std::time::Duration;
 enum Suite {
     Catalog,
     Oncall,
+    Intake,
     All,
 }
 
@@ -54,6 +61,24 @@ struct Args {
     /// SQLite is measured.
     #[arg(long, env = "MUSTER_TEST_POSTGRES_URL")]
     postgres: Option<String>,
+    /// Intake: concurrent connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Intake: distinct alerts the throughput phase cycles through.
+    #[arg(long, default_value_t = 20_000)]
+    cardinality: usize,
+    /// Intake: seconds the throughput phase runs per server.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Intake: distinct alerts posted once each before memory is read.
+    #[arg(long, default_value_t = 100_000)]
+    active: usize,
+    /// Intake: run only the load generator against this Alertmanager-compatible URL.
+    #[arg(long)]
+    target: Option<String>,
+    /// Intake: a key sent as `Authorization: Bearer` to `--target`.
+    #[arg(long)]
+    key: Option<String>,
 }
 
 /// A small deterministic generator (xorshift), so every run measures the same data.
@@ -153,19 +178,8 @@ impl Databases {
             .parse()
             .map_err(anyhow::Error::msg)?,
         )];
-        if let Some((admin, pool)) = &self.postgres {
-            let name = format!("muster_bench_{purpose}_{}", std::process::id());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(pool)
-                .await?;
-            self.created.push(name.clone());
-            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-            urls.push((
-                "PostgreSQL",
-                format!("{base}/{name}")
-                    .parse()
-                    .map_err(anyhow::Error::msg)?,
-            ));
+        if let Some(url) = self.postgres_url(purpose).await? {
+            urls.push(("PostgreSQL", url.parse().map_err(anyhow::Error::msg)?));
         }
         let mut stores = Vec::new();
         for (backend, url) in urls {
@@ -173,6 +187,20 @@ impl Databases {
             stores.push((backend, store));
         }
         Ok(stores)
+    }
+
+    /// A fresh PostgreSQL database's URL, when a server was given.
+    async fn postgres_url(&mut self, purpose: &str) -> anyhow::Result<Option<String>> {
+        let Some((admin, pool)) = &self.postgres else {
+            return Ok(None);
+        };
+        let name = format!("muster_bench_{purpose}_{}", std::process::id());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(pool)
+            .await?;
+        self.created.push(name.clone());
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+        Ok(Some(format!("{base}/{name}")))
     }
 
     async fn remove(self) -> anyhow::Result<()> {
@@ -195,6 +223,27 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut databases = Databases::new(args.postgres.as_deref()).await?;
+    if let Some(url) = &args.target {
+        let load = intake::Load {
+            url: url.clone(),
+            key: args.key.clone(),
+            connections: args.connections,
+            batch: 64,
+            cardinality: args.cardinality,
+            duration: Duration::from_secs(args.seconds),
+        };
+        let bodies = std::sync::Arc::new(intake::bodies(load.cardinality, load.batch, "load"));
+        let result = intake::run(&load, bodies).await?;
+        println!(
+            "{} alerts/s, p50 {:.1} ms, p99 {:.1} ms, {} acknowledged, {} refused",
+            result.rate() as u64,
+            ms(percentile(&result.latencies, 0.5)),
+            ms(percentile(&result.latencies, 0.99)),
+            result.acknowledged,
+            result.failed
+        );
+        return databases.remove().await;
+    }
     if matches!(args.suite, Suite::Catalog | Suite::All) {
         let world = catalog::synthetic(&args);
         let edges: usize = world.services.iter().map(|s| s.depends_on.len()).sum();
@@ -211,6 +260,10 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
         }
         catalog::report(&results);
+    }
+    if matches!(args.suite, Suite::Intake | Suite::All) {
+        let figures = intake::benchmark(&args, &mut databases).await?;
+        intake::report(&figures, &args);
     }
     if matches!(args.suite, Suite::Oncall | Suite::All) {
         let mut results = Vec::new();

@@ -54,6 +54,7 @@ struct Inner {
     clock: Clock,
     catalog_cache: tokio::sync::RwLock<Option<Arc<catalog::CatalogSnapshot>>>,
     integration_keys: signals::KeyCache,
+    ingest_queue: signals::IngestQueue,
 }
 
 impl Store {
@@ -68,6 +69,7 @@ impl Store {
                 clock,
                 catalog_cache: Default::default(),
                 integration_keys: Default::default(),
+                ingest_queue: Default::default(),
             }),
         };
         store.migrate().await?;
@@ -191,7 +193,9 @@ pub(crate) use dispatch;
 /// write transaction (`BEGIN IMMEDIATE` on SQLite, so a write never fails on lock
 /// upgrade while another process holds the file) and `BEGIN_SNAPSHOT` a read
 /// transaction that sees one consistent state, and `SKIP_LOCKED` the suffix that lets
-/// several deliverers claim different rows at once on PostgreSQL. `audit_sql` is the audit trail's
+/// several deliverers claim different rows at once on PostgreSQL. `ANONYMOUS_PARAMETERS`:
+/// statements with hundreds of parameters use `?` on SQLite, whose lookup of numbered
+/// ones (`$N`) is linear per parameter. `audit_sql` is the audit trail's
 /// queries for the same database, for appending inside a write transaction.
 macro_rules! per_dialect {
     ($file:literal) => {
@@ -205,6 +209,7 @@ macro_rules! per_dialect {
             const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
             const BEGIN_SNAPSHOT: &str = "BEGIN";
             const SKIP_LOCKED: &str = "";
+            const ANONYMOUS_PARAMETERS: bool = true;
             #[allow(unused_imports)]
             use crate::audit::sqlite as audit_sql;
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));
@@ -219,6 +224,7 @@ macro_rules! per_dialect {
             const BEGIN_WRITE: &str = "BEGIN";
             const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
             const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+            const ANONYMOUS_PARAMETERS: bool = false;
             #[allow(unused_imports)]
             use crate::audit::postgres as audit_sql;
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));

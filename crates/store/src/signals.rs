@@ -13,7 +13,7 @@ use muster_domain::signals::silences::Silence;
 use muster_domain::signals::{Alert, EventKind, KeyScope, LabelSet, Source};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// An integration key as listed: never the key itself.
@@ -247,6 +247,63 @@ fn lost_race(error: &StoreError) -> bool {
         if matches!(e.code().as_deref(), Some("23505" | "40001" | "40P01" | "2067" | "1555")))
 }
 
+/// What travels with each alert of a group: where it came from.
+pub(crate) struct Meta {
+    source: &'static str,
+    key_id: Option<String>,
+    dedup_key: Option<String>,
+}
+
+/// One caller's batch, waiting for the alert writer.
+struct Job {
+    origin: Origin,
+    incoming: Vec<(AlertKey, Alert)>,
+    dedup_key: Option<String>,
+    reply: tokio::sync::oneshot::Sender<Result<usize>>,
+}
+
+/// Batches queued for the writer before callers wait for room.
+const QUEUE_JOBS: usize = 1024;
+/// Most alerts one transaction writes.
+const GROUP_ALERTS: usize = 8192;
+
+#[derive(Default)]
+pub(crate) struct IngestQueue(std::sync::OnceLock<tokio::sync::mpsc::Sender<Job>>);
+
+/// The alert writer: group commit. Batches that arrive while a transaction commits are
+/// written together in the next one, so one fsync acknowledges many requests; each
+/// caller is answered only after the commit that holds its alerts.
+async fn writer(store: std::sync::Weak<crate::Inner>, mut queue: tokio::sync::mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut count = first.incoming.len();
+        let mut jobs = vec![first];
+        while count < GROUP_ALERTS {
+            match queue.try_recv() {
+                Ok(job) => {
+                    count += job.incoming.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = store.upgrade() else { return };
+        let store = Store { inner };
+        let all: Vec<&Job> = jobs.iter().collect();
+        if jobs.len() == 1 || store.write_jobs(&all).await.is_err() {
+            // Alone, or after a failed group: each job in its own transaction, so one
+            // job's trouble never fails another's alerts.
+            for job in jobs {
+                let written = store.write_jobs(&[&job]).await.map(|()| job.incoming.len());
+                let _ = job.reply.send(written);
+            }
+        } else {
+            for job in jobs {
+                let _ = job.reply.send(Ok(job.incoming.len()));
+            }
+        }
+    }
+}
+
 impl Store {
     /// Makes an integration key; the key is returned once, only its hash is kept.
     pub async fn create_integration_key(
@@ -331,15 +388,48 @@ impl Store {
         if incoming.is_empty() {
             return Ok(0);
         }
-        let count = incoming.len();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            origin: origin.clone(),
+            incoming,
+            dedup_key: dedup_key.map(str::to_owned),
+            reply,
+        };
+        let queue = self.inner.ingest_queue.0.get_or_init(|| {
+            let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE_JOBS);
+            tokio::spawn(writer(Arc::downgrade(&self.inner), receiver));
+            sender
+        });
+        queue
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Config("the alert writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Config("the alert writer has stopped".into()))?
+    }
+
+    /// Writes the jobs in one transaction, retrying lost races.
+    async fn write_jobs(&self, jobs: &[&Job]) -> Result<()> {
         let mut attempt = 0;
         loop {
             let now = self.clock().now();
-            let rounds = ingest::rounds(incoming.clone());
-            match dispatch!(self, ingest(origin, rounds, dedup_key, now)) {
+            let items: Vec<(AlertKey, (Alert, Meta))> = jobs
+                .iter()
+                .flat_map(|job| {
+                    job.incoming.iter().map(|(key, alert)| {
+                        let meta = Meta {
+                            source: job.origin.source.as_str(),
+                            key_id: job.origin.key_id.clone(),
+                            dedup_key: job.dedup_key.clone(),
+                        };
+                        (key.clone(), (alert.clone(), meta))
+                    })
+                })
+                .collect();
+            match dispatch!(self, ingest(ingest::rounds(items), now)) {
                 Err(e) if lost_race(&e) && attempt < 5 => attempt += 1,
-                Err(e) => return Err(e),
-                Ok(()) => return Ok(count),
+                other => return other,
             }
         }
     }

@@ -41,11 +41,13 @@ pub enum Write {
 }
 
 /// Splits a batch into rounds in which each key appears once, keeping order: an alert
-/// repeated in one request applies after its earlier copy, as consecutive posts would.
-pub fn rounds(incoming: Vec<(AlertKey, Alert)>) -> Vec<Vec<(AlertKey, Alert)>> {
-    let mut rounds: Vec<Vec<(AlertKey, Alert)>> = Vec::new();
+/// repeated in one request (or in requests written together) applies after its
+/// earlier copy, as consecutive posts would. `T` carries each alert and whatever
+/// travels with it.
+pub fn rounds<T>(incoming: Vec<(AlertKey, T)>) -> Vec<Vec<(AlertKey, T)>> {
+    let mut rounds: Vec<Vec<(AlertKey, T)>> = Vec::new();
     let mut seen: Vec<HashSet<AlertKey>> = Vec::new();
-    for (key, alert) in incoming {
+    for (key, item) in incoming {
         let round = seen
             .iter()
             .position(|keys| !keys.contains(&key))
@@ -55,7 +57,7 @@ pub fn rounds(incoming: Vec<(AlertKey, Alert)>) -> Vec<Vec<(AlertKey, Alert)>> {
             rounds.push(Vec::new());
         }
         seen[round].insert(key.clone());
-        rounds[round].push((key, alert));
+        rounds[round].push((key, item));
     }
     rounds
 }

@@ -2,8 +2,13 @@
 
 type Tx<'a> = sqlx::Transaction<'a, DB>;
 
+/// `count` parameters numbered from `from`, bound in the order they appear (`?` on
+/// SQLite: see `ANONYMOUS_PARAMETERS`). A statement uses these for all its parameters.
 fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (from..from + count)
+        .map(|i| if ANONYMOUS_PARAMETERS { "?".to_string() } else { format!("${i}") })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub async fn insert_key(p: &crate::Pools<DB>, k: &IntegrationKey, hash: &str, entry: muster_domain::audit::NewAuditEntry) -> Result<()> {
@@ -78,7 +83,7 @@ pub async fn key_by_hash(p: &crate::Pools<DB>, hash: &str) -> Result<Option<KeyR
 }
 
 /// The latest instances of a round's keys, locked for the transaction.
-async fn latest_of(tx: &mut Tx<'_>, round: &[(AlertKey, Alert)]) -> Result<HashMap<AlertKey, Stored>> {
+async fn latest_of<T>(tx: &mut Tx<'_>, round: &[(AlertKey, T)]) -> Result<HashMap<AlertKey, Stored>> {
     let wanted: std::collections::HashSet<&AlertKey> = round.iter().map(|(k, _)| k).collect();
     let mut fingerprints: Vec<&str> = round.iter().map(|(k, _)| k.1.as_str()).collect();
     fingerprints.sort_unstable();
@@ -109,72 +114,85 @@ fn resolved_at(alert: &Alert, firing: bool, now: i64) -> Option<i64> {
     (!firing).then(|| alert.ends_at.map_or(now, ms).min(now))
 }
 
-async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, EventKind)], at: i64, source: &str) -> Result<()> {
-    for chunk in events.chunks(200) {
-        let values = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("INSERT INTO alert_events (alert_id, kind, at, source) VALUES {values}");
+/// `(a, b, …), (…)` with `rows` groups of `width` numbered placeholders.
+fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, EventKind, &str)], at: i64) -> Result<()> {
+    for chunk in events.chunks(500) {
+        let sql = format!("INSERT INTO alert_events (alert_id, kind, at, source) VALUES {}", value_rows(chunk.len(), 4));
         let mut query = sqlx::query(trusted(sql));
-        for (id, kind) in chunk {
-            query = query.bind(*id).bind(kind.as_str()).bind(at).bind(source);
+        for (id, kind, source) in chunk {
+            query = query.bind(*id).bind(kind.as_str()).bind(at).bind(*source);
         }
         query.execute(&mut **tx).await?;
     }
     Ok(())
 }
 
-pub async fn ingest(p: &crate::Pools<DB>, origin: &Origin, rounds: Vec<Vec<(AlertKey, Alert)>>, dedup_key: Option<&str>, now: Timestamp) -> Result<()> {
+/// Rows changed per statement: SQLite allows 32,766 parameters, PostgreSQL 65,535.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Writes a group of received alerts, round by round, in one transaction: the latest
+/// instances are read (and locked), the domain plans, and the plan is written with a
+/// few multi-row statements.
+pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Meta))>>, now: Timestamp) -> Result<()> {
     let now_ms = ms(now);
-    let source = origin.source.as_str();
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    let mut events: Vec<(i64, EventKind)> = Vec::new();
     for round in rounds {
         let latest = latest_of(&mut tx, &round).await?;
-        for write in ingest::plan(&latest, round, now) {
+        let (alerts, metas): (Vec<(AlertKey, Alert)>, Vec<Meta>) =
+            round.into_iter().map(|(key, (alert, meta))| ((key, alert), meta)).unzip();
+        let writes = ingest::plan(&latest, alerts, now);
+        let mut events: Vec<(i64, EventKind, &str)> = Vec::new();
+        let mut updates = Vec::new();
+        let mut inserts = Vec::new();
+        let mut retired = Vec::new();
+        for (write, meta) in writes.into_iter().zip(&metas) {
             match write {
                 Write::Update { id, alert, firing, events: kinds } => {
-                    sqlx::query(
-                        "UPDATE alerts SET labels = $2, annotations = $3, generator_url = $4, starts_at = $5, ends_at = $6, \
-                         timeout = $7, updated_at = $8, firing = $9, resolved_at = $10, received_at = $11, source = $12, key_id = $13 \
-                         WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(json(&alert.labels))
-                    .bind(json(&alert.annotations))
-                    .bind(&alert.generator_url)
-                    .bind(ms(alert.starts_at))
-                    .bind(alert.ends_at.map(ms))
-                    .bind(i64::from(alert.timeout))
-                    .bind(ms(alert.updated_at))
-                    .bind(i64::from(firing))
-                    .bind(resolved_at(&alert, firing, now_ms))
-                    .bind(now_ms)
-                    .bind(source)
-                    .bind(&origin.key_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    events.extend(kinds.into_iter().map(|k| (id, k)));
+                    events.extend(kinds.into_iter().map(|k| (id, k, meta.source)));
+                    updates.push((id, alert, firing, meta));
                 }
                 Write::Insert { key, alert, firing, events: kinds, retire } => {
                     if let Some((old, was_firing)) = retire {
-                        sqlx::query("UPDATE alerts SET latest = 0, firing = 0, resolved_at = COALESCE(resolved_at, $2) WHERE id = $1")
-                            .bind(old)
-                            .bind(now_ms)
-                            .execute(&mut *tx)
-                            .await?;
+                        retired.push(old);
                         if was_firing {
-                            events.push((old, EventKind::Resolved));
+                            events.push((old, EventKind::Resolved, meta.source));
                         }
                     }
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO alerts (service_id, fingerprint, latest, labels, annotations, generator_url, starts_at, ends_at, \
-                         timeout, updated_at, firing, source, key_id, dedup_key, resolved_at, received_at) \
-                         VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-                    )
-                    .bind(&key.0)
-                    .bind(&key.1)
+                    inserts.push((key, alert, firing, meta, kinds));
+                }
+            }
+        }
+        for chunk in retired.chunks(500) {
+            let sql = format!(
+                "UPDATE alerts SET latest = 0, firing = 0, resolved_at = COALESCE(resolved_at, {}) WHERE id IN ({})",
+                placeholders(1, 1),
+                placeholders(2, chunk.len())
+            );
+            let mut query = sqlx::query(trusted(sql)).bind(now_ms);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE alerts SET labels = v.column2, annotations = v.column3, generator_url = v.column4, starts_at = v.column5, \
+                 ends_at = v.column6, timeout = v.column7, updated_at = v.column8, firing = v.column9, resolved_at = v.column10, \
+                 received_at = v.column11, source = v.column12, key_id = v.column13 \
+                 FROM (VALUES {}) AS v WHERE alerts.id = v.column1",
+                value_rows(chunk.len(), 13)
+            );
+            let mut query = sqlx::query(trusted(sql));
+            for (id, alert, firing, meta) in chunk {
+                query = query
+                    .bind(*id)
                     .bind(json(&alert.labels))
                     .bind(json(&alert.annotations))
                     .bind(&alert.generator_url)
@@ -182,20 +200,55 @@ pub async fn ingest(p: &crate::Pools<DB>, origin: &Origin, rounds: Vec<Vec<(Aler
                     .bind(alert.ends_at.map(ms))
                     .bind(i64::from(alert.timeout))
                     .bind(ms(alert.updated_at))
-                    .bind(i64::from(firing))
-                    .bind(source)
-                    .bind(&origin.key_id)
-                    .bind(dedup_key)
-                    .bind(resolved_at(&alert, firing, now_ms))
+                    .bind(i64::from(*firing))
+                    .bind(resolved_at(alert, *firing, now_ms))
                     .bind(now_ms)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    events.extend(kinds.into_iter().map(|k| (id, k)));
-                }
+                    .bind(meta.source)
+                    .bind(&meta.key_id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO alerts (service_id, fingerprint, latest, labels, annotations, generator_url, starts_at, ends_at, \
+                 timeout, updated_at, firing, source, key_id, dedup_key, resolved_at, received_at) VALUES {} \
+                 RETURNING id, service_id, fingerprint",
+                value_rows(chunk.len(), 16)
+            );
+            let mut query = sqlx::query_as::<_, (i64, String, String)>(trusted(sql));
+            for (key, alert, firing, meta, _) in chunk {
+                query = query
+                    .bind(&key.0)
+                    .bind(&key.1)
+                    .bind(1_i64)
+                    .bind(json(&alert.labels))
+                    .bind(json(&alert.annotations))
+                    .bind(&alert.generator_url)
+                    .bind(ms(alert.starts_at))
+                    .bind(alert.ends_at.map(ms))
+                    .bind(i64::from(alert.timeout))
+                    .bind(ms(alert.updated_at))
+                    .bind(i64::from(*firing))
+                    .bind(meta.source)
+                    .bind(&meta.key_id)
+                    .bind(&meta.dedup_key)
+                    .bind(resolved_at(alert, *firing, now_ms))
+                    .bind(now_ms);
+            }
+            // Keys are unique within a round, so each returned row names its alert.
+            let ids: HashMap<AlertKey, i64> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(id, service, fingerprint)| ((service, fingerprint), id))
+                .collect();
+            for (key, _, _, meta, kinds) in chunk {
+                let id = ids[key];
+                events.extend(kinds.iter().map(|k| (id, *k, meta.source)));
             }
         }
+        insert_events(&mut tx, &events, now_ms).await?;
     }
-    insert_events(&mut tx, &events, now_ms, source).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -217,7 +270,7 @@ pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Op
     };
     sqlx::query(sql).bind(id).bind(now).execute(&mut *tx).await?;
     if kind == EventKind::Resolved || acknowledged.is_none() {
-        insert_events(&mut tx, &[(id, kind)], now, origin.source.as_str()).await?;
+        insert_events(&mut tx, &[(id, kind, origin.source.as_str())], now).await?;
     }
     tx.commit().await?;
     Ok(true)
@@ -258,7 +311,7 @@ pub async fn unhandled_events(p: &crate::Pools<DB>, limit: i64) -> Result<Vec<Ev
 
 pub async fn mark_handled(p: &crate::Pools<DB>, seqs: &[i64], now: i64) -> Result<()> {
     for chunk in seqs.chunks(500) {
-        let sql = format!("UPDATE alert_events SET handled_at = $1 WHERE seq IN ({})", placeholders(2, chunk.len()));
+        let sql = format!("UPDATE alert_events SET handled_at = {} WHERE seq IN ({})", placeholders(1, 1), placeholders(2, chunk.len()));
         let mut q = sqlx::query(trusted(sql)).bind(now);
         for seq in chunk {
             q = q.bind(*seq);
@@ -279,8 +332,8 @@ pub async fn resolve_expired(p: &crate::Pools<DB>, now: i64, limit: i64) -> Resu
             .execute(&mut *tx)
             .await?;
     }
-    let events: Vec<(i64, EventKind)> = due.iter().map(|(id, _)| (*id, EventKind::Resolved)).collect();
-    insert_events(&mut tx, &events, now, "expiry").await?;
+    let events: Vec<(i64, EventKind, &str)> = due.iter().map(|(id, _)| (*id, EventKind::Resolved, "expiry")).collect();
+    insert_events(&mut tx, &events, now).await?;
     tx.commit().await?;
     Ok(due.len())
 }
