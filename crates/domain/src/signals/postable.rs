@@ -149,6 +149,52 @@ pub fn alerts(
     now: Timestamp,
     resolve_timeout: SignedDuration,
 ) -> Result<Batch, AmError> {
+    // The common case decodes straight into typed alerts; a body that does not is
+    // decoded again generically, to name what is wrong as Alertmanager does.
+    let decoded = match serde_json::from_slice::<Vec<Typed>>(body) {
+        Ok(typed) => typed
+            .into_iter()
+            .map(Typed::decoded)
+            .collect::<Result<Vec<_>, _>>(),
+        Err(e) => Err(e.to_string()),
+    };
+    let decoded = match decoded {
+        Ok(decoded) => decoded,
+        Err(typed_error) => match decode_generic(body) {
+            Err(e) => return Err(e),
+            Ok(_) => return Err(parse_failed("alerts", typed_error)),
+        },
+    };
+    check_and_fill(decoded, now, resolve_timeout)
+}
+
+/// A `postableAlert` as it usually comes.
+#[derive(serde::Deserialize)]
+struct Typed {
+    labels: Option<LabelSet>,
+    annotations: Option<LabelSet>,
+    #[serde(rename = "startsAt")]
+    starts_at: Option<String>,
+    #[serde(rename = "endsAt")]
+    ends_at: Option<String>,
+    #[serde(rename = "generatorURL")]
+    generator_url: Option<String>,
+}
+
+impl Typed {
+    fn decoded(self) -> Result<Decoded, String> {
+        let time = |t: Option<String>, field: &str| instant(t.map(Value::String).as_ref(), field);
+        Ok(Decoded {
+            labels: self.labels,
+            annotations: self.annotations.unwrap_or_default(),
+            starts_at: time(self.starts_at, "startsAt")?,
+            ends_at: time(self.ends_at, "endsAt")?,
+            generator_url: self.generator_url.unwrap_or_default(),
+        })
+    }
+}
+
+fn decode_generic(body: &[u8]) -> Result<Vec<Decoded>, AmError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| parse_failed("alerts", e.to_string()))?;
     let Value::Array(items) = value else {
@@ -160,11 +206,20 @@ pub fn alerts(
             ),
         ));
     };
-    let decoded = items
+    items
         .iter()
         .map(decode_alert)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| parse_failed("alerts", e))?;
+        .map_err(|e| parse_failed("alerts", e))
+}
+
+/// Alertmanager's required-field and format checks over the whole request, then its
+/// defaults and validation per alert.
+fn check_and_fill(
+    decoded: Vec<Decoded>,
+    now: Timestamp,
+    resolve_timeout: SignedDuration,
+) -> Result<Batch, AmError> {
     for (i, d) in decoded.iter().enumerate() {
         if d.labels.is_none() {
             return Err(AmError::Required(format!("{i}.labels in body is required")));

@@ -147,16 +147,28 @@ pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Met
         let latest = latest_of(&mut tx, &round).await?;
         let (alerts, metas): (Vec<(AlertKey, Alert)>, Vec<Meta>) =
             round.into_iter().map(|(key, (alert, meta))| ((key, alert), meta)).unzip();
+        let keys: Vec<AlertKey> = alerts.iter().map(|(key, _)| key.clone()).collect();
         let writes = ingest::plan(&latest, alerts, now);
         let mut events: Vec<(i64, EventKind, &str)> = Vec::new();
         let mut updates = Vec::new();
         let mut inserts = Vec::new();
         let mut retired = Vec::new();
-        for (write, meta) in writes.into_iter().zip(&metas) {
+        let mut moved = Vec::new();
+        for ((write, meta), key) in writes.into_iter().zip(&metas).zip(&keys) {
             match write {
                 Write::Update { id, alert, firing, events: kinds } => {
                     events.extend(kinds.into_iter().map(|k| (id, k, meta.source)));
-                    updates.push((id, alert, firing, meta));
+                    // Most re-posts (Prometheus every minute) only move the times.
+                    let same_content = latest.get(key).is_some_and(|stored| {
+                        stored.alert.labels == alert.labels
+                            && stored.alert.annotations == alert.annotations
+                            && stored.alert.generator_url == alert.generator_url
+                    });
+                    if same_content {
+                        moved.push((id, alert, firing, meta));
+                    } else {
+                        updates.push((id, alert, firing, meta));
+                    }
                 }
                 Write::Insert { key, alert, firing, events: kinds, retire } => {
                     if let Some((old, was_firing)) = retire {
@@ -196,6 +208,29 @@ pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Met
                     .bind(json(&alert.labels))
                     .bind(json(&alert.annotations))
                     .bind(&alert.generator_url)
+                    .bind(ms(alert.starts_at))
+                    .bind(alert.ends_at.map(ms))
+                    .bind(i64::from(alert.timeout))
+                    .bind(ms(alert.updated_at))
+                    .bind(i64::from(*firing))
+                    .bind(resolved_at(alert, *firing, now_ms))
+                    .bind(now_ms)
+                    .bind(meta.source)
+                    .bind(&meta.key_id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for chunk in moved.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE alerts SET starts_at = v.column2, ends_at = v.column3, timeout = v.column4, updated_at = v.column5, \
+                 firing = v.column6, resolved_at = v.column7, received_at = v.column8, source = v.column9, key_id = v.column10 \
+                 FROM (VALUES {}) AS v WHERE alerts.id = v.column1",
+                value_rows(chunk.len(), 10)
+            );
+            let mut query = sqlx::query(trusted(sql));
+            for (id, alert, firing, meta) in chunk {
+                query = query
+                    .bind(*id)
                     .bind(ms(alert.starts_at))
                     .bind(alert.ends_at.map(ms))
                     .bind(i64::from(alert.timeout))

@@ -179,8 +179,16 @@ pub async fn ingest(
     source: Source,
     alerts: Vec<Alert>,
 ) -> Result<usize, StoreError> {
-    let catalog = store.catalog().await?;
-    let known = |s: &str| catalog.catalog.service(s).is_some();
+    // Only a global key routes by label, so only it needs the catalog.
+    let catalog = match key.scope {
+        KeyScope::Global { .. } => Some(store.catalog().await?),
+        KeyScope::Service { .. } => None,
+    };
+    let known = |s: &str| {
+        catalog
+            .as_ref()
+            .is_some_and(|c| c.catalog.service(s).is_some())
+    };
     let incoming: Vec<(AlertKey, Alert)> = alerts
         .into_iter()
         .map(|alert| {
