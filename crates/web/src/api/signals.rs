@@ -18,6 +18,8 @@ use muster_store::signals::{AlertQuery, IntegrationKey, StoredAlert};
 use serde_json::{Value, json};
 
 const MAX_NAME_CHARS: usize = 100;
+/// Most alert instances read to answer one filtered query over history.
+const MAX_HISTORY_SCAN: usize = 10_000;
 
 /// The owner team of a service, or 404.
 async fn owner(state: &AppState, service: &str) -> ApiResult<String> {
@@ -29,27 +31,25 @@ async fn owner(state: &AppState, service: &str) -> ApiResult<String> {
         .ok_or_else(|| ApiError::not_found(format!("no service with id {service:?}")))
 }
 
-fn key_name(body: &Value, errors: &mut FieldErrors) -> String {
-    match body.get("name").and_then(Value::as_str).map(str::trim) {
-        Some(name)
-            if !name.is_empty()
-                && name.chars().count() <= MAX_NAME_CHARS
-                && !name.chars().any(char::is_control) =>
-        {
-            name.to_string()
-        }
-        Some(_) => {
-            errors.push(
-                "name",
-                format!("must be 1 to {MAX_NAME_CHARS} characters without control characters"),
-            );
-            String::new()
-        }
-        None => {
-            errors.push(
-                "name",
-                "is required: what sends with this key, e.g. \"prometheus-eu\"",
-            );
+/// A key's name: what sends with it. Shared by the API and the service's intake page.
+pub(crate) fn key_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "must be 1 to {MAX_NAME_CHARS} characters without control characters, naming what sends with this key (e.g. \"prometheus-eu\")"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn body_key_name(body: &Value, errors: &mut FieldErrors) -> String {
+    match key_name(body.get("name").and_then(Value::as_str).unwrap_or("")) {
+        Ok(name) => name,
+        Err(e) => {
+            errors.push("name", e);
             String::new()
         }
     }
@@ -73,7 +73,7 @@ pub async fn create_service_key(
     caller.require(Permission::Edit, Some(&team))?;
     let body = body.value()?;
     let mut errors = FieldErrors::default();
-    let name = key_name(&body, &mut errors);
+    let name = body_key_name(&body, &mut errors);
     errors.into_result(())?;
     let (key, secret) = state
         .store
@@ -116,7 +116,7 @@ pub async fn create_global_key(
     caller.require(Permission::Admin, None)?;
     let body = body.value()?;
     let mut errors = FieldErrors::default();
-    let name = key_name(&body, &mut errors);
+    let name = body_key_name(&body, &mut errors);
     let label = match body.get("service_label") {
         None | Some(Value::Null) => DEFAULT_SERVICE_LABEL.to_string(),
         Some(Value::String(l)) if valid_name(l) => l.clone(),
@@ -210,7 +210,13 @@ pub async fn list(
         .alerts(&AlertQuery {
             service: params.text("service").map(str::to_owned),
             include_resolved: matches!(wanted, "resolved" | "all"),
-            limit: None,
+            // Firing alerts are the working set, read whole; with history, the newest
+            // rows only (all of them a page needs, or a bounded scan to filter).
+            limit: match wanted {
+                "all" if matchers.is_empty() => Some(limit),
+                "resolved" | "all" => Some(MAX_HISTORY_SCAN),
+                _ => None,
+            },
         })
         .await?;
     let silences = active_silences(&state, now).await?;

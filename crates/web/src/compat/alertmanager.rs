@@ -465,16 +465,26 @@ fn visible(intake: &Intake, silence: &Silence) -> bool {
         .is_none_or(|svc| silence.service.as_deref() == Some(svc))
 }
 
+/// The silence `/silence/{id}` names, if the caller may see it; else Alertmanager's
+/// empty 404.
+async fn named_silence(
+    state: &AppState,
+    intake: &Intake,
+    params: &HashMap<String, String>,
+) -> Result<Silence, Response> {
+    let id = params.get("id").map(String::as_str).unwrap_or("");
+    own_silence(state, intake, id)
+        .await?
+        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())
+}
+
 pub async fn get_silence(
     State(state): State<AppState>,
     intake: Result<Intake, Refused>,
     Path(params): Path<HashMap<String, String>>,
 ) -> Outcome {
     let intake = intake.map_err(IntoResponse::into_response)?;
-    let id = params.get("id").map(String::as_str).unwrap_or("");
-    let silence = own_silence(&state, &intake, id)
-        .await?
-        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
+    let silence = named_silence(&state, &intake, &params).await?;
     Ok(json_ok(gettable_silence(
         &silence,
         state.store.clock().now(),
@@ -488,10 +498,7 @@ pub async fn delete_silence(
 ) -> Outcome {
     let intake = intake.map_err(IntoResponse::into_response)?;
     intake.may_silence().map_err(|r| r.into_response())?;
-    let id = params.get("id").map(String::as_str).unwrap_or("");
-    let silence = own_silence(&state, &intake, id)
-        .await?
-        .ok_or_else(|| StatusCode::NOT_FOUND.into_response())?;
+    let silence = named_silence(&state, &intake, &params).await?;
     expire_silence(&state, &intake, &silence)
         .await
         .map_err(refusal)?;

@@ -1,7 +1,7 @@
 //! Alert pages: the alerts (filtered by service, label matchers and state), silences
 //! (made and expired here), and a service's integration keys.
 
-use super::{Nav, TimeView, Viewer, missing, refused};
+use super::{CsrfForm, Nav, PageResult, TimeView, Viewer, fail, missing, refused};
 use crate::AppState;
 use crate::api::Params;
 use crate::auth::Caller;
@@ -23,12 +23,6 @@ use muster_domain::signals::silences::{Silence, State as SilenceState};
 use muster_store::signals::{AlertQuery, IntegrationKey};
 use serde::Deserialize;
 
-type PageResult = Result<Response, Response>;
-
-fn fail(e: muster_store::StoreError) -> Response {
-    ApiError::from(e).into_response()
-}
-
 fn forbidden(viewer: &Viewer, what: &str, permission: Permission) -> Response {
     refused(
         viewer,
@@ -37,16 +31,6 @@ fn forbidden(viewer: &Viewer, what: &str, permission: Permission) -> Response {
             format!("{what} needs a role that may {}.", permission.describe()),
         ),
     )
-}
-
-fn check_csrf(viewer: &Viewer, sent: &str) -> Result<(), ApiError> {
-    if sent == viewer.csrf {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "The form's CSRF token does not match your session: reload the page and try again.",
-    ))
 }
 
 fn as_intake(viewer: &Viewer) -> Intake {
@@ -307,7 +291,9 @@ pub async fn create_silence(
     viewer: Viewer,
     axum::Form(form): axum::Form<SilenceForm>,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
+    viewer
+        .check_csrf(&form.csrf)
+        .map_err(|e| refused(&viewer, e))?;
     if !viewer.principal.grant.allows(Permission::Respond, None) {
         return Err(forbidden(&viewer, "Silencing alerts", Permission::Respond));
     }
@@ -323,11 +309,6 @@ pub async fn create_silence(
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 /// `POST /silences/{id}/expire`.
 pub async fn expire(
     State(state): State<AppState>,
@@ -335,7 +316,9 @@ pub async fn expire(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
+    viewer
+        .check_csrf(&form.csrf)
+        .map_err(|e| refused(&viewer, e))?;
     if !viewer.principal.grant.allows(Permission::Respond, None) {
         return Err(forbidden(&viewer, "Expiring silences", Permission::Respond));
     }
@@ -445,19 +428,19 @@ pub struct KeyForm {
     name: String,
 }
 
-/// `POST /services/{id}/integration-keys`: the new key is shown on this answer only.
-pub async fn create_key(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-    axum::Form(form): axum::Form<KeyForm>,
+/// Refuses unless the viewer may edit the service's keys (an editor of its owner
+/// team); a missing service is a "not found" page.
+async fn check_key_editor(
+    state: &AppState,
+    viewer: &Viewer,
+    service: &str,
+    what: &str,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
     let snapshot = state.store.catalog().await.map_err(fail)?;
-    let Some(owner) = snapshot.catalog.service(&id).map(|s| s.owner.clone()) else {
-        return Ok(missing(
-            &viewer,
-            format!("There is no service with id “{id}”."),
+    let Some(owner) = snapshot.catalog.service(service).map(|s| s.owner.clone()) else {
+        return Err(missing(
+            viewer,
+            format!("There is no service with id “{service}”."),
         ));
     };
     if !viewer
@@ -465,28 +448,29 @@ pub async fn create_key(
         .grant
         .allows(Permission::Edit, Some(&owner))
     {
-        return Err(forbidden(
-            &viewer,
-            "Making integration keys",
-            Permission::Edit,
-        ));
+        return Err(forbidden(viewer, what, Permission::Edit));
     }
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(refused(
-            &viewer,
-            ApiError::field(
-                "name",
-                "must be 1 to 100 characters without control characters",
-            ),
-        ));
-    }
-    let actor = as_intake(&viewer).actor();
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /services/{id}/integration-keys`: the new key is shown on this answer only.
+pub async fn create_key(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<KeyForm>,
+) -> PageResult {
+    viewer
+        .check_csrf(&form.csrf)
+        .map_err(|e| refused(&viewer, e))?;
+    check_key_editor(&state, &viewer, &id, "Making integration keys").await?;
+    let name = crate::api::signals::key_name(&form.name)
+        .map_err(|e| refused(&viewer, ApiError::field("name", e)))?;
     let (_, secret) = state
         .store
         .create_integration_key(
-            &actor,
-            name,
+            &as_intake(&viewer).actor(),
+            &name,
             KeyScope::Service {
                 service: id.clone(),
             },
@@ -503,25 +487,10 @@ pub async fn revoke_key(
     Path((id, key)): Path<(String, String)>,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> PageResult {
-    check_csrf(&viewer, &form.csrf).map_err(|e| refused(&viewer, e))?;
-    let snapshot = state.store.catalog().await.map_err(fail)?;
-    let Some(owner) = snapshot.catalog.service(&id).map(|s| s.owner.clone()) else {
-        return Ok(missing(
-            &viewer,
-            format!("There is no service with id “{id}”."),
-        ));
-    };
-    if !viewer
-        .principal
-        .grant
-        .allows(Permission::Edit, Some(&owner))
-    {
-        return Err(forbidden(
-            &viewer,
-            "Revoking integration keys",
-            Permission::Edit,
-        ));
-    }
+    viewer
+        .check_csrf(&form.csrf)
+        .map_err(|e| refused(&viewer, e))?;
+    check_key_editor(&state, &viewer, &id, "Revoking integration keys").await?;
     state
         .store
         .revoke_integration_key(&as_intake(&viewer).actor(), Some(&id), &key)

@@ -2,23 +2,17 @@
 //! impact, teams, people and organisations.
 
 use super::graph::{GraphView, neighbourhood};
-use super::{Nav, Viewer, missing};
+use super::{Nav, PageResult, Viewer, fail, missing};
 use crate::AppState;
 use crate::api::Params;
 use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use muster_domain::catalog::graph::Impact;
 use muster_domain::catalog::{Contact, Organisation, Person, Service, Team};
 use muster_domain::oncall::Target;
-
-type PageResult = Result<Response, Response>;
-
-fn fail(e: muster_store::StoreError) -> Response {
-    ApiError::from(e).into_response()
-}
 
 pub struct ServiceRow {
     id: String,

@@ -144,7 +144,32 @@ pub struct NavItem {
     pub current: bool,
 }
 
+/// A page, or a page (or problem) saying why not.
+pub type PageResult = Result<Response, Response>;
+
+/// A failure below the page (the store), answered as the API would.
+pub fn fail(e: impl Into<crate::error::ApiError>) -> Response {
+    e.into().into_response()
+}
+
+/// A form that carries only the session's CSRF token (a button).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
 impl Viewer {
+    /// Refuses a form whose CSRF token is not this session's.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), crate::error::ApiError> {
+        if sent == self.csrf {
+            return Ok(());
+        }
+        Err(crate::error::ApiError::new(
+            StatusCode::FORBIDDEN,
+            "The form's CSRF token does not match your session: reload the page and try again.",
+        ))
+    }
+
     pub fn nav(&self, current: &str) -> Nav {
         let items = [
             ("Overview", "/", true),

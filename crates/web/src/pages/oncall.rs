@@ -2,7 +2,7 @@
 //! timeline (each layer, the overrides, the final result with gaps), and the
 //! notification log.
 
-use super::{Nav, TimeView, Viewer, missing};
+use super::{Nav, PageResult, TimeView, Viewer, fail, missing};
 use crate::AppState;
 use crate::api::oncall::{catalog_schedule, first_page, schedule};
 use crate::error::ApiError;
@@ -17,12 +17,6 @@ use muster_domain::oncall::Schedule;
 use muster_domain::oncall::escalation::teams_of_schedule;
 use muster_store::StoreError;
 use serde::Deserialize;
-
-type PageResult = Result<Response, Response>;
-
-fn fail(e: impl Into<ApiError>) -> Response {
-    e.into().into_response()
-}
 
 /// Days the schedule page shows.
 pub const TIMELINE_DAYS: i64 = 14;
@@ -535,11 +529,11 @@ pub async fn calendar_feed(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfForm>,
+    axum::Form(form): axum::Form<super::CsrfForm>,
 ) -> PageResult {
-    if form.csrf != viewer.csrf {
-        return Err(super::refused(&viewer, csrf_mismatch()));
-    }
+    viewer
+        .check_csrf(&form.csrf)
+        .map_err(|e| super::refused(&viewer, e))?;
     let principal = &viewer.principal;
     if !may_manage_calendar(principal.person.as_deref(), &principal.grant, &id) {
         return Err(super::refused(
@@ -571,18 +565,6 @@ pub async fn calendar_feed(
     }
 }
 
-fn csrf_mismatch() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::FORBIDDEN,
-        "The form's CSRF token does not match your session: reload the page and try again.",
-    )
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 #[derive(Deserialize)]
 pub struct TestForm {
     csrf: String,
@@ -598,9 +580,9 @@ pub async fn test_notification(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<TestForm>,
 ) -> PageResult {
-    if form.csrf != viewer.csrf {
-        return Err(super::refused(&viewer, csrf_mismatch()));
-    }
+    viewer
+        .check_csrf(&form.csrf)
+        .map_err(|e| super::refused(&viewer, e))?;
     let permission = muster_domain::auth::Permission::Respond;
     if !viewer.principal.grant.allows(permission, None) {
         return Err(super::refused(
