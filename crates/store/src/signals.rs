@@ -268,7 +268,7 @@ const QUEUE_JOBS: usize = 1024;
 const GROUP_ALERTS: usize = 8192;
 
 #[derive(Default)]
-pub(crate) struct IngestQueue(std::sync::OnceLock<tokio::sync::mpsc::Sender<Job>>);
+pub(crate) struct IngestQueue(Mutex<Option<tokio::sync::mpsc::Sender<Job>>>);
 
 /// The alert writer: group commit. Batches that arrive while a transaction commits are
 /// written together in the next one, so one fsync acknowledges many requests; each
@@ -395,11 +395,19 @@ impl Store {
             dedup_key: dedup_key.map(str::to_owned),
             reply,
         };
-        let queue = self.inner.ingest_queue.0.get_or_init(|| {
-            let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE_JOBS);
-            tokio::spawn(writer(Arc::downgrade(&self.inner), receiver));
-            sender
-        });
+        let queue = {
+            let mut slot = self.inner.ingest_queue.0.lock().unwrap();
+            match slot.as_ref().filter(|q| !q.is_closed()) {
+                Some(queue) => queue.clone(),
+                // First use, or the writer ended (a bug that panicked it): a new one.
+                None => {
+                    let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE_JOBS);
+                    tokio::spawn(writer(Arc::downgrade(&self.inner), receiver));
+                    *slot = Some(sender.clone());
+                    sender
+                }
+            }
+        };
         queue
             .send(job)
             .await
@@ -498,7 +506,8 @@ impl Store {
         dispatch!(self, purge(ms(before), ms(silences_before)))
     }
 
-    /// Silences visible to a service's key (`Some`: that service's), or all.
+    /// Silences visible to a service's key (`Some`: that service's and those of every
+    /// service), or all.
     pub async fn silences(&self, service: Option<&str>) -> Result<Vec<Silence>> {
         let rows: Vec<SilenceRow> = dispatch!(self, silences(service))?;
         rows.into_iter().map(silence_from_row).collect()

@@ -5,7 +5,7 @@
 use super::merge::{combine, events};
 use super::{Alert, EventKind};
 use jiff::Timestamp;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// An alert's identity in Muster: a service and a fingerprint.
 pub type AlertKey = (String, String);
@@ -40,24 +40,31 @@ pub enum Write {
     },
 }
 
+/// Instants as the store keeps them (milliseconds), so a re-sent alert compares equal
+/// to its stored self whatever precision its sender used.
+fn to_milliseconds(mut alert: Alert) -> Alert {
+    let ms = |t: Timestamp| Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t);
+    alert.starts_at = ms(alert.starts_at);
+    alert.ends_at = alert.ends_at.map(ms);
+    alert.updated_at = ms(alert.updated_at);
+    alert
+}
+
 /// Splits a batch into rounds in which each key appears once, keeping order: an alert
 /// repeated in one request (or in requests written together) applies after its
 /// earlier copy, as consecutive posts would. `T` carries each alert and whatever
 /// travels with it.
 pub fn rounds<T>(incoming: Vec<(AlertKey, T)>) -> Vec<Vec<(AlertKey, T)>> {
     let mut rounds: Vec<Vec<(AlertKey, T)>> = Vec::new();
-    let mut seen: Vec<HashSet<AlertKey>> = Vec::new();
+    // The round each key goes to next: linear in the batch, however often a key repeats.
+    let mut next: HashMap<AlertKey, usize> = HashMap::new();
     for (key, item) in incoming {
-        let round = seen
-            .iter()
-            .position(|keys| !keys.contains(&key))
-            .unwrap_or(seen.len());
-        if round == seen.len() {
-            seen.push(HashSet::new());
+        let round = next.entry(key.clone()).or_insert(0);
+        if *round == rounds.len() {
             rounds.push(Vec::new());
         }
-        seen[round].insert(key.clone());
-        rounds[round].push((key, item));
+        rounds[*round].push((key, item));
+        *round += 1;
     }
     rounds
 }
@@ -70,6 +77,7 @@ pub fn plan(
 ) -> Vec<Write> {
     round
         .into_iter()
+        .map(|(key, alert)| (key, to_milliseconds(alert)))
         .map(|(key, alert)| match latest.get(&key) {
             None => Write::Insert {
                 key,

@@ -27,8 +27,8 @@ pub fn merge(old: &Alert, new: &Alert, now: Timestamp) -> Alert {
             result.ends_at = old.ends_at;
         }
     } else if end(old) > end(new) && !old.timeout {
+        // Alertmanager keeps the younger alert's timeout flag here.
         result.ends_at = old.ends_at;
-        result.timeout = false;
     }
     result
 }
@@ -52,13 +52,14 @@ pub struct Combined {
 }
 
 pub fn combine(old: &Alert, new: &Alert, now: Timestamp) -> Combined {
-    if overlaps(old, new) {
+    // A trigger after a resolution opens a new alert, whatever time it claims.
+    let reopened = old.resolved(now) && new.ends_at.is_none();
+    if overlaps(old, new) && !reopened {
         return Combined {
             alert: merge(old, new, now),
             same_instance: true,
         };
     }
-    let reopened = old.resolved(now) && new.ends_at.is_none();
     Combined {
         alert: new.clone(),
         same_instance: new.starts_at == old.starts_at && !reopened,
@@ -132,7 +133,10 @@ mod tests {
         assert!(merged.same_instance);
         assert_eq!(merged.alert.starts_at, at(-10));
         assert_eq!(merged.alert.ends_at, Some(at(30)));
-        assert!(!merged.alert.timeout);
+        assert!(
+            merged.alert.timeout,
+            "the younger alert's flag, as Alertmanager"
+        );
     }
 
     #[test]
@@ -183,6 +187,12 @@ mod tests {
         let resolved = alert(0, Some(0), 0, false);
         let trigger = alert(0, None, 0, false);
         assert!(!combine(&resolved, &trigger, at(0)).same_instance);
+        let longer = alert(-10, Some(0), 0, false);
+        let backdated = alert(-5, None, 1, false);
+        assert!(
+            !combine(&longer, &backdated, at(1)).same_instance,
+            "a trigger claiming a time inside the resolved range still opens a new one"
+        );
         let resend_resolved = alert(0, Some(0), 1, false);
         assert!(combine(&resolved, &resend_resolved, at(1)).same_instance);
     }

@@ -67,10 +67,14 @@ impl Refusal {
     }
 }
 
-/// Alerts raised by PagerDuty events are identified by their dedup key alone, so a
-/// later trigger with another severity or summary updates the same alert.
-pub fn dedup_fingerprint(dedup_key: &str) -> String {
-    fingerprint(&LabelSet::from([("dedup_key".into(), dedup_key.into())]))
+/// Alerts raised by PagerDuty events are identified by their dedup key on their
+/// routing key (as PagerDuty scopes it), so a later trigger with another severity or
+/// summary updates the same alert, and another key's events never touch it.
+pub fn dedup_fingerprint(routing_key_id: &str, dedup_key: &str) -> String {
+    fingerprint(&LabelSet::from([
+        ("dedup_key".into(), dedup_key.into()),
+        ("routing_key".into(), routing_key_id.into()),
+    ]))
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
@@ -88,6 +92,11 @@ fn text<'a>(
 ) -> Option<&'a str> {
     match map.get(field) {
         None | Some(Value::Null) => None,
+        // No database keeps a NUL character in text.
+        Some(Value::String(s)) if s.contains('\0') => {
+            errors.push(format!("'{path}' must not contain NUL characters"));
+            None
+        }
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => {
             errors.push(format!("'{path}' must be a string"));
@@ -241,7 +250,9 @@ fn trigger_alert(
         ends_at: None,
         timeout: false,
         updated_at: now,
-        generator_url: json_text(map.get("client_url")).unwrap_or_default(),
+        generator_url: text(map, "client_url", "client_url", errors)
+            .unwrap_or_default()
+            .to_string(),
     })
 }
 

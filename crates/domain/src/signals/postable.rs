@@ -9,6 +9,10 @@ use super::{Alert, LabelSet, labels::valid_name};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
+/// Most alerts one `POST /api/v2/alerts` may carry (Prometheus sends 64 or 256), so one
+/// request cannot hold the writer for long.
+pub const MAX_ALERTS_PER_REQUEST: usize = 10_000;
+
 /// A refusal in Alertmanager's shape; the HTTP layer maps each kind to its status and
 /// body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +30,20 @@ pub enum AmError {
     /// 500 with a JSON string (Alertmanager answers this for expiring an expired
     /// silence).
     Internal(String),
+}
+
+impl AmError {
+    /// The message, for people (pages).
+    pub fn message(&self) -> &str {
+        match self {
+            AmError::Parse(m)
+            | AmError::Required(m)
+            | AmError::Format(m)
+            | AmError::Invalid(m)
+            | AmError::NotFound(m)
+            | AmError::Internal(m) => m,
+        }
+    }
 }
 
 /// The alerts that passed and the messages of those that did not.
@@ -220,6 +238,12 @@ fn check_and_fill(
     now: Timestamp,
     resolve_timeout: SignedDuration,
 ) -> Result<Batch, AmError> {
+    if decoded.len() > MAX_ALERTS_PER_REQUEST {
+        return Err(AmError::Invalid(format!(
+            "too many alerts in one request: {} (at most {MAX_ALERTS_PER_REQUEST}); send them in batches",
+            decoded.len()
+        )));
+    }
     for (i, d) in decoded.iter().enumerate() {
         if d.labels.is_none() {
             return Err(AmError::Required(format!("{i}.labels in body is required")));
@@ -276,9 +300,29 @@ pub fn validate(alert: &Alert) -> Result<(), String> {
 
 fn required_string(map: &Map<String, Value>, field: &str) -> Result<String, AmError> {
     match map.get(field) {
+        Some(Value::String(s)) if s.contains('\0') => Err(AmError::Invalid(format!(
+            "silence invalid: {field} must not contain NUL characters"
+        ))),
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         _ => Err(AmError::Required(format!("{field} in body is required"))),
     }
+}
+
+/// Each matcher's required fields, named as Alertmanager's spec check names them.
+fn check_matchers(matchers: &Value) -> Result<(), AmError> {
+    let Value::Array(items) = matchers else {
+        return Ok(());
+    };
+    for (i, item) in items.iter().enumerate() {
+        for field in ["name", "value", "isRegex"] {
+            if item.get(field).is_none_or(Value::is_null) {
+                return Err(AmError::Required(format!(
+                    "matchers.{i}.{field} in body is required"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses `POST /api/v2/silences` into a silence (id empty for a new one), before the
@@ -299,8 +343,11 @@ pub fn silence(body: &[u8], now: Timestamp) -> Result<Silence, AmError> {
         None | Some(Value::Null) => {
             return Err(AmError::Required("matchers in body is required".into()));
         }
-        Some(m) => serde_json::from_value(m.clone())
-            .map_err(|e| parse_failed("silence", format!("matchers: {e}")))?,
+        Some(m) => {
+            check_matchers(m)?;
+            serde_json::from_value(m.clone())
+                .map_err(|e| parse_failed("silence", format!("matchers: {e}")))?
+        }
     };
     let starts_at =
         instant(map.get("startsAt"), "startsAt").map_err(|e| parse_failed("silence", e))?;
@@ -418,6 +465,11 @@ mod tests {
         assert_eq!(
             silence(no_comment.as_bytes(), now()).unwrap_err(),
             AmError::Required("comment in body is required".into())
+        );
+        let no_regex_flag = ok.replace(r#","isRegex":false"#, "");
+        assert_eq!(
+            silence(no_regex_flag.as_bytes(), now()).unwrap_err(),
+            AmError::Required("matchers.0.isRegex in body is required".into())
         );
         let no_matchers = ok.replace(
             r#"[{"name":"alertname","value":"x","isRegex":false}]"#,

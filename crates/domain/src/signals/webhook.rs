@@ -49,11 +49,35 @@ fn labels(
     out
 }
 
-fn instant(value: Option<&Value>) -> Option<Timestamp> {
-    value
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .filter(|t| t.as_second() > -62135596800)
+/// An instant field: absent, null, empty or Go's zero time mean "not set"; anything
+/// else must be an RFC 3339 instant.
+fn instant(value: Option<&Value>, path: String, errors: &mut FieldErrors) -> Option<Timestamp> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t.is_empty() => None,
+        Some(Value::String(t)) => match t.parse::<Timestamp>() {
+            Ok(t) => (t.as_second() > -62135596800).then_some(t),
+            Err(_) => {
+                errors.push(path, format!("{t:?} is not an RFC 3339 instant"));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(path, "must be an RFC 3339 instant as a string");
+            None
+        }
+    }
+}
+
+/// Where a validation message belongs.
+fn field_of(message: &str) -> &'static str {
+    if message.starts_with("start time") {
+        "endsAt"
+    } else if message.starts_with("invalid annotations") {
+        "annotations"
+    } else {
+        "labels"
+    }
 }
 
 /// Parses a notification. Firing alerts stay open until a resolved notification
@@ -101,8 +125,25 @@ pub fn parse(body: &[u8], flavour: Flavour, now: Timestamp) -> Result<Parsed, Fi
                 false
             }
         };
-        let starts_at = instant(item.get("startsAt")).unwrap_or(now);
-        let ends_at = resolved.then(|| instant(item.get("endsAt")).unwrap_or(now).max(starts_at));
+        let starts_at = instant(
+            item.get("startsAt"),
+            format!("{path}.startsAt"),
+            &mut errors,
+        )
+        .unwrap_or(now);
+        let ended = instant(item.get("endsAt"), format!("{path}.endsAt"), &mut errors);
+        let ends_at = resolved.then(|| ended.unwrap_or(now).max(starts_at));
+        let generator_url = match item.get("generatorURL") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(url)) if !url.chars().any(char::is_control) => url.clone(),
+            Some(_) => {
+                errors.push(
+                    format!("{path}.generatorURL"),
+                    "must be a URL (a string without control characters)",
+                );
+                String::new()
+            }
+        };
         let alert = Alert {
             labels,
             annotations,
@@ -110,14 +151,10 @@ pub fn parse(body: &[u8], flavour: Flavour, now: Timestamp) -> Result<Parsed, Fi
             ends_at,
             timeout: false,
             updated_at: now,
-            generator_url: item
-                .get("generatorURL")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            generator_url,
         };
         if let Err(e) = validate(&alert) {
-            errors.push(format!("{path}.labels"), e);
+            errors.push(format!("{path}.{}", field_of(&e)), e);
         }
         if errors.is_empty() {
             parsed.alerts.push(alert);
@@ -180,11 +217,20 @@ mod tests {
 
     #[test]
     fn invalid_alerts_are_named_and_the_rest_kept() {
-        let body = br#"{"alerts":[{"status":"firing","labels":{}},{"status":"odd","labels":{"a":"b"}},{"status":"firing","labels":{"a":"b"}}]}"#;
+        let body = br#"{"alerts":[{"status":"firing","labels":{}},{"status":"odd","labels":{"a":"b"}},{"status":"firing","labels":{"a":"b"}},
+            {"status":"firing","labels":{"a":"b"},"annotations":{"bad-name":"x"}},{"status":"firing","labels":{"a":"b"},"startsAt":"soon"}]}"#;
         let parsed = parse(body, Flavour::Alertmanager, now()).unwrap();
         assert_eq!(parsed.alerts.len(), 1);
         let paths: Vec<&str> = parsed.errors.0.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["alerts[0].labels", "alerts[1].status"]);
+        assert_eq!(
+            paths,
+            [
+                "alerts[0].labels",
+                "alerts[1].status",
+                "alerts[3].annotations",
+                "alerts[4].startsAt"
+            ]
+        );
         assert!(parse(b"{}", Flavour::Grafana, now()).is_err());
     }
 }

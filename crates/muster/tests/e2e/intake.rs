@@ -474,6 +474,19 @@ async fn silences(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     let (_, audit) = server.get("/api/v1/audit?limit=1000").await;
     assert!(audit.to_string().contains("silence.save"));
+
+    // A silence for every service (a user's) mutes and shows to a service's key, which
+    // may not expire it.
+    let (status, body) = post(silence.clone(), server.token.clone().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let global = body["silenceID"].as_str().unwrap().to_string();
+    let (_, theirs) = get_as(&server, &other, "/api/v2/alerts").await;
+    assert_eq!(theirs[0]["status"]["silencedBy"], json!([global]));
+    let (status, _) = get_as(&server, &other, &format!("/api/v2/silence/{global}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) =
+        send(server.as_token(Method::DELETE, &format!("/api/v2/silence/{global}"), &other)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 async fn alert_history_and_expiry(backend: Backend) {
@@ -634,8 +647,36 @@ async fn pagerduty_events(backend: Backend) {
         body["errors"][0].as_str().unwrap().contains("too large"),
         "{body}"
     );
+    let (status, body) = enqueue(json!({"routing_key": key, "event_action": "trigger",
+        "payload": {"summary": "nul \u{0} inside", "source": "x", "severity": "info"}}))
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "refused on both databases alike"
+    );
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("payload.summary"),
+        "{body}"
+    );
     let (_, list) = server.get("/api/v1/alerts?service=forms-printing").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
+
+    // Dedup keys are scoped by routing key: another key's events never touch the alert.
+    let second = service_key(&server, "forms-printing", "pd-2").await;
+    enqueue(json!({"routing_key": second, "event_action": "resolve", "dedup_key": "db-1"})).await;
+    let (_, list) = server.get("/api/v1/alerts?service=forms-printing").await;
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["dedup_key"] == "db-1"),
+        "still firing: {list}"
+    );
 
     // Change events are kept for the service.
     let (status, body) = send(server.client.post(format!("{}/v2/change/enqueue", server.base)).json(&json!({

@@ -278,7 +278,7 @@ pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Met
                 .map(|(id, service, fingerprint)| ((service, fingerprint), id))
                 .collect();
             for (key, _, _, meta, kinds) in chunk {
-                let id = ids[key];
+                let id = *ids.get(key).ok_or_else(|| StoreError::Corrupt(format!("no id returned for alert {key:?}")))?;
                 events.extend(kinds.iter().map(|k| (id, *k, meta.source)));
             }
         }
@@ -384,7 +384,7 @@ pub async fn purge(p: &crate::Pools<DB>, before: i64, silences_before: i64) -> R
 pub async fn silences(p: &crate::Pools<DB>, service: Option<&str>) -> Result<Vec<SilenceRow>> {
     let rows = match service {
         Some(service) => {
-            let sql = format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE service_id = $1 ORDER BY id");
+            let sql = format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE service_id = $1 OR service_id IS NULL ORDER BY id");
             sqlx::query_as(trusted(sql)).bind(service).fetch_all(&p.reader).await?
         }
         None => {

@@ -370,11 +370,7 @@ async fn own_silence(
         ));
     }
     let found = state.store.silence(id).await.map_err(store_failed)?;
-    Ok(found.filter(|s| {
-        intake
-            .service()
-            .is_none_or(|svc| s.service.as_deref() == Some(svc))
-    }))
+    Ok(found.filter(|s| visible(intake, s)))
 }
 
 pub async fn post_silence(
@@ -418,7 +414,7 @@ pub async fn save_silence(
             .silence(&posted.id)
             .await
             .map_err(internal)?
-            .filter(|s| visible(intake, s))
+            .filter(|s| writable(intake, s))
             .ok_or_else(|| AmError::NotFound("silence not found".into()))?;
         posted.service = stored.service.clone();
         if let Update::Replace { expire_old } = silences::update(&stored, &posted, now) {
@@ -458,8 +454,14 @@ pub async fn expire_silence(
         })
 }
 
-/// A service's key sees its service's silences only.
+/// A service's key sees its service's silences and those of every service (they may
+/// mute its alerts)...
 fn visible(intake: &Intake, silence: &Silence) -> bool {
+    silence.service.is_none() || writable(intake, silence)
+}
+
+/// ...but changes or expires its service's silences only.
+fn writable(intake: &Intake, silence: &Silence) -> bool {
     intake
         .service()
         .is_none_or(|svc| silence.service.as_deref() == Some(svc))
@@ -499,6 +501,13 @@ pub async fn delete_silence(
     let intake = intake.map_err(IntoResponse::into_response)?;
     intake.may_silence().map_err(|r| r.into_response())?;
     let silence = named_silence(&state, &intake, &params).await?;
+    if !writable(&intake, &silence) {
+        return Err(code_body(
+            StatusCode::FORBIDDEN,
+            403,
+            "this silence mutes every service's alerts: a service's key may not expire it",
+        ));
+    }
     expire_silence(&state, &intake, &silence)
         .await
         .map_err(refusal)?;

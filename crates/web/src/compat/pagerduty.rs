@@ -67,6 +67,11 @@ async fn routing(state: &AppState, routing_key: &str) -> Result<IntegrationKey, 
         Ok(None) => Err(invalid(
             "Invalid routing key: no live integration key has this value",
         )),
+        // A failure on Muster's side is a 5xx, so the sender retries.
+        Err(Refused { status, .. }) if status.is_server_error() => Err(answer(
+            status,
+            json!({"status": "error", "message": "internal error; the event was not stored"}),
+        )),
         Err(Refused { message, .. }) => Err(invalid(message)),
     }
 }
@@ -104,7 +109,7 @@ pub async fn enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
                 alert.annotations.get("custom_details").map(String::as_str),
             );
             let service = service_of(&catalog.catalog, &key, &fields);
-            let fingerprint = pagerduty::dedup_fingerprint(&dedup_key);
+            let fingerprint = pagerduty::dedup_fingerprint(&key.id, &dedup_key);
             state
                 .store
                 .ingest_alerts(
@@ -125,7 +130,7 @@ pub async fn enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
             } else {
                 EventKind::Acknowledged
             };
-            let fingerprint = pagerduty::dedup_fingerprint(&dedup_key);
+            let fingerprint = pagerduty::dedup_fingerprint(&key.id, &dedup_key);
             // No open alert: accepted and dropped, as PagerDuty does.
             state
                 .store

@@ -305,7 +305,7 @@ pub async fn create_silence(
     match save_silence(&state, &as_intake(&viewer), silence).await {
         Ok(_) => Ok(Redirect::to("/silences").into_response()),
         Err(AmError::Invalid(e)) => silences_page(&state, &viewer, Some(&form), Some(e)).await,
-        Err(e) => Err(refused(&viewer, ApiError::internal(format!("{e:?}")))),
+        Err(e) => Err(refused(&viewer, ApiError::internal(e.message()))),
     }
 }
 
@@ -332,7 +332,7 @@ pub async fn expire(
         Ok(()) => Ok(Redirect::to("/silences").into_response()),
         Err(e) => Err(refused(
             &viewer,
-            ApiError::new(StatusCode::CONFLICT, format!("{e:?}")),
+            ApiError::new(StatusCode::CONFLICT, e.message()),
         )),
     }
 }
