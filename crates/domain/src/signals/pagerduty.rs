@@ -58,7 +58,7 @@ impl Refusal {
         }
     }
 
-    fn invalid(errors: Vec<String>) -> Refusal {
+    pub fn invalid(errors: Vec<String>) -> Refusal {
         Refusal {
             status: "invalid event",
             message: "Event object is invalid",
@@ -77,7 +77,15 @@ pub fn dedup_fingerprint(routing_key_id: &str, dedup_key: &str) -> String {
     ]))
 }
 
+/// The body as a JSON object, within PagerDuty's size limit.
 fn object(body: &[u8]) -> Result<Map<String, Value>, Refusal> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Refusal::invalid(vec![format!(
+            "Event object is too large: {} bytes (the limit is {} KB)",
+            body.len(),
+            MAX_BODY_BYTES / 1024
+        )]));
+    }
     match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(Refusal::unrecognized()),
@@ -342,6 +350,11 @@ mod tests {
             "Unrecognized object"
         );
         assert_eq!(event(b"{", now()).unwrap_err().errors, ["JSON parse error"]);
+        let huge = format!(
+            r#"{{"routing_key":"{KEY}","pad":"{}"}}"#,
+            "x".repeat(MAX_BODY_BYTES)
+        );
+        assert!(change_event(huge.as_bytes(), now()).unwrap_err().errors[0].contains("too large"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct Parsed {
     pub errors: FieldErrors,
 }
 
-fn labels(
+fn string_map(
     value: Option<&Value>,
     path: &str,
     flavour: Flavour,
@@ -96,13 +96,18 @@ pub fn parse(body: &[u8], flavour: Flavour, now: Timestamp) -> Result<Parsed, Fi
     for (i, item) in items.iter().enumerate() {
         let path = format!("alerts[{i}]");
         let mut errors = FieldErrors::default();
-        let labels = labels(
+        let labels = string_map(
             item.get("labels"),
             &format!("{path}.labels"),
             flavour,
             &mut errors,
         );
-        let mut annotations = labels_of_annotations(item, &path, flavour, &mut errors);
+        let mut annotations = string_map(
+            item.get("annotations"),
+            &format!("{path}.annotations"),
+            flavour,
+            &mut errors,
+        );
         if flavour == Flavour::Grafana {
             for (field, name) in [("dashboardURL", "dashboard_url"), ("panelURL", "panel_url")] {
                 if let Some(url) = item
@@ -163,20 +168,6 @@ pub fn parse(body: &[u8], flavour: Flavour, now: Timestamp) -> Result<Parsed, Fi
         }
     }
     Ok(parsed)
-}
-
-fn labels_of_annotations(
-    item: &Value,
-    path: &str,
-    flavour: Flavour,
-    errors: &mut FieldErrors,
-) -> LabelSet {
-    labels(
-        item.get("annotations"),
-        &format!("{path}.annotations"),
-        flavour,
-        errors,
-    )
 }
 
 #[cfg(test)]

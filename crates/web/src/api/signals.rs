@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
 use muster_domain::signals::matchers::Matcher;
+use muster_domain::signals::silences::Silence;
 use muster_domain::signals::{DEFAULT_SERVICE_LABEL, KeyScope, labels::valid_name};
 use muster_store::signals::{AlertQuery, IntegrationKey, StoredAlert};
 use serde_json::{Value, json};
@@ -170,19 +171,103 @@ pub async fn revoke_global_key(
     ))
 }
 
-/// An alert as the JSON API shows it: its state and the silences muting it.
-fn alert_json(alert: &StoredAlert, silenced_by: Vec<String>) -> Value {
-    let mut value = serde_json::to_value(alert).expect("alerts serialise");
-    let state = if !alert.firing {
-        "resolved"
-    } else if !silenced_by.is_empty() {
-        "silenced"
-    } else {
-        "firing"
-    };
-    value["state"] = json!(state);
-    value["silenced_by"] = json!(silenced_by);
-    value
+/// An alert as listed: the instance, what state it is in and the silences muting it.
+pub(crate) struct Listed {
+    pub alert: StoredAlert,
+    /// `firing`, `silenced` or `resolved`.
+    pub state: &'static str,
+    pub silenced_by: Vec<String>,
+}
+
+impl Listed {
+    fn new(alert: StoredAlert, silences: &[Silence], now: jiff::Timestamp) -> Listed {
+        let silenced_by = if alert.firing {
+            silenced_by(silences, &alert.service, &alert.alert.labels, now)
+        } else {
+            Vec::new()
+        };
+        let state = match (alert.firing, silenced_by.is_empty()) {
+            (false, _) => "resolved",
+            (true, true) => "firing",
+            (true, false) => "silenced",
+        };
+        Listed {
+            alert,
+            state,
+            silenced_by,
+        }
+    }
+
+    /// As the JSON API shows it.
+    fn json(&self) -> Value {
+        let mut value = serde_json::to_value(&self.alert).expect("alerts serialise");
+        value["state"] = json!(self.state);
+        value["silenced_by"] = json!(self.silenced_by);
+        value
+    }
+}
+
+/// Which alerts a list asks for (`?service=&state=&filter=`), each parameter checked.
+pub(crate) struct Selection {
+    pub service: Option<String>,
+    /// `firing` (silenced ones included), `silenced`, `resolved` or `all`.
+    pub state: String,
+    pub filter: String,
+    matchers: Vec<Matcher>,
+}
+
+impl Selection {
+    pub fn from_params(params: &Params) -> ApiResult<Selection> {
+        let state = params.text("state").unwrap_or("firing").to_string();
+        if !["firing", "silenced", "resolved", "all"].contains(&state.as_str()) {
+            return Err(ApiError::field(
+                "state",
+                format!("must be firing, silenced, resolved or all, got {state:?}"),
+            ));
+        }
+        let filter = params.text("filter").unwrap_or("").to_string();
+        let matchers = Matcher::parse_list(&filter).map_err(|e| ApiError::field("filter", e))?;
+        Ok(Selection {
+            service: params.text("service").map(str::to_owned),
+            state,
+            filter,
+            matchers,
+        })
+    }
+
+    fn wants(&self, listed: &Listed) -> bool {
+        self.state == "all"
+            || listed.state == self.state
+            || (self.state == "firing" && listed.state == "silenced")
+    }
+
+    /// Up to `limit` alerts: every firing one is read (the working set); with history,
+    /// the newest rows only (just `limit` when nothing is filtered after reading).
+    pub async fn alerts(&self, state: &AppState, limit: usize) -> ApiResult<Vec<Listed>> {
+        let history = matches!(self.state.as_str(), "resolved" | "all");
+        let scan = match self.state.as_str() {
+            "all" if self.matchers.is_empty() => Some(limit),
+            _ if history => Some(MAX_HISTORY_SCAN),
+            _ => None,
+        };
+        let now = state.store.clock().now();
+        let alerts = state
+            .store
+            .alerts(&AlertQuery {
+                service: self.service.clone(),
+                include_resolved: history,
+                limit: scan,
+            })
+            .await?;
+        let silences = active_silences(state, now).await?;
+        Ok(alerts
+            .into_iter()
+            .filter(|a| self.matchers.iter().all(|m| m.matches(&a.alert.labels)))
+            .map(|a| Listed::new(a, &silences, now))
+            .filter(|listed| self.wants(listed))
+            .take(limit)
+            .collect())
+    }
 }
 
 /// `GET /api/v1/alerts?service=&state=firing|silenced|resolved|all&filter=&limit=`.
@@ -192,55 +277,9 @@ pub async fn list(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
-    let wanted = params.text("state").unwrap_or("firing");
-    if !["firing", "silenced", "resolved", "all"].contains(&wanted) {
-        return Err(ApiError::field(
-            "state",
-            format!("must be firing, silenced, resolved or all, got {wanted:?}"),
-        ));
-    }
-    let matchers = match params.text("filter") {
-        Some(text) => Matcher::parse_list(text).map_err(|e| ApiError::field("filter", e))?,
-        None => Vec::new(),
-    };
-    let limit = params.limit()?;
-    let now = state.store.clock().now();
-    let alerts = state
-        .store
-        .alerts(&AlertQuery {
-            service: params.text("service").map(str::to_owned),
-            include_resolved: matches!(wanted, "resolved" | "all"),
-            // Firing alerts are the working set, read whole; with history, the newest
-            // rows only (all of them a page needs, or a bounded scan to filter).
-            limit: match wanted {
-                "all" if matchers.is_empty() => Some(limit),
-                "resolved" | "all" => Some(MAX_HISTORY_SCAN),
-                _ => None,
-            },
-        })
-        .await?;
-    let silences = active_silences(&state, now).await?;
-    let items: Vec<Value> = alerts
-        .iter()
-        .filter(|a| matchers.iter().all(|m| m.matches(&a.alert.labels)))
-        .map(|a| {
-            alert_json(
-                a,
-                if a.firing {
-                    silenced_by(&silences, &a.service, &a.alert.labels, now)
-                } else {
-                    Vec::new()
-                },
-            )
-        })
-        .filter(|a| {
-            wanted == "all"
-                || a["state"] == wanted
-                || (wanted == "firing" && a["state"] == "silenced")
-        })
-        .take(limit)
-        .collect();
-    Ok(Json(page(items, None)))
+    let selection = Selection::from_params(&params)?;
+    let listed = selection.alerts(&state, params.limit()?).await?;
+    Ok(Json(page(listed.iter().map(Listed::json).collect(), None)))
 }
 
 /// `GET /api/v1/alerts/{id}`: one instance with its history.
@@ -260,12 +299,7 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found(format!("no alert with id {id:?}")))?;
     let now = state.store.clock().now();
     let silences = active_silences(&state, now).await?;
-    let by = if alert.firing {
-        silenced_by(&silences, &alert.service, &alert.alert.labels, now)
-    } else {
-        Vec::new()
-    };
-    let mut body = alert_json(&alert, by);
+    let mut body = Listed::new(alert, &silences, now).json();
     body["events"] = json!(events);
     Ok(Json(body))
 }

@@ -210,12 +210,17 @@ pub fn origin(key: &IntegrationKey, source: Source) -> Origin {
 
 /// The service a key sends a label-less event to (PagerDuty events): the key's
 /// service, else the service named by the routing label among `fields`, else the
-/// fallback.
-pub fn service_of(
-    store_catalog: &muster_domain::catalog::Catalog,
+/// fallback. Only a global key needs the catalog for that.
+pub async fn service_of(
+    store: &Store,
     key: &IntegrationKey,
     fields: &LabelSet,
-) -> String {
-    key.scope
-        .service_for(fields, |s| store_catalog.service(s).is_some())
+) -> Result<String, StoreError> {
+    if let KeyScope::Service { service } = &key.scope {
+        return Ok(service.clone());
+    }
+    let catalog = store.catalog().await?;
+    Ok(key
+        .scope
+        .service_for(fields, |s| catalog.catalog.service(s).is_some()))
 }

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use muster_domain::signals::pagerduty::{self, Action, MAX_BODY_BYTES, Refusal};
+use muster_domain::signals::pagerduty::{self, Action, Refusal};
 use muster_domain::signals::{EventKind, LabelSet, Source};
 use muster_store::signals::IntegrationKey;
 use serde_json::{Value, json};
@@ -30,11 +30,7 @@ fn refused(refusal: Refusal) -> Response {
 }
 
 fn invalid(error: impl Into<String>) -> Response {
-    refused(Refusal {
-        status: "invalid event",
-        message: "Event object is invalid",
-        errors: vec![error.into()],
-    })
+    refused(Refusal::invalid(vec![error.into()]))
 }
 
 fn failed(error: muster_store::StoreError) -> Response {
@@ -44,21 +40,6 @@ fn failed(error: muster_store::StoreError) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         json!({"status": "error", "message": "internal error; the event was not stored"}),
     )
-}
-
-fn too_large(body: &Bytes) -> Result<(), Refusal> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(Refusal {
-            status: "invalid event",
-            message: "Event object is invalid",
-            errors: vec![format!(
-                "Event object is too large: {} bytes (the limit is {} KB)",
-                body.len(),
-                MAX_BODY_BYTES / 1024
-            )],
-        });
-    }
-    Ok(())
 }
 
 async fn routing(state: &AppState, routing_key: &str) -> Result<IntegrationKey, Response> {
@@ -92,7 +73,6 @@ fn routing_fields(alert_labels: &LabelSet, details: Option<&str>) -> LabelSet {
 type Outcome = Result<Response, Response>;
 
 pub async fn enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
-    too_large(&body).map_err(refused)?;
     let now = state.store.clock().now();
     let event = pagerduty::event(&body, now).map_err(refused)?;
     let key = routing(&state, &event.routing_key).await?;
@@ -103,12 +83,13 @@ pub async fn enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
             let dedup_key = event
                 .dedup_key
                 .unwrap_or_else(|| muster_store::secrets::random_token(32));
-            let catalog = state.store.catalog().await.map_err(failed)?;
             let fields = routing_fields(
                 &alert.labels,
                 alert.annotations.get("custom_details").map(String::as_str),
             );
-            let service = service_of(&catalog.catalog, &key, &fields);
+            let service = service_of(&state.store, &key, &fields)
+                .await
+                .map_err(failed)?;
             let fingerprint = pagerduty::dedup_fingerprint(&key.id, &dedup_key);
             state
                 .store
@@ -148,17 +129,14 @@ pub async fn enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
 }
 
 pub async fn change_enqueue(State(state): State<AppState>, body: Bytes) -> Outcome {
-    too_large(&body).map_err(refused)?;
     let now = state.store.clock().now();
     let event = pagerduty::change_event(&body, now).map_err(refused)?;
     let key = routing(&state, &event.routing_key).await?;
-    let catalog = state.store.catalog().await.map_err(failed)?;
     let details = event.custom_details.as_ref().map(Value::to_string);
-    let service = service_of(
-        &catalog.catalog,
-        &key,
-        &routing_fields(&LabelSet::new(), details.as_deref()),
-    );
+    let fields = routing_fields(&LabelSet::new(), details.as_deref());
+    let service = service_of(&state.store, &key, &fields)
+        .await
+        .map_err(failed)?;
     state
         .store
         .add_change_event(&origin(&key, Source::Pagerduty), &service, &event)

@@ -4,9 +4,10 @@
 use super::{CsrfForm, Nav, PageResult, TimeView, Viewer, fail, missing, refused};
 use crate::AppState;
 use crate::api::Params;
+use crate::api::signals::Selection;
 use crate::auth::Caller;
 use crate::compat::Intake;
-use crate::compat::alertmanager::{active_silences, expire_silence, save_silence, silenced_by};
+use crate::compat::alertmanager::{expire_silence, save_silence};
 use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -68,50 +69,26 @@ struct AlertsPage {
 }
 
 /// `GET /alerts?service=&filter=&state=firing|silenced|resolved|all`.
+/// Most alerts the page lists.
+const MAX_ROWS: usize = 500;
+
 pub async fn list(State(state): State<AppState>, viewer: Viewer, params: Params) -> PageResult {
-    let wanted = params.text("state").unwrap_or("firing").to_string();
-    if !["firing", "silenced", "resolved", "all"].contains(&wanted.as_str()) {
-        return Err(refused(
-            &viewer,
-            ApiError::field("state", "must be firing, silenced, resolved or all"),
-        ));
-    }
-    let filter = params.text("filter").unwrap_or("").to_string();
-    let matchers =
-        Matcher::parse_list(&filter).map_err(|e| refused(&viewer, ApiError::field("filter", e)))?;
-    let service = params.text("service").unwrap_or("").to_string();
+    let selection = Selection::from_params(&params).map_err(|e| refused(&viewer, e))?;
     let now = state.store.clock().now();
-    let alerts = state
-        .store
-        .alerts(&AlertQuery {
-            service: (!service.is_empty()).then(|| service.clone()),
-            include_resolved: matches!(wanted.as_str(), "resolved" | "all"),
-            limit: Some(2000),
-        })
+    let rows: Vec<AlertRow> = selection
+        .alerts(&state, MAX_ROWS)
         .await
-        .map_err(fail)?;
-    let silences = active_silences(&state, now).await.map_err(fail)?;
-    let mut rows: Vec<AlertRow> = alerts
-        .iter()
-        .filter(|a| matchers.iter().all(|m| m.matches(&a.alert.labels)))
-        .map(|a| {
-            let by = if a.firing {
-                silenced_by(&silences, &a.service, &a.alert.labels, now)
-            } else {
-                Vec::new()
-            };
-            let state = match (a.firing, by.is_empty()) {
-                (false, _) => "resolved",
-                (true, true) => "firing",
-                (true, false) => "silenced",
-            };
+        .map_err(fail)?
+        .into_iter()
+        .map(|listed| {
+            let a = &listed.alert;
             let mut labels = a.alert.labels.clone();
             let name = labels
                 .remove("alertname")
                 .unwrap_or_else(|| a.dedup_key.clone().unwrap_or_default());
             AlertRow {
                 id: a.id,
-                state,
+                state: listed.state,
                 name,
                 labels: labels
                     .iter()
@@ -129,23 +106,19 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, params: Params)
                 started: viewer.time(a.alert.starts_at, now),
                 ends: a.alert.ends_at.map(|e| viewer.time(e, now)),
                 source: a.source.clone(),
-                silenced_by: by,
+                silenced_by: listed.silenced_by,
             }
         })
-        .filter(|r| {
-            wanted == "all" || r.state == wanted || (wanted == "firing" && r.state == "silenced")
-        })
         .collect();
-    rows.truncate(500);
     let snapshot = state.store.catalog().await.map_err(fail)?;
     let page = AlertsPage {
         nav: viewer.nav("/alerts"),
         firing: rows.iter().filter(|r| r.state == "firing").count(),
         silenced: rows.iter().filter(|r| r.state == "silenced").count(),
         rows,
-        service,
-        filter,
-        state: wanted,
+        service: selection.service.clone().unwrap_or_default(),
+        filter: selection.filter.clone(),
+        state: selection.state.clone(),
         services: snapshot
             .catalog
             .services
