@@ -55,6 +55,7 @@ struct Inner {
     catalog_cache: tokio::sync::RwLock<Option<Arc<catalog::CatalogSnapshot>>>,
     integration_keys: signals::KeyCache,
     ingest_queue: signals::IngestQueue,
+    latest_alerts: signals::LatestIndex,
 }
 
 impl Store {
@@ -70,6 +71,7 @@ impl Store {
                 catalog_cache: Default::default(),
                 integration_keys: Default::default(),
                 ingest_queue: Default::default(),
+                latest_alerts: Default::default(),
             }),
         };
         store.migrate().await?;

@@ -6,8 +6,9 @@ use crate::secrets::{credential_hash, random_token};
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
 use muster_domain::audit::Actor;
-use muster_domain::signals::ingest::{self, AlertKey, Stored, Write};
+use muster_domain::signals::ingest::{self, AlertKey, Known, Prior, Write};
 use muster_domain::signals::matchers::{Matcher, MatcherBody};
+use muster_domain::signals::merge::Activity;
 use muster_domain::signals::pagerduty::ChangeEvent;
 use muster_domain::signals::silences::Silence;
 use muster_domain::signals::{Alert, EventKind, KeyScope, LabelSet, Source};
@@ -247,19 +248,69 @@ fn lost_race(error: &StoreError) -> bool {
         if matches!(e.code().as_deref(), Some("23505" | "40001" | "40P01" | "2067" | "1555")))
 }
 
-/// What travels with each alert of a group: where it came from.
-pub(crate) struct Meta {
+/// What travels with each alert of a group: where it came from, and its content
+/// digest.
+pub(crate) struct Meta<'a> {
     source: &'static str,
-    key_id: Option<String>,
-    dedup_key: Option<String>,
+    key_id: Option<&'a str>,
+    dedup_key: Option<&'a str>,
+    digest: u128,
 }
 
-/// One caller's batch, waiting for the alert writer.
+/// One caller's batch, waiting for the alert writer. `digests` are the alerts'
+/// content digests, computed by the caller so the writer does less.
 struct Job {
     origin: Origin,
     incoming: Vec<(AlertKey, Alert)>,
+    digests: Vec<u128>,
     dedup_key: Option<String>,
     reply: tokio::sync::oneshot::Sender<Result<usize>>,
+}
+
+/// Most alerts the latest-instance index remembers; past that it starts again empty.
+const INDEX_ENTRIES: usize = 500_000;
+
+/// The latest instance of each alert this process wrote or read, with the row's
+/// revision, so a re-post with the same content (most of them) is planned without
+/// reading its row. The database stays the truth: every write names the revision it
+/// was planned against, and a group that finds a row changed (by another instance,
+/// the expiry sweep, a PagerDuty action) forgets its alerts and reads them afresh.
+#[derive(Default)]
+pub(crate) struct LatestIndex(Mutex<HashMap<AlertKey, (Known, i64)>>);
+
+impl LatestIndex {
+    /// What is remembered of each key (`None`: read it).
+    fn recall<'k>(&self, keys: impl Iterator<Item = &'k AlertKey>) -> Vec<Option<(Known, i64)>> {
+        let index = self.0.lock().unwrap();
+        keys.map(|key| index.get(key).copied()).collect()
+    }
+
+    /// Remembers what a committed transaction wrote.
+    fn learn(&self, written: Vec<(AlertKey, (Known, i64))>) {
+        let mut index = self.0.lock().unwrap();
+        if index.len() + written.len() > INDEX_ENTRIES {
+            index.clear();
+        }
+        index.extend(written);
+    }
+
+    fn forget<'k>(&self, keys: impl Iterator<Item = &'k AlertKey>) {
+        let mut index = self.0.lock().unwrap();
+        for key in keys {
+            index.remove(key);
+        }
+    }
+
+    /// Forgets rows changed outside the alert writer.
+    fn forget_rows(&self, ids: &[i64]) {
+        if !ids.is_empty() {
+            let ids: std::collections::HashSet<i64> = ids.iter().copied().collect();
+            self.0
+                .lock()
+                .unwrap()
+                .retain(|_, (known, _)| !ids.contains(&known.id));
+        }
+    }
 }
 
 /// Batches queued for the writer before callers wait for room.
@@ -391,6 +442,7 @@ impl Store {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             origin: origin.clone(),
+            digests: incoming.iter().map(|(_, a)| a.content_digest()).collect(),
             incoming,
             dedup_key: dedup_key.map(str::to_owned),
             reply,
@@ -417,27 +469,46 @@ impl Store {
             .map_err(|_| StoreError::Config("the alert writer has stopped".into()))?
     }
 
-    /// Writes the jobs in one transaction, retrying lost races.
+    /// Writes the jobs in one transaction, retrying lost races and groups planned
+    /// from rows that changed meanwhile.
     async fn write_jobs(&self, jobs: &[&Job]) -> Result<()> {
+        let index = &self.inner.latest_alerts;
         let mut attempt = 0;
         loop {
             let now = self.clock().now();
-            let items: Vec<(AlertKey, (Alert, Meta))> = jobs
+            let items: Vec<(&AlertKey, (&Alert, Meta))> = jobs
                 .iter()
                 .flat_map(|job| {
-                    job.incoming.iter().map(|(key, alert)| {
-                        let meta = Meta {
-                            source: job.origin.source.as_str(),
-                            key_id: job.origin.key_id.clone(),
-                            dedup_key: job.dedup_key.clone(),
-                        };
-                        (key.clone(), (alert.clone(), meta))
-                    })
+                    job.incoming
+                        .iter()
+                        .zip(&job.digests)
+                        .map(|((key, alert), digest)| {
+                            let meta = Meta {
+                                source: job.origin.source.as_str(),
+                                key_id: job.origin.key_id.as_deref(),
+                                dedup_key: job.dedup_key.as_deref(),
+                                digest: *digest,
+                            };
+                            (key, (alert, meta))
+                        })
                 })
                 .collect();
-            match dispatch!(self, ingest(ingest::rounds(items), now)) {
-                Err(e) if lost_race(&e) && attempt < 5 => attempt += 1,
-                other => return other,
+            let changed = match dispatch!(self, ingest(ingest::rounds(items), index, now)) {
+                Ok(Some(written)) => {
+                    index.learn(written);
+                    return Ok(());
+                }
+                Ok(None) => StoreError::Conflict("alerts kept changing while being written".into()),
+                Err(e) if lost_race(&e) => e,
+                Err(e) => return Err(e),
+            };
+            index.forget(
+                jobs.iter()
+                    .flat_map(|job| job.incoming.iter().map(|(key, _)| key)),
+            );
+            attempt += 1;
+            if attempt > 5 {
+                return Err(changed);
             }
         }
     }
@@ -452,10 +523,12 @@ impl Store {
         kind: EventKind,
     ) -> Result<bool> {
         let now = self.clock().now();
-        dispatch!(
+        let acted: Option<i64> = dispatch!(
             self,
             pagerduty_action(origin, service, fingerprint, kind, ms(now))
-        )
+        )?;
+        self.inner.latest_alerts.forget_rows(acted.as_slice());
+        Ok(acted.is_some())
     }
 
     /// Alerts, newest first when resolved ones are included, else every firing alert
@@ -493,7 +566,9 @@ impl Store {
     /// Records alerts whose end has passed as resolved (one `resolved` event each).
     pub async fn resolve_expired_alerts(&self, limit: usize) -> Result<usize> {
         let now = ms(self.clock().now());
-        dispatch!(self, resolve_expired(now, limit as i64))
+        let resolved: Vec<i64> = dispatch!(self, resolve_expired(now, limit as i64))?;
+        self.inner.latest_alerts.forget_rows(&resolved);
+        Ok(resolved.len())
     }
 
     /// Deletes alerts resolved before `before` (and their events), and silences that
@@ -503,7 +578,13 @@ impl Store {
         before: Timestamp,
         silences_before: Timestamp,
     ) -> Result<u64> {
-        dispatch!(self, purge(ms(before), ms(silences_before)))
+        let (alerts, silences): (u64, u64) =
+            dispatch!(self, purge(ms(before), ms(silences_before)))?;
+        if alerts > 0 {
+            // Purged rows were resolved, so rarely remembered: forgetting all is simplest.
+            self.inner.latest_alerts.0.lock().unwrap().clear();
+        }
+        Ok(alerts + silences)
     }
 
     /// Silences visible to a service's key (`Some`: that service's and those of every

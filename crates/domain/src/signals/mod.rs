@@ -31,9 +31,18 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// Alertmanager's `Resolved`: an end time at or before `now`.
-    pub fn resolved(&self, now: Timestamp) -> bool {
-        self.ends_at.is_some_and(|end| end <= now)
+    /// A 128-bit digest of what the alert says (labels, annotations, generator URL),
+    /// not of its times: equal digests mean a re-post only moves the times. For
+    /// comparisons within one process only; it is not stable across builds.
+    pub fn content_digest(&self) -> u128 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let half = |salt: u8| {
+            let mut hasher = DefaultHasher::new();
+            salt.hash(&mut hasher);
+            (&self.labels, &self.annotations, &self.generator_url).hash(&mut hasher);
+            hasher.finish()
+        };
+        (u128::from(half(1)) << 64) | u128::from(half(2))
     }
 }
 

@@ -948,4 +948,25 @@ async fn two_instances_share_one_alert_store() {
     }
     let rows = db.texts("SELECT fingerprint FROM alerts").await;
     assert_eq!(rows.len(), 3, "one instance per alert: {rows:?}");
+
+    // Each instance remembers "a" as it last wrote it. The first changes what it says;
+    // the second, posting the old content over its stale memory, must find the row
+    // changed and merge with what is stored, not just move the times.
+    let annotated = r#"[{"labels":{"alertname":"a"},"annotations":{"summary":"from first"}}]"#;
+    post_alerts(&first, &key, annotated).await;
+    post_alerts(&second, &key, r#"[{"labels":{"alertname":"a"}}]"#).await;
+    for server in [&first, &second] {
+        let (_, alerts) = get_as(server, &key, "/api/v2/alerts?filter=alertname%3D%22a%22").await;
+        assert_eq!(
+            alerts[0]["annotations"],
+            serde_json::json!({}),
+            "the latest post says no summary: {alerts}"
+        );
+    }
+    // And the first, now stale in turn, still writes through.
+    post_alerts(&first, &key, annotated).await;
+    let (_, alerts) = get_as(&second, &key, "/api/v2/alerts?filter=alertname%3D%22a%22").await;
+    assert_eq!(alerts[0]["annotations"]["summary"], "from first");
+    let rows = db.texts("SELECT fingerprint FROM alerts").await;
+    assert_eq!(rows.len(), 3, "still one instance per alert: {rows:?}");
 }

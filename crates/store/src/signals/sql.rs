@@ -82,36 +82,53 @@ pub async fn key_by_hash(p: &crate::Pools<DB>, hash: &str) -> Result<Option<KeyR
     Ok(sqlx::query_as(trusted(sql)).bind(hash).fetch_optional(&p.reader).await?)
 }
 
-/// The latest instances of a round's keys, locked for the transaction.
-async fn latest_of<T>(tx: &mut Tx<'_>, round: &[(AlertKey, T)]) -> Result<HashMap<AlertKey, Stored>> {
-    let wanted: std::collections::HashSet<&AlertKey> = round.iter().map(|(k, _)| k).collect();
-    let mut fingerprints: Vec<&str> = round.iter().map(|(k, _)| k.1.as_str()).collect();
+/// The latest instance of a key as read: id, firing, the alert, its revision.
+type ReadBack = (i64, bool, Alert, i64);
+
+/// id, service, fingerprint, labels, annotations, generator URL, starts, ends,
+/// timeout, updated, firing, revision.
+type LatestRow = (i64, String, String, String, String, String, i64, Option<i64>, i64, i64, i64, i64);
+
+/// The latest instances of `keys`, locked for the transaction.
+async fn latest_of(tx: &mut Tx<'_>, keys: &[&AlertKey]) -> Result<HashMap<AlertKey, ReadBack>> {
+    let wanted: std::collections::HashSet<&AlertKey> = keys.iter().copied().collect();
+    let mut fingerprints: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
     fingerprints.sort_unstable();
     fingerprints.dedup();
     let mut latest = HashMap::new();
     for chunk in fingerprints.chunks(500) {
         let sql = format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE latest = 1 AND fingerprint IN ({}) ORDER BY id{LOCK}",
+            "SELECT id, service_id, fingerprint, labels, annotations, generator_url, starts_at, ends_at, timeout, updated_at, \
+             firing, revision FROM alerts WHERE latest = 1 AND fingerprint IN ({}) ORDER BY id{LOCK}",
             placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query_as::<_, AlertRow>(trusted(sql));
+        let mut query = sqlx::query_as::<_, LatestRow>(trusted(sql));
         for fingerprint in chunk {
             query = query.bind(*fingerprint);
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            let stored = alert_from_row(row)?;
-            let key = (stored.service.clone(), stored.fingerprint.clone());
-            if wanted.contains(&key) {
-                latest.insert(key, Stored { id: stored.id, alert: stored.alert, firing: stored.firing });
+        for r in query.fetch_all(&mut **tx).await? {
+            let key = (r.1, r.2);
+            if !wanted.contains(&key) {
+                continue;
             }
+            let alert = Alert {
+                labels: labels(&r.3)?,
+                annotations: labels(&r.4)?,
+                generator_url: r.5,
+                starts_at: from_ms(r.6)?,
+                ends_at: r.7.map(from_ms).transpose()?,
+                timeout: r.8 != 0,
+                updated_at: from_ms(r.9)?,
+            };
+            latest.insert(key, (r.0, r.10 != 0, alert, r.11));
         }
     }
     Ok(latest)
 }
 
 /// When a stored instance counts as resolved: its end, or now for one with none.
-fn resolved_at(alert: &Alert, firing: bool, now: i64) -> Option<i64> {
-    (!firing).then(|| alert.ends_at.map_or(now, ms).min(now))
+fn resolved_at(activity: &Activity, firing: bool, now: i64) -> Option<i64> {
+    (!firing).then(|| activity.ends_at.map_or(now, ms).min(now))
 }
 
 /// `(a, b, …), (…)` with `rows` groups of `width` numbered placeholders.
@@ -137,74 +154,112 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, EventKind, &str)], at: i
 /// Rows changed per statement: SQLite allows 32,766 parameters, PostgreSQL 65,535.
 const ROWS_PER_STATEMENT: usize = 200;
 
+/// Runs a multi-row write and tells whether it changed every row it names: a row
+/// missing means it moved past the revision the write was planned against.
+async fn wrote_all(tx: &mut Tx<'_>, query: sqlx::query::Query<'_, DB, <DB as sqlx::Database>::Arguments>, rows: usize) -> Result<bool> {
+    Ok(query.execute(&mut **tx).await?.rows_affected() == rows as u64)
+}
+
 /// Writes a group of received alerts, round by round, in one transaction: the latest
-/// instances are read (and locked), the domain plans, and the plan is written with a
-/// few multi-row statements.
-pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Meta))>>, now: Timestamp) -> Result<()> {
+/// instance of each comes from the index when it remembers it saying the same, else
+/// is read (and locked); the domain plans; the plan is written with a few multi-row
+/// statements, each naming the revisions it was planned against. Returns what was
+/// written, for the index, or `None` (nothing written) when a row had changed.
+pub async fn ingest(
+    p: &crate::Pools<DB>,
+    rounds: Vec<Vec<(&AlertKey, (&Alert, Meta<'_>))>>,
+    index: &LatestIndex,
+    now: Timestamp,
+) -> Result<Option<Vec<(AlertKey, (Known, i64))>>> {
     let now_ms = ms(now);
+    // What this transaction wrote so far, ahead of the index for later rounds.
+    let mut written: HashMap<AlertKey, (Known, i64)> = HashMap::new();
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     for round in rounds {
-        let latest = latest_of(&mut tx, &round).await?;
-        let (alerts, metas): (Vec<(AlertKey, Alert)>, Vec<Meta>) =
-            round.into_iter().map(|(key, (alert, meta))| ((key, alert), meta)).unzip();
-        let keys: Vec<AlertKey> = alerts.iter().map(|(key, _)| key.clone()).collect();
-        let writes = ingest::plan(&latest, alerts, now);
+        let remembered = index.recall(round.iter().map(|(key, _)| *key));
+        let recalled: Vec<Option<(Known, i64)>> = round
+            .iter()
+            .zip(remembered)
+            .map(|((key, _), recalled)| written.get(*key).copied().or(recalled))
+            .collect();
+        let unknown: Vec<&AlertKey> = round
+            .iter()
+            .zip(&recalled)
+            .filter(|((_, (_, meta)), known)| known.and_then(|(k, _)| k.prior(meta.digest)).is_none())
+            .map(|((key, _), _)| *key)
+            .collect();
+        let read_back = latest_of(&mut tx, &unknown).await?;
         let mut events: Vec<(i64, EventKind, &str)> = Vec::new();
         let mut updates = Vec::new();
         let mut inserts = Vec::new();
         let mut retired = Vec::new();
         let mut moved = Vec::new();
-        for ((write, meta), key) in writes.into_iter().zip(&metas).zip(&keys) {
-            match write {
+        for ((key, (alert, meta)), recalled) in round.iter().zip(recalled) {
+            let (prior, revision) = match read_back.get(*key) {
+                Some((id, firing, stored, revision)) => {
+                    let prior = Prior { id: *id, firing: *firing, activity: stored.activity(), content: Some(stored) };
+                    (Some(prior), *revision)
+                }
+                None => match recalled.and_then(|(known, revision)| Some((known.prior(meta.digest)?, revision))) {
+                    Some((prior, revision)) => (Some(prior), revision),
+                    None => (None, 0),
+                },
+            };
+            match ingest::plan(alert, prior, now) {
+                Write::Move { id, activity, firing, events: kinds } => {
+                    events.extend(kinds.into_iter().map(|k| (id, k, meta.source)));
+                    // What the instance says is unchanged: the stored content's digest.
+                    let content = match read_back.get(*key) {
+                        Some((_, _, stored, _)) => stored.content_digest(),
+                        None => meta.digest,
+                    };
+                    written.insert((*key).clone(), (Known { id, firing, activity, content }, revision + 1));
+                    moved.push((id, revision, activity, firing, meta));
+                }
                 Write::Update { id, alert, firing, events: kinds } => {
                     events.extend(kinds.into_iter().map(|k| (id, k, meta.source)));
-                    // Most re-posts (Prometheus every minute) only move the times.
-                    let same_content = latest.get(key).is_some_and(|stored| {
-                        stored.alert.labels == alert.labels
-                            && stored.alert.annotations == alert.annotations
-                            && stored.alert.generator_url == alert.generator_url
-                    });
-                    if same_content {
-                        moved.push((id, alert, firing, meta));
-                    } else {
-                        updates.push((id, alert, firing, meta));
-                    }
+                    let known = Known { id, firing, activity: alert.activity(), content: meta.digest };
+                    written.insert((*key).clone(), (known, revision + 1));
+                    updates.push((id, revision, alert, firing, meta));
                 }
-                Write::Insert { key, alert, firing, events: kinds, retire } => {
+                Write::Insert { alert, firing, events: kinds, retire } => {
                     if let Some((old, was_firing)) = retire {
-                        retired.push(old);
+                        retired.push((old, revision));
                         if was_firing {
                             events.push((old, EventKind::Resolved, meta.source));
                         }
                     }
-                    inserts.push((key, alert, firing, meta, kinds));
+                    inserts.push((*key, alert, firing, meta, kinds));
                 }
             }
         }
-        for chunk in retired.chunks(500) {
+        for chunk in retired.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "UPDATE alerts SET latest = 0, firing = 0, resolved_at = COALESCE(resolved_at, {}) WHERE id IN ({})",
-                placeholders(1, 1),
-                placeholders(2, chunk.len())
+                "UPDATE alerts SET latest = 0, firing = 0, resolved_at = COALESCE(alerts.resolved_at, v.column3), \
+                 revision = alerts.revision + 1 FROM (VALUES {}) AS v WHERE alerts.id = v.column1 AND alerts.revision = v.column2",
+                value_rows(chunk.len(), 3)
             );
-            let mut query = sqlx::query(trusted(sql)).bind(now_ms);
-            for id in chunk {
-                query = query.bind(*id);
+            let mut query = sqlx::query(trusted(sql));
+            for (id, revision) in chunk {
+                query = query.bind(*id).bind(*revision).bind(now_ms);
             }
-            query.execute(&mut *tx).await?;
+            if !wrote_all(&mut tx, query, chunk.len()).await? {
+                return Ok(None);
+            }
         }
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "UPDATE alerts SET labels = v.column2, annotations = v.column3, generator_url = v.column4, starts_at = v.column5, \
-                 ends_at = v.column6, timeout = v.column7, updated_at = v.column8, firing = v.column9, resolved_at = v.column10, \
-                 received_at = v.column11, source = v.column12, key_id = v.column13 \
-                 FROM (VALUES {}) AS v WHERE alerts.id = v.column1",
-                value_rows(chunk.len(), 13)
+                "UPDATE alerts SET labels = v.column3, annotations = v.column4, generator_url = v.column5, starts_at = v.column6, \
+                 ends_at = v.column7, timeout = v.column8, updated_at = v.column9, firing = v.column10, resolved_at = v.column11, \
+                 received_at = v.column12, source = v.column13, key_id = v.column14, revision = alerts.revision + 1 \
+                 FROM (VALUES {}) AS v WHERE alerts.id = v.column1 AND alerts.revision = v.column2",
+                value_rows(chunk.len(), 14)
             );
             let mut query = sqlx::query(trusted(sql));
-            for (id, alert, firing, meta) in chunk {
+            for (id, revision, alert, firing, meta) in chunk {
                 query = query
                     .bind(*id)
+                    .bind(*revision)
                     .bind(json(&alert.labels))
                     .bind(json(&alert.annotations))
                     .bind(&alert.generator_url)
@@ -213,35 +268,40 @@ pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Met
                     .bind(i64::from(alert.timeout))
                     .bind(ms(alert.updated_at))
                     .bind(i64::from(*firing))
-                    .bind(resolved_at(alert, *firing, now_ms))
+                    .bind(resolved_at(&alert.activity(), *firing, now_ms))
                     .bind(now_ms)
                     .bind(meta.source)
-                    .bind(&meta.key_id);
+                    .bind(meta.key_id);
             }
-            query.execute(&mut *tx).await?;
+            if !wrote_all(&mut tx, query, chunk.len()).await? {
+                return Ok(None);
+            }
         }
         for chunk in moved.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "UPDATE alerts SET starts_at = v.column2, ends_at = v.column3, timeout = v.column4, updated_at = v.column5, \
-                 firing = v.column6, resolved_at = v.column7, received_at = v.column8, source = v.column9, key_id = v.column10 \
-                 FROM (VALUES {}) AS v WHERE alerts.id = v.column1",
-                value_rows(chunk.len(), 10)
+                "UPDATE alerts SET starts_at = v.column3, ends_at = v.column4, timeout = v.column5, updated_at = v.column6, \
+                 firing = v.column7, resolved_at = v.column8, received_at = v.column9, source = v.column10, key_id = v.column11, \
+                 revision = alerts.revision + 1 FROM (VALUES {}) AS v WHERE alerts.id = v.column1 AND alerts.revision = v.column2",
+                value_rows(chunk.len(), 11)
             );
             let mut query = sqlx::query(trusted(sql));
-            for (id, alert, firing, meta) in chunk {
+            for (id, revision, activity, firing, meta) in chunk {
                 query = query
                     .bind(*id)
-                    .bind(ms(alert.starts_at))
-                    .bind(alert.ends_at.map(ms))
-                    .bind(i64::from(alert.timeout))
-                    .bind(ms(alert.updated_at))
+                    .bind(*revision)
+                    .bind(ms(activity.starts_at))
+                    .bind(activity.ends_at.map(ms))
+                    .bind(i64::from(activity.timeout))
+                    .bind(ms(activity.updated_at))
                     .bind(i64::from(*firing))
-                    .bind(resolved_at(alert, *firing, now_ms))
+                    .bind(resolved_at(activity, *firing, now_ms))
                     .bind(now_ms)
                     .bind(meta.source)
-                    .bind(&meta.key_id);
+                    .bind(meta.key_id);
             }
-            query.execute(&mut *tx).await?;
+            if !wrote_all(&mut tx, query, chunk.len()).await? {
+                return Ok(None);
+            }
         }
         for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -265,9 +325,9 @@ pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Met
                     .bind(ms(alert.updated_at))
                     .bind(i64::from(*firing))
                     .bind(meta.source)
-                    .bind(&meta.key_id)
-                    .bind(&meta.dedup_key)
-                    .bind(resolved_at(alert, *firing, now_ms))
+                    .bind(meta.key_id)
+                    .bind(meta.dedup_key)
+                    .bind(resolved_at(&alert.activity(), *firing, now_ms))
                     .bind(now_ms);
             }
             // Keys are unique within a round, so each returned row names its alert.
@@ -277,18 +337,20 @@ pub async fn ingest(p: &crate::Pools<DB>, rounds: Vec<Vec<(AlertKey, (Alert, Met
                 .into_iter()
                 .map(|(id, service, fingerprint)| ((service, fingerprint), id))
                 .collect();
-            for (key, _, _, meta, kinds) in chunk {
-                let id = *ids.get(key).ok_or_else(|| StoreError::Corrupt(format!("no id returned for alert {key:?}")))?;
+            for (key, alert, firing, meta, kinds) in chunk {
+                let id = *ids.get(*key).ok_or_else(|| StoreError::Corrupt(format!("no id returned for alert {key:?}")))?;
                 events.extend(kinds.iter().map(|k| (id, *k, meta.source)));
+                let known = Known { id, firing: *firing, activity: alert.activity(), content: meta.digest };
+                written.insert((*key).clone(), (known, 0));
             }
         }
         insert_events(&mut tx, &events, now_ms).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(Some(written.into_iter().collect()))
 }
 
-pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Option<&str>, fingerprint: &str, kind: EventKind, now: i64) -> Result<bool> {
+pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Option<&str>, fingerprint: &str, kind: EventKind, now: i64) -> Result<Option<i64>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let (column, value) = match service {
         Some(service) => ("service_id", service),
@@ -297,18 +359,20 @@ pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Op
     let sql = format!("SELECT id, acknowledged_at FROM alerts WHERE latest = 1 AND firing = 1 AND fingerprint = $1 AND {column} = $2{LOCK}");
     let row: Option<(i64, Option<i64>)> = sqlx::query_as(trusted(sql)).bind(fingerprint).bind(value).fetch_optional(&mut *tx).await?;
     let Some((id, acknowledged)) = row else {
-        return Ok(false);
+        return Ok(None);
     };
     let sql = match kind {
-        EventKind::Resolved => "UPDATE alerts SET ends_at = $2, firing = 0, resolved_at = $2, updated_at = $2, received_at = $2 WHERE id = $1",
-        _ => "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, $2), received_at = $2 WHERE id = $1",
+        EventKind::Resolved => {
+            "UPDATE alerts SET ends_at = $2, firing = 0, resolved_at = $2, updated_at = $2, received_at = $2, revision = revision + 1 WHERE id = $1"
+        }
+        _ => "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, $2), received_at = $2, revision = revision + 1 WHERE id = $1",
     };
     sqlx::query(sql).bind(id).bind(now).execute(&mut *tx).await?;
     if kind == EventKind::Resolved || acknowledged.is_none() {
         insert_events(&mut tx, &[(id, kind, origin.source.as_str())], now).await?;
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(Some(id))
 }
 
 pub async fn alerts(p: &crate::Pools<DB>, query: &AlertQuery, now: i64) -> Result<Vec<AlertRow>> {
@@ -356,12 +420,13 @@ pub async fn mark_handled(p: &crate::Pools<DB>, seqs: &[i64], now: i64) -> Resul
     Ok(())
 }
 
-pub async fn resolve_expired(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<usize> {
+/// Resolves alerts whose end has passed; returns their ids.
+pub async fn resolve_expired(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<Vec<i64>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let sql = format!("SELECT id, ends_at FROM alerts WHERE firing = 1 AND ends_at <= $1 ORDER BY ends_at LIMIT $2{SKIP_LOCKED}");
     let due: Vec<(i64, i64)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
     for (id, ends_at) in &due {
-        sqlx::query("UPDATE alerts SET firing = 0, resolved_at = $2 WHERE id = $1")
+        sqlx::query("UPDATE alerts SET firing = 0, resolved_at = $2, revision = revision + 1 WHERE id = $1")
             .bind(id)
             .bind(ends_at)
             .execute(&mut *tx)
@@ -370,15 +435,16 @@ pub async fn resolve_expired(p: &crate::Pools<DB>, now: i64, limit: i64) -> Resu
     let events: Vec<(i64, EventKind, &str)> = due.iter().map(|(id, _)| (*id, EventKind::Resolved, "expiry")).collect();
     insert_events(&mut tx, &events, now).await?;
     tx.commit().await?;
-    Ok(due.len())
+    Ok(due.into_iter().map(|(id, _)| id).collect())
 }
 
-pub async fn purge(p: &crate::Pools<DB>, before: i64, silences_before: i64) -> Result<u64> {
+/// Deletes old resolved alerts and expired silences; returns how many of each.
+pub async fn purge(p: &crate::Pools<DB>, before: i64, silences_before: i64) -> Result<(u64, u64)> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let alerts = sqlx::query("DELETE FROM alerts WHERE firing = 0 AND resolved_at < $1").bind(before).execute(&mut *tx).await?;
     let silences = sqlx::query("DELETE FROM silences WHERE ends_at < $1").bind(silences_before).execute(&mut *tx).await?;
     tx.commit().await?;
-    Ok(alerts.rows_affected() + silences.rows_affected())
+    Ok((alerts.rows_affected(), silences.rows_affected()))
 }
 
 pub async fn silences(p: &crate::Pools<DB>, service: Option<&str>) -> Result<Vec<SilenceRow>> {
