@@ -390,14 +390,17 @@ pub async fn alerts(p: &crate::Pools<DB>, query: &AlertQuery, now: i64) -> Resul
     Ok(q.fetch_all(&p.reader).await?)
 }
 
+/// An alert and its history, read from one snapshot so the two agree.
 pub async fn alert(p: &crate::Pools<DB>, id: i64) -> Result<Option<(AlertRow, Vec<EventRow>)>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-    let row: Option<AlertRow> = sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&p.reader).await?;
+    let row: Option<AlertRow> = sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&mut *tx).await?;
     let Some(row) = row else { return Ok(None) };
     let events = sqlx::query_as("SELECT seq, alert_id, kind, at, source FROM alert_events WHERE alert_id = $1 ORDER BY seq")
         .bind(id)
-        .fetch_all(&p.reader)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(Some((row, events)))
 }
 
