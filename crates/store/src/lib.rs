@@ -38,6 +38,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+    /// Contention that outlasted the retries: transient, the caller may try again.
+    #[error("{0}")]
+    Busy(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

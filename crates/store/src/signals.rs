@@ -152,20 +152,28 @@ type AlertRow = (
 );
 const ALERT_COLUMNS: &str = "id, service_id, fingerprint, labels, annotations, generator_url, starts_at, ends_at, timeout, updated_at, firing, source, key_id, dedup_key, acknowledged_at, received_at";
 
+/// The alert in a row's columns: labels, annotations, generator URL, starts, ends,
+/// timeout, updated.
+type AlertColumns = (String, String, String, i64, Option<i64>, i64, i64);
+
+fn alert_of(c: AlertColumns) -> Result<Alert> {
+    Ok(Alert {
+        labels: labels(&c.0)?,
+        annotations: labels(&c.1)?,
+        generator_url: c.2,
+        starts_at: from_ms(c.3)?,
+        ends_at: c.4.map(from_ms).transpose()?,
+        timeout: c.5 != 0,
+        updated_at: from_ms(c.6)?,
+    })
+}
+
 fn alert_from_row(r: AlertRow) -> Result<StoredAlert> {
     Ok(StoredAlert {
         id: r.0,
         service: r.1,
         fingerprint: r.2,
-        alert: Alert {
-            labels: labels(&r.3)?,
-            annotations: labels(&r.4)?,
-            generator_url: r.5,
-            starts_at: from_ms(r.6)?,
-            ends_at: r.7.map(from_ms).transpose()?,
-            timeout: r.8 != 0,
-            updated_at: from_ms(r.9)?,
-        },
+        alert: alert_of((r.3, r.4, r.5, r.6, r.7, r.8, r.9))?,
         firing: r.10 != 0,
         source: r.11,
         key_id: r.12,
@@ -267,8 +275,9 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<usize>>,
 }
 
-/// Most alerts the latest-instance index remembers; past that it starts again empty.
-const INDEX_ENTRIES: usize = 500_000;
+/// Most alerts the latest-instance index remembers (about 500 bytes each); past that
+/// it starts again empty.
+const INDEX_ENTRIES: usize = 250_000;
 
 /// The latest instance of each alert this process wrote or read, with the row's
 /// revision, so a re-post with the same content (most of them) is planned without
@@ -289,26 +298,16 @@ impl LatestIndex {
     fn learn(&self, written: Vec<(AlertKey, (Known, i64))>) {
         let mut index = self.0.lock().unwrap();
         if index.len() + written.len() > INDEX_ENTRIES {
-            index.clear();
+            *index = HashMap::new(); // `clear` would keep the memory
         }
         index.extend(written);
     }
 
+    /// Forgets alerts, e.g. those changed outside the alert writer.
     fn forget<'k>(&self, keys: impl Iterator<Item = &'k AlertKey>) {
         let mut index = self.0.lock().unwrap();
         for key in keys {
             index.remove(key);
-        }
-    }
-
-    /// Forgets rows changed outside the alert writer.
-    fn forget_rows(&self, ids: &[i64]) {
-        if !ids.is_empty() {
-            let ids: std::collections::HashSet<i64> = ids.iter().copied().collect();
-            self.0
-                .lock()
-                .unwrap()
-                .retain(|_, (known, _)| !ids.contains(&known.id));
         }
     }
 }
@@ -498,7 +497,7 @@ impl Store {
                     index.learn(written);
                     return Ok(());
                 }
-                Ok(None) => StoreError::Conflict("alerts kept changing while being written".into()),
+                Ok(None) => StoreError::Busy("alerts kept changing while being written".into()),
                 Err(e) if lost_race(&e) => e,
                 Err(e) => return Err(e),
             };
@@ -523,11 +522,11 @@ impl Store {
         kind: EventKind,
     ) -> Result<bool> {
         let now = self.clock().now();
-        let acted: Option<i64> = dispatch!(
+        let acted: Option<AlertKey> = dispatch!(
             self,
             pagerduty_action(origin, service, fingerprint, kind, ms(now))
         )?;
-        self.inner.latest_alerts.forget_rows(acted.as_slice());
+        self.inner.latest_alerts.forget(acted.iter());
         Ok(acted.is_some())
     }
 
@@ -566,8 +565,8 @@ impl Store {
     /// Records alerts whose end has passed as resolved (one `resolved` event each).
     pub async fn resolve_expired_alerts(&self, limit: usize) -> Result<usize> {
         let now = ms(self.clock().now());
-        let resolved: Vec<i64> = dispatch!(self, resolve_expired(now, limit as i64))?;
-        self.inner.latest_alerts.forget_rows(&resolved);
+        let resolved: Vec<AlertKey> = dispatch!(self, resolve_expired(now, limit as i64))?;
+        self.inner.latest_alerts.forget(resolved.iter());
         Ok(resolved.len())
     }
 
@@ -578,13 +577,9 @@ impl Store {
         before: Timestamp,
         silences_before: Timestamp,
     ) -> Result<u64> {
-        let (alerts, silences): (u64, u64) =
-            dispatch!(self, purge(ms(before), ms(silences_before)))?;
-        if alerts > 0 {
-            // Purged rows were resolved, so rarely remembered: forgetting all is simplest.
-            self.inner.latest_alerts.0.lock().unwrap().clear();
-        }
-        Ok(alerts + silences)
+        // Ids are never reused: a remembered row purged meanwhile fails its revision
+        // check and is read afresh.
+        dispatch!(self, purge(ms(before), ms(silences_before)))
     }
 
     /// Silences visible to a service's key (`Some`: that service's and those of every

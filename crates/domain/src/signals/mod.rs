@@ -32,17 +32,14 @@ pub struct Alert {
 
 impl Alert {
     /// A 128-bit digest of what the alert says (labels, annotations, generator URL),
-    /// not of its times: equal digests mean a re-post only moves the times. For
-    /// comparisons within one process only; it is not stable across builds.
+    /// not of its times: equal digests mean a re-post only moves the times. Keyed
+    /// per process, so senders cannot craft collisions; never stored.
     pub fn content_digest(&self) -> u128 {
-        use std::hash::{DefaultHasher, Hash, Hasher};
-        let half = |salt: u8| {
-            let mut hasher = DefaultHasher::new();
-            salt.hash(&mut hasher);
-            (&self.labels, &self.annotations, &self.generator_url).hash(&mut hasher);
-            hasher.finish()
-        };
-        (u128::from(half(1)) << 64) | u128::from(half(2))
+        use std::hash::{BuildHasher, RandomState};
+        static KEYS: std::sync::OnceLock<[RandomState; 2]> = std::sync::OnceLock::new();
+        let [high, low] = KEYS.get_or_init(|| [RandomState::new(), RandomState::new()]);
+        let content = (&self.labels, &self.annotations, &self.generator_url);
+        (u128::from(high.hash_one(content)) << 64) | u128::from(low.hash_one(content))
     }
 }
 

@@ -111,15 +111,7 @@ async fn latest_of(tx: &mut Tx<'_>, keys: &[&AlertKey]) -> Result<HashMap<AlertK
             if !wanted.contains(&key) {
                 continue;
             }
-            let alert = Alert {
-                labels: labels(&r.3)?,
-                annotations: labels(&r.4)?,
-                generator_url: r.5,
-                starts_at: from_ms(r.6)?,
-                ends_at: r.7.map(from_ms).transpose()?,
-                timeout: r.8 != 0,
-                updated_at: from_ms(r.9)?,
-            };
+            let alert = alert_of((r.3, r.4, r.5, r.6, r.7, r.8, r.9))?;
             latest.insert(key, (r.0, r.10 != 0, alert, r.11));
         }
     }
@@ -233,6 +225,11 @@ pub async fn ingest(
                 }
             }
         }
+        // Rows in id order, the order reads lock them in, so concurrent servers on
+        // PostgreSQL do not lock each other's rows crosswise.
+        retired.sort_unstable_by_key(|(id, _)| *id);
+        updates.sort_unstable_by_key(|u| u.0);
+        moved.sort_unstable_by_key(|m| m.0);
         for chunk in retired.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "UPDATE alerts SET latest = 0, firing = 0, resolved_at = COALESCE(alerts.resolved_at, v.column3), \
@@ -350,15 +347,16 @@ pub async fn ingest(
     Ok(Some(written.into_iter().collect()))
 }
 
-pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Option<&str>, fingerprint: &str, kind: EventKind, now: i64) -> Result<Option<i64>> {
+/// Acts on the firing alert; returns its key, or `None` when there is none.
+pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Option<&str>, fingerprint: &str, kind: EventKind, now: i64) -> Result<Option<AlertKey>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let (column, value) = match service {
         Some(service) => ("service_id", service),
         None => ("key_id", origin.key_id.as_deref().unwrap_or("")),
     };
-    let sql = format!("SELECT id, acknowledged_at FROM alerts WHERE latest = 1 AND firing = 1 AND fingerprint = $1 AND {column} = $2{LOCK}");
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(trusted(sql)).bind(fingerprint).bind(value).fetch_optional(&mut *tx).await?;
-    let Some((id, acknowledged)) = row else {
+    let sql = format!("SELECT id, acknowledged_at, service_id FROM alerts WHERE latest = 1 AND firing = 1 AND fingerprint = $1 AND {column} = $2{LOCK}");
+    let row: Option<(i64, Option<i64>, String)> = sqlx::query_as(trusted(sql)).bind(fingerprint).bind(value).fetch_optional(&mut *tx).await?;
+    let Some((id, acknowledged, service_id)) = row else {
         return Ok(None);
     };
     let sql = match kind {
@@ -372,7 +370,7 @@ pub async fn pagerduty_action(p: &crate::Pools<DB>, origin: &Origin, service: Op
         insert_events(&mut tx, &[(id, kind, origin.source.as_str())], now).await?;
     }
     tx.commit().await?;
-    Ok(Some(id))
+    Ok(Some((service_id, fingerprint.to_string())))
 }
 
 pub async fn alerts(p: &crate::Pools<DB>, query: &AlertQuery, now: i64) -> Result<Vec<AlertRow>> {
@@ -423,31 +421,32 @@ pub async fn mark_handled(p: &crate::Pools<DB>, seqs: &[i64], now: i64) -> Resul
     Ok(())
 }
 
-/// Resolves alerts whose end has passed; returns their ids.
-pub async fn resolve_expired(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<Vec<i64>> {
+/// Resolves alerts whose end has passed; returns their keys.
+pub async fn resolve_expired(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<Vec<AlertKey>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    let sql = format!("SELECT id, ends_at FROM alerts WHERE firing = 1 AND ends_at <= $1 ORDER BY ends_at LIMIT $2{SKIP_LOCKED}");
-    let due: Vec<(i64, i64)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
-    for (id, ends_at) in &due {
+    let sql = format!(
+        "SELECT id, ends_at, service_id, fingerprint FROM alerts WHERE firing = 1 AND ends_at <= $1 ORDER BY ends_at LIMIT $2{SKIP_LOCKED}"
+    );
+    let due: Vec<(i64, i64, String, String)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    for (id, ends_at, ..) in &due {
         sqlx::query("UPDATE alerts SET firing = 0, resolved_at = $2, revision = revision + 1 WHERE id = $1")
             .bind(id)
             .bind(ends_at)
             .execute(&mut *tx)
             .await?;
     }
-    let events: Vec<(i64, EventKind, &str)> = due.iter().map(|(id, _)| (*id, EventKind::Resolved, "expiry")).collect();
+    let events: Vec<(i64, EventKind, &str)> = due.iter().map(|(id, ..)| (*id, EventKind::Resolved, "expiry")).collect();
     insert_events(&mut tx, &events, now).await?;
     tx.commit().await?;
-    Ok(due.into_iter().map(|(id, _)| id).collect())
+    Ok(due.into_iter().map(|(_, _, service, fingerprint)| (service, fingerprint)).collect())
 }
 
-/// Deletes old resolved alerts and expired silences; returns how many of each.
-pub async fn purge(p: &crate::Pools<DB>, before: i64, silences_before: i64) -> Result<(u64, u64)> {
+pub async fn purge(p: &crate::Pools<DB>, before: i64, silences_before: i64) -> Result<u64> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let alerts = sqlx::query("DELETE FROM alerts WHERE firing = 0 AND resolved_at < $1").bind(before).execute(&mut *tx).await?;
     let silences = sqlx::query("DELETE FROM silences WHERE ends_at < $1").bind(silences_before).execute(&mut *tx).await?;
     tx.commit().await?;
-    Ok((alerts.rows_affected(), silences.rows_affected()))
+    Ok(alerts.rows_affected() + silences.rows_affected())
 }
 
 pub async fn silences(p: &crate::Pools<DB>, service: Option<&str>) -> Result<Vec<SilenceRow>> {
