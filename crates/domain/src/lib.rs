@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
+pub mod incidents;
 pub mod notify;
 pub mod oncall;
 pub mod problem;
