@@ -365,6 +365,21 @@ pub async fn send(builder: RequestBuilder) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// The text at `pointer` (a JSON pointer such as `/labels/alertname`) in each item of
+/// the JSON array `list`.
+pub fn texts_at(list: &Value, pointer: &str) -> Vec<String> {
+    let items = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"));
+    items
+        .iter()
+        .map(|item| match item.pointer(pointer).and_then(Value::as_str) {
+            Some(text) => text.to_string(),
+            None => panic!("no text at {pointer} in {item}"),
+        })
+        .collect()
+}
+
 /// The `path: message` lines of a problem response.
 pub fn problems(body: &Value) -> Vec<String> {
     body["errors"]

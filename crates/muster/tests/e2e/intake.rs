@@ -2,7 +2,7 @@
 //! bodies as Alertmanager answers), silences, PagerDuty events, webhook receivers,
 //! the alert event stream, and nothing lost when the server is killed.
 
-use crate::common::{Backend, Database, Server, problems, seeded, send};
+use crate::common::{Backend, Database, Server, problems, seeded, send, texts_at};
 use crate::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -289,12 +289,7 @@ async fn alertmanager_answers(backend: Backend) {
         "a user sees every service"
     );
     let (_, groups) = server.get("/api/v2/alerts/groups").await;
-    let receivers: Vec<&str> = groups
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["receiver"]["name"].as_str().unwrap())
-        .collect();
+    let receivers = texts_at(&groups, "/receiver/name");
     assert_eq!(receivers, ["forms-printing", "identity"]);
 
     // An explicitly resolved alert is no longer listed, and its end is recorded.
@@ -305,12 +300,7 @@ async fn alertmanager_answers(backend: Backend) {
     )
     .await;
     let (_, alerts) = get_as(&server, &key, "/api/v2/alerts").await;
-    let names: Vec<&str> = alerts
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["labels"]["alertname"].as_str().unwrap())
-        .collect();
+    let names = texts_at(&alerts, "/labels/alertname");
     assert_eq!(names, ["x"]);
 
     // Status, receivers and health answer as Alertmanager's do.
@@ -452,12 +442,7 @@ async fn silences(backend: Backend) {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.as_str().unwrap().contains("already expired"));
     let (_, list) = get_as(&server, &key, "/api/v2/silences?filter=alertname%3DDisk").await;
-    let states: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["status"]["state"].as_str().unwrap())
-        .collect();
+    let states = texts_at(&list, "/status/state");
     // Alertmanager's filter compares with the silence's matcher values: the regex
     // silence's value is "Disk.*", which `alertname=Disk` does not select.
     assert_eq!(states, ["expired"]);
@@ -514,12 +499,7 @@ async fn alert_history_and_expiry(backend: Backend) {
     let mut kinds = Vec::new();
     for _ in 0..40 {
         let (_, alert) = server.get(&format!("/api/v1/alerts/{id}")).await;
-        kinds = alert["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["kind"].as_str().unwrap().to_string())
-            .collect();
+        kinds = texts_at(&alert["events"], "/kind");
         if kinds.len() == 3 {
             assert_eq!(alert["state"], "resolved");
             break;
@@ -599,12 +579,7 @@ async fn pagerduty_events(backend: Backend) {
     let first_id = db1["id"].as_i64().unwrap();
     enqueue(json!({"routing_key": key, "event_action": "resolve", "dedup_key": "db-1"})).await;
     let (_, alert) = server.get(&format!("/api/v1/alerts/{first_id}")).await;
-    let kinds: Vec<&str> = alert["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = texts_at(&alert["events"], "/kind");
     assert_eq!(kinds, ["fired", "acknowledged", "resolved"]);
     // After resolution the same dedup key opens a new alert.
     enqueue(trigger).await;
@@ -872,12 +847,7 @@ async fn acknowledged_alerts_survive_sigkill(backend: Backend) {
     );
     let server = db.serve().unwrap().with_token(&admin);
     let (_, alerts) = server.get("/api/v2/alerts").await;
-    let stored: HashSet<String> = alerts
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["labels"]["instance"].as_str().unwrap().to_string())
-        .collect();
+    let stored: HashSet<String> = texts_at(&alerts, "/labels/instance").into_iter().collect();
     let lost: Vec<&String> = acknowledged.difference(&stored).collect();
     assert!(
         lost.is_empty(),
@@ -936,13 +906,7 @@ async fn two_instances_share_one_alert_store() {
     }
     for server in [&first, &second] {
         let (_, alerts) = get_as(server, &key, "/api/v2/alerts").await;
-        let names: Vec<&str> = alerts
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["labels"]["alertname"].as_str().unwrap())
-            .collect();
-        let mut names = names;
+        let mut names = texts_at(&alerts, "/labels/alertname");
         names.sort();
         assert_eq!(names, ["a", "b", "same"]);
     }
