@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 mod connect;
+pub mod incidents;
 pub mod notify;
 pub mod oncall;
 pub mod secrets;
@@ -181,6 +182,14 @@ pub(crate) fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
 
+/// `count` parameter placeholders numbered from `from`: `?` when `anonymous`, else `$N`.
+pub(crate) fn placeholder_list(anonymous: bool, from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| if anonymous { "?".to_string() } else { format!("${i}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Calls the same-named query function compiled for the store's database.
 macro_rules! dispatch {
     ($store:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
@@ -217,6 +226,15 @@ macro_rules! per_dialect {
             const ANONYMOUS_PARAMETERS: bool = true;
             #[allow(unused_imports)]
             use crate::audit::sqlite as audit_sql;
+            #[allow(unused_imports)]
+            use crate::incidents::sqlite as incidents_sql;
+            #[allow(unused_imports)]
+            use crate::notify::sqlite as notify_sql;
+            /// `count` parameter placeholders numbered from `from`, comma-separated.
+            #[allow(dead_code)]
+            fn placeholders(from: usize, count: usize) -> String {
+                crate::placeholder_list(ANONYMOUS_PARAMETERS, from, count)
+            }
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));
         }
         #[allow(dead_code)]
@@ -232,6 +250,15 @@ macro_rules! per_dialect {
             const ANONYMOUS_PARAMETERS: bool = false;
             #[allow(unused_imports)]
             use crate::audit::postgres as audit_sql;
+            #[allow(unused_imports)]
+            use crate::incidents::postgres as incidents_sql;
+            #[allow(unused_imports)]
+            use crate::notify::postgres as notify_sql;
+            /// `count` parameter placeholders numbered from `from`, comma-separated.
+            #[allow(dead_code)]
+            fn placeholders(from: usize, count: usize) -> String {
+                crate::placeholder_list(ANONYMOUS_PARAMETERS, from, count)
+            }
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));
         }
     };

@@ -93,7 +93,7 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("labels and matchers serialise")
 }
 
-fn labels(text: &str) -> Result<LabelSet> {
+pub(crate) fn labels(text: &str) -> Result<LabelSet> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("labels {text:?}: {e}")))
 }
 

@@ -288,6 +288,7 @@ mod tests {
             external: false,
             runbook: None,
             description: None,
+            incidents: None,
         }
     }
 

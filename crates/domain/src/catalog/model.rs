@@ -167,6 +167,42 @@ pub struct Service {
     pub runbook: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How this service's signals fold into incidents; defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incidents: Option<IncidentSettings>,
+}
+
+/// A service's incident rules as written in the catalog (`incidents:` on a service).
+/// The incidents domain reads them into [`crate::incidents::Rules`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentSettings {
+    /// Labels whose values split the service's alerts into separate incidents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    /// Resolve the incident when every alert in it has resolved (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resolve: Option<bool>,
+    /// After a resolution by hand, how long alerts still firing wait before they open
+    /// a new incident (default 4h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refire_after: Option<String>,
+    /// How many reports open an incident without an alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood: Option<FloodSettings>,
+}
+
+/// The flood rule: `reports` reports from `organisations` distinct organisations within
+/// `window` open an incident.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloodSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisations: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// A customer of the operator, and the services it uses.

@@ -414,6 +414,13 @@ fn check_service(check: &mut Check, i: usize, service: &Service) {
     if let Some(runbook) = &service.runbook {
         check.url(at, "runbook", runbook);
     }
+    if let Some(settings) = &service.incidents
+        && let Err(errors) = crate::incidents::Rules::from_settings(settings)
+    {
+        for (field, message) in errors {
+            check.error(at.0, i, at.2, &format!("incidents.{field}"), message);
+        }
+    }
 }
 
 /// Dependency cycles are named in full (`a -> b -> a`), reported on the first service.

@@ -3,6 +3,14 @@
 //! it leads to), severities, and the group key that decides which open incident of a
 //! service a signal joins.
 
+pub mod grouping;
+pub mod pages;
+pub mod reports;
+pub mod rules;
+
+pub use pages::{number, paged_incident, parse_reference};
+pub use rules::Rules;
+
 use crate::signals::LabelSet;
 use serde::{Deserialize, Serialize};
 

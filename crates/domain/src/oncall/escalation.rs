@@ -181,36 +181,83 @@ impl Policy {
         resolve: impl Fn(&Target, Timestamp) -> Vec<String>,
     ) -> Vec<Page> {
         let mut pages = Vec::new();
-        let mut at = trigger;
-        for pass in 0..=self.repeat {
-            for (index, step) in self.steps.iter().enumerate() {
-                if acknowledged.is_some_and(|ack| at >= ack) {
-                    return pages;
-                }
-                let mut people: Vec<String> = Vec::new();
-                for target in &step.targets {
-                    for person in resolve(target, at) {
-                        if !people.contains(&person) {
-                            people.push(person);
-                        }
-                    }
-                }
-                if people.is_empty() {
-                    continue; // skipped: the next step fires at once
-                }
-                pages.push(Page {
-                    at,
-                    pass,
-                    step: index,
-                    people,
-                });
-                at = match at.checked_add(step.escalate_after) {
-                    Ok(next) => next,
-                    Err(_) => return pages,
-                };
+        let mut next = Some(Cursor::start(trigger));
+        while let Some(cursor) = next {
+            if acknowledged.is_some_and(|ack| cursor.due >= ack) {
+                break;
             }
+            let (page, after) = self.fire(cursor, &resolve);
+            pages.extend(page);
+            next = after;
         }
         pages
+    }
+
+    /// Fires the step `cursor` points at: the page it sends (`None` when its targets
+    /// reach nobody: skipped) and where the escalation stands after it (`None` once the
+    /// last pass is done, or when the policy has no such step any more). A skipped
+    /// step's successor is due at once; otherwise after the step's `escalate_after`.
+    pub fn fire(
+        &self,
+        cursor: Cursor,
+        resolve: impl Fn(&Target, Timestamp) -> Vec<String>,
+    ) -> (Option<Page>, Option<Cursor>) {
+        let Some(step) = self.steps.get(cursor.step).filter(|_| cursor.pass <= self.repeat)
+        else {
+            return (None, None);
+        };
+        let mut people: Vec<String> = Vec::new();
+        for target in &step.targets {
+            for person in resolve(target, cursor.due) {
+                if !people.contains(&person) {
+                    people.push(person);
+                }
+            }
+        }
+        let wait = if people.is_empty() {
+            SignedDuration::ZERO
+        } else {
+            step.escalate_after
+        };
+        let (pass, index) = if cursor.step + 1 < self.steps.len() {
+            (cursor.pass, cursor.step + 1)
+        } else {
+            (cursor.pass + 1, 0)
+        };
+        let next = match cursor.due.checked_add(wait) {
+            Ok(due) if pass <= self.repeat => Some(Cursor {
+                pass,
+                step: index,
+                due,
+            }),
+            _ => None,
+        };
+        let page = (!people.is_empty()).then(|| Page {
+            at: cursor.due,
+            pass: cursor.pass,
+            step: cursor.step,
+            people,
+        });
+        (page, next)
+    }
+}
+
+/// Where an escalation stands: the step that fires next, of which pass, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub pass: u32,
+    pub step: usize,
+    pub due: Timestamp,
+}
+
+impl Cursor {
+    /// The first step of the first pass, due at the trigger.
+    pub fn start(trigger: Timestamp) -> Cursor {
+        Cursor {
+            pass: 0,
+            step: 0,
+            due: trigger,
+        }
     }
 }
 

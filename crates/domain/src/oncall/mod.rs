@@ -15,6 +15,6 @@ pub mod revisions;
 pub mod schedule;
 pub mod shifts;
 
-pub use escalation::{Page, Policy, Step, Target};
+pub use escalation::{Cursor, Page, Policy, Step, Target};
 pub use schedule::{Definition, Layer, Override, Rotation, Schedule};
 pub use shifts::{OnCall, Shift, Shifts};

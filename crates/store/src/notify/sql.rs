@@ -2,6 +2,14 @@
 
 pub async fn enqueue(p: &crate::Pools<DB>, now: i64, messages: Vec<NewNotification>) -> Result<usize> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let created = insert(&mut tx, now, &messages).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Queues messages inside the caller's write transaction (so a page and its record
+/// commit together); returns how many were new.
+pub async fn insert(tx: &mut sqlx::Transaction<'_, DB>, now: i64, messages: &[NewNotification]) -> Result<usize> {
     let mut created = 0;
     for m in messages {
         let done = sqlx::query(
@@ -19,12 +27,25 @@ pub async fn enqueue(p: &crate::Pools<DB>, now: i64, messages: Vec<NewNotificati
         .bind(m.not_before.max(0))
         .bind(m.give_up_at)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         created += done.rows_affected() as usize;
     }
-    tx.commit().await?;
     Ok(created)
+}
+
+/// Cancels messages not yet tried whose dedup key starts with `prefix` and that wait
+/// for a later time (a page's delayed contact methods once someone acknowledged).
+pub async fn cancel_waiting(tx: &mut sqlx::Transaction<'_, DB>, prefix: &str, now: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE notifications SET status = 'cancelled', claimed_by = NULL, claimed_until = NULL \
+         WHERE status = 'queued' AND attempts = 0 AND not_before > $2 AND substr(dedup_key, 1, length($1)) = $1",
+    )
+    .bind(prefix)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn claim(p: &crate::Pools<DB>, worker: &str, now: i64, until: i64, limit: i64) -> Result<Vec<Notification>> {
@@ -54,9 +75,9 @@ pub async fn complete(
 ) -> Result<bool> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     // Only the holder of a live claim completes a message.
-    let sql = format!("SELECT give_up_at FROM notifications WHERE id = $1 AND claimed_by = $2 AND status = 'queued'{LOCK}");
-    let held: Option<(i64,)> = sqlx::query_as(trusted(sql)).bind(id).bind(worker).fetch_optional(&mut *tx).await?;
-    let Some((give_up_at,)) = held else {
+    let sql = format!("SELECT give_up_at, dedup_key, recipient, channel FROM notifications WHERE id = $1 AND claimed_by = $2 AND status = 'queued'{LOCK}");
+    let held: Option<(i64, String, String, String)> = sqlx::query_as(trusted(sql)).bind(id).bind(worker).fetch_optional(&mut *tx).await?;
+    let Some((give_up_at, dedup_key, recipient, channel)) = held else {
         return Ok(false);
     };
     sqlx::query("INSERT INTO notification_attempts (notification_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
@@ -85,6 +106,12 @@ pub async fn complete(
     .bind(bundle_id)
     .execute(&mut *tx)
     .await?;
+    if final_status == "failed"
+        && let Some(incident) = muster_domain::incidents::paged_incident(&dedup_key)
+    {
+        let text = format!("Could not reach {recipient} by {channel}: {}", detail.as_deref().unwrap_or("gave up"));
+        incidents_sql::timeline(&mut tx, incident, now, "delivery_failed", "muster", &text).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

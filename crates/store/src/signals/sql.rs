@@ -4,13 +4,6 @@ type Tx<'a> = sqlx::Transaction<'a, DB>;
 
 /// `count` parameters numbered from `from`, bound in the order they appear (`?` on
 /// SQLite: see `ANONYMOUS_PARAMETERS`). A statement uses these for all its parameters.
-fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|i| if ANONYMOUS_PARAMETERS { "?".to_string() } else { format!("${i}") })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 pub async fn insert_key(p: &crate::Pools<DB>, k: &IntegrationKey, hash: &str, entry: muster_domain::audit::NewAuditEntry) -> Result<()> {
     let (service, label, fallback) = match &k.scope {
         KeyScope::Service { service } => (Some(service.as_str()), None, None),
@@ -488,6 +481,11 @@ pub async fn save_silences(p: &crate::Pools<DB>, silences: &[Option<&Silence>], 
         .execute(&mut *tx)
         .await?;
     }
+    // Alerts held by silences are looked at again at once: one may have ended early.
+    sqlx::query("UPDATE held_alerts SET recheck_at = $1 WHERE reason = 'silenced' AND recheck_at > $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     audit_sql::append(&mut tx, now, entries).await?;
     tx.commit().await?;
     Ok(())

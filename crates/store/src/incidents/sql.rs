@@ -1,0 +1,758 @@
+// Incident queries, compiled once per database (see `per_dialect!`).
+
+use muster_domain::incidents::grouping::{Placement, alert_title, muted_until, place, truncate};
+use muster_domain::incidents::pages::page_prefix;
+use muster_domain::incidents::reports::{Candidate, flood, resemble};
+use muster_domain::incidents::{Action, Rules, group_key, transition};
+use std::collections::{HashMap, HashSet};
+
+type Tx<'a> = sqlx::Transaction<'a, DB>;
+
+/// Takes the `incidents` engine lock for the transaction: whatever may open an
+/// incident runs one at a time.
+async fn lock(tx: &mut Tx<'_>) -> Result<()> {
+    let sql = format!("SELECT name FROM engine_locks WHERE name = 'incidents'{LOCK}");
+    let _: Option<(String,)> = sqlx::query_as(trusted(sql)).fetch_optional(&mut **tx).await?;
+    Ok(())
+}
+
+/// Appends a timeline entry.
+pub async fn timeline(tx: &mut Tx<'_>, incident: i64, at: i64, kind: &str, actor: &str, text: &str) -> Result<()> {
+    sqlx::query("INSERT INTO incident_timeline (incident_id, at, kind, actor, text) VALUES ($1, $2, $3, $4, $5)")
+        .bind(incident)
+        .bind(at)
+        .bind(kind)
+        .bind(actor)
+        .bind(text)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn fetch(tx: &mut Tx<'_>, id: i64) -> Result<Option<IncidentRow>> {
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1{LOCK}");
+    Ok(sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&mut **tx).await?)
+}
+
+async fn fetch_or_not_found(tx: &mut Tx<'_>, id: i64) -> Result<IncidentRow> {
+    fetch(tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("no incident {}", number(id))))
+}
+
+/// A new incident in `triggered`, its `opened` entry, and its team's escalation from
+/// step one, due at once.
+#[allow(clippy::too_many_arguments)]
+async fn open(
+    tx: &mut Tx<'_>,
+    service: &str,
+    group_key: &str,
+    severity: Severity,
+    title: &str,
+    summary: &str,
+    opened_by: &str,
+    team: Option<&str>,
+    now: i64,
+) -> Result<IncidentRow> {
+    let sql = format!(
+        "INSERT INTO incidents (service_id, group_key, state, severity, title, summary, opened_by, opened_at, updated_at) \
+         VALUES ($1, $2, 'triggered', $3, $4, $5, $6, $7, $7) RETURNING {INCIDENT_COLUMNS}"
+    );
+    let row: IncidentRow = sqlx::query_as(trusted(sql))
+        .bind(service)
+        .bind(group_key)
+        .bind(severity.as_str())
+        .bind(title)
+        .bind(summary)
+        .bind(opened_by)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+    let paging = match team {
+        Some(team) => {
+            sqlx::query("INSERT INTO escalations (incident_id, team, pass, step, due_at) VALUES ($1, $2, 0, 0, $3)")
+                .bind(row.id)
+                .bind(team)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            format!("; paging team {team}")
+        }
+        None => format!("; nobody is paged: service {service:?} is not in the catalog"),
+    };
+    timeline(tx, row.id, now, "opened", opened_by, &format!("Opened: {title}{paging}")).await?;
+    Ok(row)
+}
+
+/// Moves an incident to `to` as `by`: stamps the state's time, stops its escalation
+/// unless it is triggered again, cancels page messages still waiting for a later time,
+/// and records it on the timeline.
+async fn set_state(tx: &mut Tx<'_>, id: i64, to: State, by: &str, now: i64, text: &str) -> Result<IncidentRow> {
+    let column = match to {
+        State::Triggered => None,
+        State::Acknowledged => Some("acknowledged_at = $3, acknowledged_by = $4"),
+        State::Mitigated => Some("mitigated_at = $3"),
+        State::Resolved => Some("resolved_at = $3, resolved_by = $4"),
+    };
+    let sql = format!(
+        "UPDATE incidents SET state = $2, updated_at = $3{} WHERE id = $1 RETURNING {INCIDENT_COLUMNS}",
+        column.map(|c| format!(", {c}")).unwrap_or_default()
+    );
+    let updated: IncidentRow = sqlx::query_as(trusted(sql))
+        .bind(id)
+        .bind(to.as_str())
+        .bind(now)
+        .bind(by)
+        .fetch_one(&mut **tx)
+        .await?;
+    if to != State::Triggered {
+        sqlx::query("DELETE FROM escalations WHERE incident_id = $1").bind(id).execute(&mut **tx).await?;
+        notify_sql::cancel_waiting(tx, &page_prefix(id), now).await?;
+    }
+    timeline(tx, id, now, to.as_str(), by, text).await?;
+    Ok(updated)
+}
+
+fn audit_entry(actor: &Actor, action: &str, id: i64, before: Option<&str>, after: &str) -> muster_domain::audit::NewAuditEntry {
+    actor.entry(action, format!("incident:{}", number(id)), before.map(str::to_owned), Some(after.to_owned()))
+}
+
+pub async fn list(p: &crate::Pools<DB>, states: &[&str], service: Option<&str>, before: i64, limit: i64) -> Result<Vec<IncidentRow>> {
+    let state_filter = if states.is_empty() { String::new() } else { format!(" AND state IN ({})", placeholders(4, states.len())) };
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < $1 AND ($2 IS NULL OR service_id = $2){state_filter} ORDER BY id DESC LIMIT $3"
+    );
+    let mut q = sqlx::query_as(trusted(sql)).bind(before).bind(service).bind(limit);
+    for state in states {
+        q = q.bind(*state);
+    }
+    Ok(q.fetch_all(&p.reader).await?)
+}
+
+pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<DetailRows>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+    let Some(incident) = sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&mut *tx).await? else {
+        return Ok(None);
+    };
+    let alerts = sqlx::query_as(
+        "SELECT a.id, a.fingerprint, a.labels, a.firing, a.starts_at, ia.joined_at FROM incident_alerts ia \
+         JOIN alerts a ON a.id = ia.alert_id WHERE ia.incident_id = $1 ORDER BY ia.joined_at, a.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let sql = format!("SELECT {REPORT_COLUMNS} FROM reports WHERE incident_id = $1 ORDER BY id");
+    let reports = sqlx::query_as(trusted(sql)).bind(id).fetch_all(&mut *tx).await?;
+    let timeline = sqlx::query_as("SELECT at, kind, actor, text FROM incident_timeline WHERE incident_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let pages = sqlx::query_as("SELECT pass, step, due_at, fired_at, people FROM incident_pages WHERE incident_id = $1 ORDER BY due_at, pass, step")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let next_step = sqlx::query_as("SELECT pass, step, due_at FROM escalations WHERE incident_id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(DetailRows { incident, alerts, reports, timeline, pages, next_step }))
+}
+
+pub async fn declare(p: &crate::Pools<DB>, actor: &Actor, new: &NewIncident, now: i64) -> Result<IncidentRow> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
+    // Declared incidents hold no alert group: their key is their own.
+    let key = format!("declared:{}", random_token(16));
+    let row = open(&mut tx, &new.service, &key, new.severity, &new.title, &new.summary, &new.by, new.team.as_deref(), now).await?;
+    audit_sql::append(&mut tx, now, vec![audit_entry(actor, "incident.declare", row.id, None, "triggered")]).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &Act, now: i64) -> Result<IncidentRow> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let row = fetch_or_not_found(&mut tx, id).await?;
+    let state = state_of(&row.state)?;
+    let action = match act {
+        Act::Acknowledge => Action::Acknowledge,
+        Act::Mitigate => Action::Mitigate,
+        Act::Resolve { .. } => Action::Resolve,
+        Act::Note(_) => Action::Note,
+        Act::Severity(_) => Action::Severity,
+        Act::Merge { .. } => Action::Merge,
+    };
+    let to = transition(state, action).map_err(StoreError::Conflict)?;
+    let reason = actor.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    let updated = match (act, to) {
+        (Act::Note(text), _) => {
+            timeline(&mut tx, id, now, "note", by, text).await?;
+            row
+        }
+        (Act::Severity(severity), _) => {
+            let sql = format!("UPDATE incidents SET severity = $2, updated_at = $3 WHERE id = $1 RETURNING {INCIDENT_COLUMNS}");
+            let updated: IncidentRow = sqlx::query_as(trusted(sql)).bind(id).bind(severity.as_str()).bind(now).fetch_one(&mut *tx).await?;
+            let text = format!("Severity {} → {}{reason}", row.severity, severity.as_str());
+            timeline(&mut tx, id, now, "severity", by, &text).await?;
+            updated
+        }
+        (Act::Merge { into }, Some(to)) => {
+            if *into == id {
+                return Err(StoreError::Conflict("cannot merge: an incident cannot be merged into itself".into()));
+            }
+            let target = fetch(&mut tx, *into)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("cannot merge: no incident {}", number(*into))))?;
+            if !state_of(&target.state)?.is_open() {
+                return Err(StoreError::Conflict(format!("cannot merge: {} is resolved", number(*into))));
+            }
+            let moved = sqlx::query("UPDATE incident_alerts SET incident_id = $2 WHERE incident_id = $1 AND alert_id NOT IN (SELECT alert_id FROM incident_alerts WHERE incident_id = $2)")
+                .bind(id)
+                .bind(into)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let reports = sqlx::query("UPDATE reports SET incident_id = $2 WHERE incident_id = $1").bind(id).bind(into).execute(&mut *tx).await?.rows_affected();
+            sqlx::query("UPDATE incidents SET merged_into = $2 WHERE id = $1").bind(id).bind(into).execute(&mut *tx).await?;
+            let text = format!("{} merged in by {by}: {moved} alerts and {reports} reports moved here{reason}", number(id));
+            timeline(&mut tx, *into, now, "merged", by, &text).await?;
+            let merged = fetch_or_not_found(&mut tx, id).await?;
+            set_state(&mut tx, merged.id, to, by, now, &format!("Merged into {}{reason}", number(*into))).await?
+        }
+        (Act::Resolve { refire_after }, Some(to)) => {
+            // Alerts still firing are held: they open a new incident only if they
+            // still fire after `refire_after`.
+            let recheck = now + refire_after.as_millis() as i64;
+            let held = sqlx::query(
+                "INSERT INTO held_alerts (alert_id, reason, recheck_at) \
+                 SELECT ia.alert_id, 'refire', $2 FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id \
+                 WHERE ia.incident_id = $1 AND a.firing = 1 \
+                 ON CONFLICT (alert_id) DO UPDATE SET reason = excluded.reason, recheck_at = excluded.recheck_at",
+            )
+            .bind(id)
+            .bind(recheck)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let still = if held > 0 { format!(" ({held} alerts still firing; a new incident opens if they still fire in {refire_after:#})") } else { String::new() };
+            set_state(&mut tx, id, to, by, now, &format!("Resolved by {by}{reason}{still}")).await?
+        }
+        (_, Some(to)) => {
+            let text = format!("{} by {by}{reason}", capitalised(to.as_str()));
+            set_state(&mut tx, id, to, by, now, &text).await?
+        }
+        (_, None) => row,
+    };
+    audit_sql::append(&mut tx, now, vec![audit_entry(actor, &format!("incident.{}", action.as_str()), id, Some(&state_as_text(state)), &updated.state)]).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+fn state_as_text(state: State) -> String {
+    state.as_str().to_string()
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+#[derive(sqlx::FromRow)]
+struct AlertFacts {
+    id: i64,
+    service_id: String,
+    labels: String,
+    annotations: String,
+    firing: i64,
+    latest: i64,
+}
+
+/// The open incident of each group seen so far in this batch.
+#[derive(Default)]
+struct OpenGroups(HashMap<(String, String), Option<(i64, Severity)>>);
+
+impl OpenGroups {
+    async fn get(&mut self, tx: &mut Tx<'_>, service: &str, key: &str) -> Result<Option<(i64, Severity)>> {
+        let entry = (service.to_string(), key.to_string());
+        if let Some(found) = self.0.get(&entry) {
+            return Ok(*found);
+        }
+        let row: Option<(i64, String)> = sqlx::query_as("SELECT id, severity FROM incidents WHERE service_id = $1 AND group_key = $2 AND state <> 'resolved'")
+            .bind(service)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let found = row.map(|(id, s)| Ok::<_, StoreError>((id, severity_of(&s)?))).transpose()?;
+        self.0.insert(entry, found);
+        Ok(found)
+    }
+}
+
+async fn alert_facts(tx: &mut Tx<'_>, ids: &[i64]) -> Result<HashMap<i64, AlertFacts>> {
+    let mut facts = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT id, service_id, labels, annotations, firing, latest FROM alerts WHERE id IN ({})", placeholders(1, chunk.len()));
+        let mut q = sqlx::query_as::<_, AlertFacts>(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            facts.insert(row.id, row);
+        }
+    }
+    Ok(facts)
+}
+
+/// The open incident each alert is in, if any.
+async fn open_memberships(tx: &mut Tx<'_>, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT ia.alert_id, ia.incident_id FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id \
+             WHERE i.state <> 'resolved' AND ia.alert_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        found.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(found)
+}
+
+/// One thing grouping looks at, in order: an alert event, or a held alert due again.
+enum Work {
+    Event { kind: String, alert: i64 },
+    Held { alert: i64, reason: String },
+}
+
+pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp, limit: i64) -> Result<usize> {
+    let at = ms(now);
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
+    let held: Vec<(i64, String)> = sqlx::query_as("SELECT alert_id, reason FROM held_alerts WHERE recheck_at <= $1 ORDER BY recheck_at LIMIT $2")
+        .bind(at)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    let events: Vec<(i64, i64, String)> = sqlx::query_as("SELECT seq, alert_id, kind FROM alert_events WHERE handled_at IS NULL ORDER BY seq LIMIT $1")
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    if held.is_empty() && events.is_empty() {
+        return Ok(0);
+    }
+    let seqs: Vec<i64> = events.iter().map(|e| e.0).collect();
+    let work: Vec<Work> = held
+        .into_iter()
+        .map(|(alert, reason)| Work::Held { alert, reason })
+        .chain(events.into_iter().map(|(_, alert, kind)| Work::Event { kind, alert }))
+        .collect();
+    let ids: Vec<i64> = work.iter().map(|w| match w { Work::Event { alert, .. } | Work::Held { alert, .. } => *alert }).collect::<HashSet<_>>().into_iter().collect();
+    let facts = alert_facts(&mut tx, &ids).await?;
+    let mut member = open_memberships(&mut tx, &ids).await?;
+    let mut groups = OpenGroups::default();
+    let mut resolved_in: Vec<i64> = Vec::new();
+    let catalog = grouping.catalog;
+    for item in &work {
+        let (alert_id, firing_now) = match item {
+            Work::Event { kind, alert } if kind == "fired" => (*alert, true),
+            Work::Held { alert, .. } => (*alert, false),
+            Work::Event { kind, alert } => {
+                if let Some(incident) = member.get(alert).copied() {
+                    match kind.as_str() {
+                        "resolved" => resolved_in.push(incident),
+                        "acknowledged" => {
+                            let row = fetch_or_not_found(&mut tx, incident).await?;
+                            if row.state == "triggered" {
+                                let text = format!("Acknowledged by a PagerDuty acknowledge event on alert #{alert}");
+                                set_state(&mut tx, incident, State::Acknowledged, "pagerduty", at, &text).await?;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if kind == "resolved" {
+                    sqlx::query("DELETE FROM held_alerts WHERE alert_id = $1").bind(alert).execute(&mut *tx).await?;
+                }
+                continue;
+            }
+        };
+        let Some(alert) = facts.get(&alert_id) else { continue };
+        // A held alert is looked at again only while it is the current, firing instance.
+        if !firing_now && (alert.firing == 0 || alert.latest == 0) {
+            sqlx::query("DELETE FROM held_alerts WHERE alert_id = $1").bind(alert_id).execute(&mut *tx).await?;
+            continue;
+        }
+        let labels = crate::signals::labels(&alert.labels)?;
+        let service = catalog.service(&alert.service_id);
+        let rules = service.map(Rules::of).unwrap_or_default();
+        let key = group_key(&labels, &rules.group_by);
+        let muted = muted_until(grouping.silences, &alert.service_id, &labels, now);
+        let open_in_group = groups.get(&mut tx, &alert.service_id, &key).await?;
+        let severity = Severity::of_labels(&labels);
+        let why = match item {
+            Work::Held { reason, .. } if reason == "silenced" => " (its silence ended)",
+            Work::Held { .. } => " (still firing after its incident was resolved by hand)",
+            Work::Event { .. } => "",
+        };
+        let incident = match place(member.contains_key(&alert_id), muted, open_in_group.map(|g| g.0)) {
+            Placement::Stay => continue,
+            Placement::Hold { until } => {
+                sqlx::query(
+                    "INSERT INTO held_alerts (alert_id, reason, recheck_at) VALUES ($1, 'silenced', $2) \
+                     ON CONFLICT (alert_id) DO UPDATE SET reason = excluded.reason, recheck_at = excluded.recheck_at",
+                )
+                .bind(alert_id)
+                .bind(ms(until))
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
+            Placement::Join(incident) => {
+                let current = open_in_group.map(|g| g.1).unwrap_or(severity);
+                if severity < current {
+                    sqlx::query("UPDATE incidents SET severity = $2, updated_at = $3 WHERE id = $1").bind(incident).bind(severity.as_str()).bind(at).execute(&mut *tx).await?;
+                    let text = format!("Severity {} → {} (alert #{alert_id})", current.as_str(), severity.as_str());
+                    timeline(&mut tx, incident, at, "severity", "muster", &text).await?;
+                    groups.0.insert((alert.service_id.clone(), key.clone()), Some((incident, severity)));
+                }
+                incident
+            }
+            Placement::Open => {
+                let annotations = crate::signals::labels(&alert.annotations)?;
+                let name = service.map(|s| s.name.as_str()).unwrap_or(&alert.service_id);
+                let title = alert_title(&labels, &annotations, name);
+                let summary = truncate(annotations.get("description").map(String::as_str).unwrap_or(""), 2000);
+                let team = service.map(|s| s.owner.as_str());
+                let row = open(&mut tx, &alert.service_id, &key, severity, &title, &summary, "alert", team, at).await?;
+                groups.0.insert((alert.service_id.clone(), key.clone()), Some((row.id, severity)));
+                row.id
+            }
+        };
+        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, joined_at) VALUES ($1, $2, $3) ON CONFLICT (incident_id, alert_id) DO NOTHING")
+            .bind(incident)
+            .bind(alert_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM held_alerts WHERE alert_id = $1").bind(alert_id).execute(&mut *tx).await?;
+        member.insert(alert_id, incident);
+        let name = labels.get("alertname").map(String::as_str).unwrap_or("alert");
+        timeline(&mut tx, incident, at, "alert_joined", "muster", &format!("Alert #{alert_id} {name} joined{why}")).await?;
+        if alert.firing == 0 {
+            resolved_in.push(incident);
+        }
+    }
+    resolved_in.sort_unstable();
+    resolved_in.dedup();
+    for incident in resolved_in {
+        auto_resolve(&mut tx, catalog, incident, at).await?;
+    }
+    for chunk in seqs.chunks(500) {
+        let sql = format!("UPDATE alert_events SET handled_at = $1 WHERE seq IN ({})", placeholders(2, chunk.len()));
+        let mut q = sqlx::query(trusted(sql)).bind(at);
+        for seq in chunk {
+            q = q.bind(*seq);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(work.len())
+}
+
+/// Once every alert of an open incident has resolved: resolves it when its service's
+/// rules say so, else says so on the timeline.
+async fn auto_resolve(tx: &mut Tx<'_>, catalog: &Catalog, incident: i64, at: i64) -> Result<()> {
+    let firing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incident_alerts ia JOIN alerts a ON a.id = ia.alert_id WHERE ia.incident_id = $1 AND a.firing = 1")
+        .bind(incident)
+        .fetch_one(&mut **tx)
+        .await?;
+    let Some(row) = fetch(tx, incident).await? else { return Ok(()) };
+    if firing > 0 || row.state == "resolved" {
+        return Ok(());
+    }
+    let rules = catalog.service(&row.service_id).map(Rules::of).unwrap_or_default();
+    if rules.auto_resolve {
+        set_state(tx, incident, State::Resolved, "muster", at, "Resolved: every alert has resolved").await?;
+    } else {
+        timeline(tx, incident, at, "alerts_resolved", "muster", "Every alert has resolved; this service's incidents are resolved by hand").await?;
+    }
+    Ok(())
+}
+
+pub async fn due_teams(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT team FROM (SELECT team FROM escalations WHERE due_at <= $1 ORDER BY due_at LIMIT $2) due")
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&p.reader)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The most steps one escalation fires in one go (a long outage caught up after
+/// downtime fires every missed step, each once).
+const MAX_STEPS_AT_ONCE: usize = 1000;
+
+pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64, limit: i64) -> Result<usize> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let sql = format!("SELECT incident_id, team, pass, step, due_at FROM escalations WHERE due_at <= $1 ORDER BY due_at LIMIT $2{SKIP_LOCKED}");
+    let due: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    let mut fired = 0;
+    for (incident_id, team, pass, step, due_at) in due {
+        let row = fetch_or_not_found(&mut tx, incident_id).await?;
+        if row.state != "triggered" {
+            sqlx::query("DELETE FROM escalations WHERE incident_id = $1").bind(incident_id).execute(&mut *tx).await?;
+            continue;
+        }
+        let incident = row.read()?;
+        let reported: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT organisation) FROM reports WHERE incident_id = $1")
+            .bind(incident_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut cursor = Some(Cursor { pass: pass as u32, step: step as usize, due: from_ms(due_at)? });
+        let mut steps = 0;
+        while let Some(at) = cursor.filter(|c| ms(c.due) <= now && steps < MAX_STEPS_AT_ONCE) {
+            let Some((page, next)) = escalator.fire(&team, at) else { break };
+            steps += 1;
+            cursor = next;
+            let Some(page) = page else {
+                let text = format!("Step {} of pass {} reached nobody; skipped", at.step + 1, at.pass + 1);
+                timeline(&mut tx, incident_id, now, "step_skipped", "muster", &text).await?;
+                continue;
+            };
+            let recorded = sqlx::query(
+                "INSERT INTO incident_pages (incident_id, pass, step, due_at, fired_at, people) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (incident_id, pass, step) DO NOTHING",
+            )
+            .bind(incident_id)
+            .bind(page.pass as i64)
+            .bind(page.step as i64)
+            .bind(ms(page.at))
+            .bind(now)
+            .bind(serde_json::to_string(&page.people).expect("names serialise"))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if recorded == 0 {
+                continue; // fired already: never twice
+            }
+            fired += 1;
+            for person in &page.people {
+                let (token, hash) = Store::new_ack_token();
+                sqlx::query("INSERT INTO ack_links (token_hash, incident_id, person, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&hash)
+                    .bind(incident_id)
+                    .bind(person)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let messages = escalator.messages(&incident, reported as usize, &page, person, &token);
+                let channels: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
+                let how = if channels.is_empty() { "no contact method".to_string() } else { channels.join(", ") };
+                let text = format!("Paged {person} (step {} of pass {}) by {how}", page.step + 1, page.pass + 1);
+                timeline(&mut tx, incident_id, now, "paged", "muster", &text).await?;
+                notify_sql::insert(&mut tx, now, &messages).await?;
+            }
+        }
+        match cursor {
+            Some(next) => {
+                sqlx::query("UPDATE escalations SET pass = $2, step = $3, due_at = $4 WHERE incident_id = $1")
+                    .bind(incident_id)
+                    .bind(next.pass as i64)
+                    .bind(next.step as i64)
+                    .bind(ms(next.due))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None if steps > 0 => {
+                sqlx::query("DELETE FROM escalations WHERE incident_id = $1").bind(incident_id).execute(&mut *tx).await?;
+                timeline(&mut tx, incident_id, now, "escalation_done", "muster", "Every step of every pass has fired; nobody acknowledged").await?;
+            }
+            None => {}
+        }
+    }
+    tx.commit().await?;
+    Ok(fired)
+}
+
+async fn link_row(tx: &mut Tx<'_>, hash: &str) -> Result<Option<AckLink>> {
+    let sql = format!("SELECT incident_id, person, used_at FROM ack_links WHERE token_hash = $1{LOCK}");
+    let Some((incident, person, used_at)) = sqlx::query_as::<_, (i64, String, Option<i64>)>(trusted(sql)).bind(hash).fetch_optional(&mut **tx).await? else {
+        return Ok(None);
+    };
+    Ok(Some(AckLink {
+        incident: fetch_or_not_found(tx, incident).await?.read()?,
+        person,
+        used_at: used_at.map(from_ms).transpose()?,
+    }))
+}
+
+pub async fn ack_link(p: &crate::Pools<DB>, hash: &str) -> Result<Option<AckLink>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let link = link_row(&mut tx, hash).await?;
+    tx.commit().await?;
+    Ok(link)
+}
+
+pub async fn acknowledge_by_link(p: &crate::Pools<DB>, hash: &str, now: i64) -> Result<LinkOutcome> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let Some(link) = link_row(&mut tx, hash).await? else {
+        return Ok(LinkOutcome::Unknown);
+    };
+    match link.incident.state {
+        State::Resolved => return Ok(LinkOutcome::Expired(link)),
+        State::Triggered if link.used_at.is_none() => {}
+        _ => return Ok(LinkOutcome::Unchanged(link)),
+    }
+    sqlx::query("UPDATE ack_links SET used_at = $2 WHERE token_hash = $1").bind(hash).bind(now).execute(&mut *tx).await?;
+    let text = format!("Acknowledged by {} with the link in their page", link.person);
+    let id = link.incident.id;
+    let updated = set_state(&mut tx, id, State::Acknowledged, &link.person, now, &text).await?;
+    let actor = Actor::new(format!("link:{}", link.person));
+    audit_sql::append(&mut tx, now, vec![audit_entry(&actor, "incident.acknowledge", id, Some("triggered"), "acknowledged")]).await?;
+    tx.commit().await?;
+    Ok(LinkOutcome::Acknowledged(updated.read()?))
+}
+
+async fn insert_report(tx: &mut Tx<'_>, actor: &Actor, r: &NewReport, now: i64) -> Result<ReportRow> {
+    let sql = format!(
+        "INSERT INTO reports (organisation, service_id, summary, details, reporter, channel, received_at, received_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {REPORT_COLUMNS}"
+    );
+    Ok(sqlx::query_as(trusted(sql))
+        .bind(&r.organisation)
+        .bind(&r.service)
+        .bind(&r.summary)
+        .bind(&r.details)
+        .bind(&r.reporter)
+        .bind(&r.channel)
+        .bind(now)
+        .bind(&actor.label)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// Puts reports into an incident and says so on its timeline.
+async fn join_reports(tx: &mut Tx<'_>, incident: i64, reports: &[(i64, String)], how: &str, now: i64) -> Result<()> {
+    for (id, organisation) in reports {
+        sqlx::query("UPDATE reports SET incident_id = $2 WHERE id = $1").bind(id).bind(incident).execute(&mut **tx).await?;
+        timeline(tx, incident, now, "report_joined", "muster", &format!("Report #{id} from {organisation} joined{how}")).await?;
+    }
+    Ok(())
+}
+
+/// Places a report waiting in triage (see [`Store::add_report`]).
+async fn place_report(tx: &mut Tx<'_>, catalog: &Catalog, report: &ReportRow, now: i64) -> Result<()> {
+    let joined = [(report.id, report.organisation.clone())];
+    let Some(service_id) = &report.service_id else {
+        let open_incidents: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, title, summary, service_id FROM incidents WHERE state <> 'resolved' ORDER BY id DESC LIMIT 500",
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut candidates = Vec::new();
+        for (incident, title, summary, service) in open_incidents {
+            let words: Vec<(String,)> = sqlx::query_as("SELECT summary FROM reports WHERE incident_id = $1 ORDER BY id DESC LIMIT 20")
+                .bind(incident)
+                .fetch_all(&mut **tx)
+                .await?;
+            let text = std::iter::once(title).chain(std::iter::once(summary)).chain(words.into_iter().map(|w| w.0)).collect::<Vec<_>>().join(" ");
+            candidates.push(Candidate { incident, text, services: vec![service] });
+        }
+        let uses = catalog.organisations.iter().find(|o| o.id == report.organisation).map(|o| o.uses.clone()).unwrap_or_default();
+        if let Some(incident) = resemble(&format!("{} {}", report.summary, report.details), &uses, &candidates) {
+            join_reports(tx, incident, &joined, " (it resembles this incident)", now).await?;
+        }
+        return Ok(());
+    };
+    let newest_open: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE service_id = $1 AND state <> 'resolved' ORDER BY id DESC LIMIT 1")
+        .bind(service_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some((incident,)) = newest_open {
+        return join_reports(tx, incident, &joined, "", now).await;
+    }
+    let service = catalog.service(service_id);
+    let rules = service.map(Rules::of).unwrap_or_default();
+    let since = now - rules.flood.window.as_millis() as i64;
+    let waiting: Vec<(i64, String, i64)> = sqlx::query_as(
+        "SELECT id, organisation, received_at FROM reports WHERE incident_id IS NULL AND service_id = $1 AND received_at > $2 ORDER BY id",
+    )
+    .bind(service_id)
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await?;
+    let seen: Vec<(String, Timestamp)> = waiting.iter().map(|(_, o, at)| Ok((o.clone(), from_ms(*at)?))).collect::<Result<_>>()?;
+    let Some(counted) = flood(&rules.flood, &seen, from_ms(now)?) else {
+        return Ok(());
+    };
+    let organisations: HashSet<&str> = counted.iter().map(|&i| waiting[i].1.as_str()).collect();
+    let name = service.map(|s| s.name.as_str()).unwrap_or(service_id);
+    let title = format!("{} reports from {} organisations about {name}", counted.len(), organisations.len());
+    let summary = truncate(&report.summary, 2000);
+    let row = open(tx, service_id, "", Severity::Major, &title, &summary, "flood", service.map(|s| s.owner.as_str()), now).await?;
+    let rule = &rules.flood;
+    let text = format!(
+        "Flood rule: at least {} reports from at least {} organisations within {:#}",
+        rule.reports, rule.organisations, rule.window
+    );
+    timeline(tx, row.id, now, "flood", "muster", &text).await?;
+    let reports: Vec<(i64, String)> = counted.iter().map(|&i| (waiting[i].0, waiting[i].1.clone())).collect();
+    join_reports(tx, row.id, &reports, "", now).await
+}
+
+pub async fn add_report(p: &crate::Pools<DB>, actor: &Actor, catalog: &Catalog, report: &NewReport, now: i64) -> Result<ReportRow> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
+    let row = insert_report(&mut tx, actor, report, now).await?;
+    place_report(&mut tx, catalog, &row, now).await?;
+    let entry = actor.entry("report.create", format!("report:{}", row.id), None, Some(report.summary.clone()));
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
+    let sql = format!("SELECT {REPORT_COLUMNS} FROM reports WHERE id = $1");
+    let placed = sqlx::query_as(trusted(sql)).bind(row.id).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(placed)
+}
+
+pub async fn route_report(p: &crate::Pools<DB>, actor: &Actor, catalog: &Catalog, id: i64, route: &Route, now: i64) -> Result<ReportRow> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
+    let sql = format!("SELECT {REPORT_COLUMNS} FROM reports WHERE id = $1");
+    let row: ReportRow = sqlx::query_as(trusted(sql.clone()))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no report {id}")))?;
+    if let Some(incident) = row.incident_id {
+        return Err(StoreError::Conflict(format!("report {id} is in {} already", number(incident))));
+    }
+    sqlx::query("UPDATE reports SET routed_by = $2, routed_at = $3 WHERE id = $1").bind(id).bind(&actor.label).bind(now).execute(&mut *tx).await?;
+    let target = match route {
+        Route::Incident(incident) => {
+            let target = fetch_or_not_found(&mut tx, *incident).await?;
+            if target.state == "resolved" {
+                return Err(StoreError::Conflict(format!("{} is resolved", number(*incident))));
+            }
+            join_reports(&mut tx, *incident, &[(id, row.organisation.clone())], &format!(" (routed by {})", actor.label), now).await?;
+            number(*incident)
+        }
+        Route::Service(service) => {
+            sqlx::query("UPDATE reports SET service_id = $2 WHERE id = $1").bind(id).bind(service).execute(&mut *tx).await?;
+            let routed: ReportRow = sqlx::query_as(trusted(sql.clone())).bind(id).fetch_one(&mut *tx).await?;
+            place_report(&mut tx, catalog, &routed, now).await?;
+            format!("service:{service}")
+        }
+    };
+    let entry = actor.entry("report.route", format!("report:{id}"), None, Some(target));
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
+    let placed = sqlx::query_as(trusted(sql)).bind(id).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(placed)
+}
+
+pub async fn reports(p: &crate::Pools<DB>, incident: Option<i64>, limit: i64) -> Result<Vec<ReportRow>> {
+    let filter = if incident.is_some() { "incident_id = $1" } else { "incident_id IS NULL AND $1 IS NULL" };
+    let sql = format!("SELECT {REPORT_COLUMNS} FROM reports WHERE {filter} ORDER BY id DESC LIMIT $2");
+    Ok(sqlx::query_as(trusted(sql)).bind(incident).bind(limit).fetch_all(&p.reader).await?)
+}
