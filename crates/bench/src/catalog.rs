@@ -46,6 +46,7 @@ pub fn synthetic(args: &Args) -> Catalog {
             external: false,
             runbook: None,
             description: None,
+            incidents: None,
         })
         .collect();
     let mut placed = 0;

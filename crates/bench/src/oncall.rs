@@ -271,6 +271,7 @@ async fn outbox(store: &Store, count: usize) -> anyhow::Result<(Duration, Durati
         muster_engine::Settings {
             throttles: Throttle::defaults(),
             alert_retention: muster_engine::DEFAULT_ALERT_RETENTION,
+            public_url: "http://127.0.0.1".into(),
         },
     );
     let deadline = sending + Duration::from_secs(120);

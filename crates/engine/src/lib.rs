@@ -1,9 +1,12 @@
 //! The engine: time-driven modules, each one loop that claims its work inside the
 //! database (so several servers on PostgreSQL never do one piece twice) and reads time
-//! from the store's clock: delivery of the outbox, and alert expiry.
+//! from the store's clock: delivery of the outbox, alert expiry, grouping alerts into
+//! incidents, and escalation.
 
 pub mod alert_expiry;
 pub mod delivery;
+pub mod escalation;
+pub mod incidents;
 
 use muster_store::Store;
 use std::time::Duration;
@@ -18,6 +21,8 @@ pub struct Settings {
     pub throttles: Vec<muster_domain::notify::Throttle>,
     /// How long resolved alerts are kept.
     pub alert_retention: jiff::SignedDuration,
+    /// Base of links in pages, e.g. `https://muster.example.test`.
+    pub public_url: String,
 }
 
 /// Resolved alerts are kept this long unless configured otherwise.
@@ -31,6 +36,8 @@ pub fn start(
 ) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(delivery::run(store.clone(), senders, settings.throttles)),
-        tokio::spawn(alert_expiry::run(store, settings.alert_retention)),
+        tokio::spawn(alert_expiry::run(store.clone(), settings.alert_retention)),
+        tokio::spawn(incidents::run(store.clone())),
+        tokio::spawn(escalation::run(store, settings.public_url)),
     ]
 }

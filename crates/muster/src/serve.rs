@@ -152,6 +152,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
         muster_engine::Settings {
             throttles,
             alert_retention,
+            public_url: public_url.trim_end_matches('/').to_string(),
         },
     );
     tokio::spawn(log_audit_head(store.clone()));

@@ -143,10 +143,14 @@ pub enum Act {
     Acknowledge,
     Mitigate,
     /// `refire_after`: how long its alerts still firing wait before opening a new one.
-    Resolve { refire_after: SignedDuration },
+    Resolve {
+        refire_after: SignedDuration,
+    },
     Note(String),
     Severity(Severity),
-    Merge { into: i64 },
+    Merge {
+        into: i64,
+    },
 }
 
 /// Everything grouping needs besides the database: the catalog (owners, rules,
@@ -381,11 +385,10 @@ impl DetailRows {
 
 impl Store {
     pub async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>> {
-        let states: Vec<&str> = query.states.iter().map(|s| s.as_str()).collect();
         let rows: Vec<IncidentRow> = dispatch!(
             self,
             list(
-                &states,
+                &query.states,
                 query.service.as_deref(),
                 query.before_id.unwrap_or(i64::MAX),
                 query.limit as i64
@@ -409,7 +412,13 @@ impl Store {
 
     /// Applies `act` by `by`; refused (`Conflict`, with the reason) when the
     /// lifecycle does not allow it, and then nothing changes.
-    pub async fn act_on_incident(&self, actor: &Actor, id: i64, by: &str, act: &Act) -> Result<Incident> {
+    pub async fn act_on_incident(
+        &self,
+        actor: &Actor,
+        id: i64,
+        by: &str,
+        act: &Act,
+    ) -> Result<Incident> {
         let now = ms(self.clock().now());
         let row: IncidentRow = dispatch!(self, act(actor, id, by, act, now))?;
         row.read()
@@ -457,7 +466,12 @@ impl Store {
     /// Records a report and places it: in its service's open incident; else, when the
     /// service's reports reach the flood rule, in a new incident with the reports that
     /// counted; without a service, in the open incident it resembles; else in triage.
-    pub async fn add_report(&self, actor: &Actor, catalog: &Catalog, report: &NewReport) -> Result<Report> {
+    pub async fn add_report(
+        &self,
+        actor: &Actor,
+        catalog: &Catalog,
+        report: &NewReport,
+    ) -> Result<Report> {
         let now = ms(self.clock().now());
         let row: ReportRow = dispatch!(self, add_report(actor, catalog, report, now))?;
         row.read()
@@ -465,7 +479,13 @@ impl Store {
 
     /// Sends a waiting report to an incident, or names its service (and places it as
     /// if it had arrived so).
-    pub async fn route_report(&self, actor: &Actor, catalog: &Catalog, id: i64, route: &Route) -> Result<Report> {
+    pub async fn route_report(
+        &self,
+        actor: &Actor,
+        catalog: &Catalog,
+        id: i64,
+        route: &Route,
+    ) -> Result<Report> {
         let now = ms(self.clock().now());
         let row: ReportRow = dispatch!(self, route_report(actor, catalog, id, route, now))?;
         row.read()

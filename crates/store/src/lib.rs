@@ -185,7 +185,13 @@ pub(crate) fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
 /// `count` parameter placeholders numbered from `from`: `?` when `anonymous`, else `$N`.
 pub(crate) fn placeholder_list(anonymous: bool, from: usize, count: usize) -> String {
     (from..from + count)
-        .map(|i| if anonymous { "?".to_string() } else { format!("${i}") })
+        .map(|i| {
+            if anonymous {
+                "?".to_string()
+            } else {
+                format!("${i}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

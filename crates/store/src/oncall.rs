@@ -5,8 +5,9 @@ use crate::secrets::{credential_hash, random_token};
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
 use muster_domain::audit::Actor;
-use muster_domain::oncall::Override;
+use muster_domain::catalog::{Catalog, Kind};
 use muster_domain::oncall::overrides::{Ending, ending};
+use muster_domain::oncall::{Override, Schedule};
 use serde::Serialize;
 
 /// An override as stored: the override and who made it when.
@@ -110,6 +111,33 @@ impl Store {
 
     /// The run-time overrides of `schedule` still in force at or after `since`, in the
     /// order they apply (a later one wins).
+    /// Schedule `id` as it stands: the catalog's definition with its recorded
+    /// revisions (so the past is answered as it was), and its run-time overrides in
+    /// force at or after `since` applied after the catalog's (a later override wins).
+    /// `None` when the catalog has no such schedule.
+    pub async fn schedule_in_force(
+        &self,
+        catalog: &Catalog,
+        id: &str,
+        since: Timestamp,
+    ) -> Result<Option<Schedule>> {
+        let Some(stored) = catalog.entity(Kind::Schedule, id) else {
+            return Ok(None);
+        };
+        // Stored schedules were validated with the same model; failing here is corruption.
+        let corrupt =
+            |e: muster_domain::FieldErrors| StoreError::Corrupt(format!("schedule {id:?}: {e}"));
+        let revisions = self.schedule_revisions(id).await?;
+        let mut schedule = Schedule::from_json(&stored)
+            .and_then(|s| s.with_revisions(&revisions))
+            .map_err(corrupt)?;
+        let run_time = self.overrides(id, since).await?;
+        schedule
+            .overrides
+            .extend(run_time.iter().map(|o| o.as_override()));
+        Ok(Some(schedule))
+    }
+
     pub async fn overrides(&self, schedule: &str, since: Timestamp) -> Result<Vec<StoredOverride>> {
         let rows: Vec<Row> = dispatch!(self, list(schedule, ms(since)))?;
         rows.into_iter().map(from_row).collect()

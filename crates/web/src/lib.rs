@@ -195,6 +195,20 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/services/{id}/change-events",
             get(api::signals::change_events),
         )
+        .route(
+            "/api/v1/incidents",
+            get(api::incidents::list).post(api::incidents::declare),
+        )
+        .route("/api/v1/incidents/{id}", get(api::incidents::get))
+        .route("/api/v1/incidents/{id}/{action}", post(api::incidents::act))
+        .route(
+            "/api/v1/reports",
+            get(api::incidents::list_reports).post(api::incidents::create_report),
+        )
+        .route(
+            "/api/v1/reports/{id}/route",
+            post(api::incidents::route_report),
+        )
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {

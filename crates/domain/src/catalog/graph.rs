@@ -123,6 +123,18 @@ impl ServiceGraph {
         out
     }
 
+    /// The organisations (ids, sorted) that use any of `services` directly.
+    pub fn organisations_using(&self, services: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = services
+            .iter()
+            .filter_map(|id| self.index.get(*id))
+            .flat_map(|&s| self.users[s].iter().map(|&o| self.orgs[o].0.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Transitive dependencies of `id`, nearest first; `None` for an unknown service.
     pub fn dependencies(&self, id: &str) -> Option<Vec<Reach>> {
         let start = *self.index.get(id)?;

@@ -86,7 +86,10 @@ mod tests {
     fn placement_prefers_staying_then_silence_then_the_open_incident() {
         let until = at("2026-11-24T12:00:00Z");
         assert_eq!(place(true, Some(until), None), Placement::Stay);
-        assert_eq!(place(false, Some(until), Some(7)), Placement::Hold { until });
+        assert_eq!(
+            place(false, Some(until), Some(7)),
+            Placement::Hold { until }
+        );
         assert_eq!(place(false, None, Some(7)), Placement::Join(7));
         assert_eq!(place(false, None, None), Placement::Open);
     }
@@ -114,7 +117,10 @@ mod tests {
             muted_until(&silences, "svc", &labels, now),
             Some(at("2026-11-24T12:00:00Z"))
         );
-        assert_eq!(muted_until(&silences, "svc", &labels, at("2026-11-24T12:30:00Z")), None);
+        assert_eq!(
+            muted_until(&silences, "svc", &labels, at("2026-11-24T12:30:00Z")),
+            None
+        );
     }
 
     #[test]
@@ -122,10 +128,16 @@ mod tests {
         let service = "Forms printing";
         let labels: LabelSet = [("alertname".to_string(), "PrintQueueStuck".to_string())].into();
         let mut annotations = LabelSet::new();
-        assert_eq!(alert_title(&labels, &annotations, service), "PrintQueueStuck on Forms printing");
+        assert_eq!(
+            alert_title(&labels, &annotations, service),
+            "PrintQueueStuck on Forms printing"
+        );
         annotations.insert("summary".into(), " Queue stuck ".into());
         assert_eq!(alert_title(&labels, &annotations, service), "Queue stuck");
-        assert_eq!(alert_title(&LabelSet::new(), &LabelSet::new(), service), "Alert on Forms printing");
+        assert_eq!(
+            alert_title(&LabelSet::new(), &LabelSet::new(), service),
+            "Alert on Forms printing"
+        );
         assert_eq!(truncate("abcdef", 4), "abc…");
     }
 }

@@ -134,7 +134,11 @@ mod tests {
         };
         let (subject, body) = page_message(&facts, &page);
         assert_eq!(subject, "[CRITICAL] INC-3 Forms printing: Printing fails");
-        for part in ["4 reported, 11 use the service", "step 2 of pass 1", "https://m.test/ack/abc"] {
+        for part in [
+            "4 reported, 11 use the service",
+            "step 2 of pass 1",
+            "https://m.test/ack/abc",
+        ] {
             assert!(body.contains(part), "{body}");
         }
     }

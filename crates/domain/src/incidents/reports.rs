@@ -58,7 +58,11 @@ impl NewReport {
         if !CHANNELS.contains(&self.channel.as_str()) {
             errors.push(
                 "channel",
-                format!("{:?} is not a channel: use {}", self.channel, CHANNELS.join(", ")),
+                format!(
+                    "{:?} is not a channel: use {}",
+                    self.channel,
+                    CHANNELS.join(", ")
+                ),
             );
         }
         errors.into_result(())
@@ -69,8 +73,8 @@ impl NewReport {
 /// "prints" and "print" meet; short and common words are left out.
 pub fn stems(text: &str) -> HashSet<String> {
     const COMMON: [&str; 14] = [
-        "the", "and", "for", "not", "our", "you", "are", "was", "with", "this", "that",
-        "from", "have", "cannot",
+        "the", "and", "for", "not", "our", "you", "are", "was", "with", "this", "that", "from",
+        "have", "cannot",
     ];
     text.split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
@@ -154,9 +158,19 @@ mod tests {
         // A third organisation's report makes it.
         let mut three = two_orgs.clone();
         three.push(("c".into(), at(6)));
-        assert_eq!(flood(&DEFAULT_FLOOD, &three, at(6)), Some(vec![0, 1, 2, 3, 4, 5]));
+        assert_eq!(
+            flood(&DEFAULT_FLOOD, &three, at(6)),
+            Some(vec![0, 1, 2, 3, 4, 5])
+        );
         // Reports older than the window do not count.
-        assert_eq!(flood(&DEFAULT_FLOOD, &three, at(6) + SignedDuration::from_mins(13)), None);
+        assert_eq!(
+            flood(
+                &DEFAULT_FLOOD,
+                &three,
+                at(6) + SignedDuration::from_mins(13)
+            ),
+            None
+        );
     }
 
     #[test]
@@ -174,9 +188,22 @@ mod tests {
             },
         ];
         let uses = vec!["forms-printing".to_string()];
-        assert_eq!(resemble("We cannot print any forms since this morning", &uses, &candidates), Some(2));
-        assert_eq!(resemble("Login to the portal fails", &[], &candidates), Some(1));
-        assert_eq!(resemble("The coffee machine is empty", &uses, &candidates), None);
+        assert_eq!(
+            resemble(
+                "We cannot print any forms since this morning",
+                &uses,
+                &candidates
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            resemble("Login to the portal fails", &[], &candidates),
+            Some(1)
+        );
+        assert_eq!(
+            resemble("The coffee machine is empty", &uses, &candidates),
+            None
+        );
         assert_eq!(resemble("", &uses, &candidates), None);
     }
 
@@ -190,7 +217,13 @@ mod tests {
             reporter: "r".into(),
             channel: "pigeon".into(),
         };
-        let fields: Vec<String> = report.validate().unwrap_err().0.into_iter().map(|e| e.path).collect();
+        let fields: Vec<String> = report
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
         assert_eq!(fields, ["organisation", "summary", "service", "channel"]);
     }
 }

@@ -47,7 +47,10 @@ impl Default for Rules {
 fn wait(field: &str, text: &str) -> Result<SignedDuration, (String, String)> {
     match parse_duration(text) {
         Ok(d) if d.is_positive() && d <= MAX_WAIT => Ok(d),
-        Ok(_) => Err((field.into(), format!("{text:?} is out of range: use 1s up to 7d"))),
+        Ok(_) => Err((
+            field.into(),
+            format!("{text:?} is out of range: use 1s up to 7d"),
+        )),
         Err(e) => Err((field.into(), e)),
     }
 }
@@ -82,7 +85,10 @@ impl Rules {
                 rules.flood.organisations = m;
             }
             if rules.flood.reports == 0 || rules.flood.organisations == 0 {
-                errors.push(("flood".into(), "reports and organisations must be at least 1".into()));
+                errors.push((
+                    "flood".into(),
+                    "reports and organisations must be at least 1".into(),
+                ));
             } else if rules.flood.organisations > rules.flood.reports {
                 errors.push((
                     "flood.organisations".into(),
@@ -96,7 +102,11 @@ impl Rules {
                 }
             }
         }
-        if errors.is_empty() { Ok(rules) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(rules)
+        } else {
+            Err(errors)
+        }
     }
 
     /// The rules of `service`: its own, or the defaults. Stored catalogs were validated
@@ -117,18 +127,32 @@ mod tests {
 
     #[test]
     fn absent_settings_are_the_defaults_and_given_ones_override_them() {
-        assert_eq!(Rules::from_settings(&IncidentSettings::default()), Ok(Rules::default()));
+        assert_eq!(
+            Rules::from_settings(&IncidentSettings::default()),
+            Ok(Rules::default())
+        );
         let rules = Rules::from_settings(&IncidentSettings {
             group_by: vec!["alertname".into()],
             auto_resolve: Some(false),
             refire_after: Some("30m".into()),
-            flood: Some(FloodSettings { reports: Some(3), organisations: None, window: Some("1h".into()) }),
+            flood: Some(FloodSettings {
+                reports: Some(3),
+                organisations: None,
+                window: Some("1h".into()),
+            }),
         })
         .unwrap();
         assert_eq!(rules.group_by, ["alertname"]);
         assert!(!rules.auto_resolve);
         assert_eq!(rules.refire_after, SignedDuration::from_mins(30));
-        assert_eq!(rules.flood, Flood { reports: 3, organisations: 3, window: SignedDuration::from_hours(1) });
+        assert_eq!(
+            rules.flood,
+            Flood {
+                reports: 3,
+                organisations: 3,
+                window: SignedDuration::from_hours(1)
+            }
+        );
     }
 
     #[test]
@@ -137,10 +161,22 @@ mod tests {
             group_by: vec!["team".into(), "team".into()],
             auto_resolve: None,
             refire_after: Some("soon".into()),
-            flood: Some(FloodSettings { reports: Some(2), organisations: Some(4), window: Some("30d".into()) }),
+            flood: Some(FloodSettings {
+                reports: Some(2),
+                organisations: Some(4),
+                window: Some("30d".into()),
+            }),
         })
         .unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(fields, ["group_by[1]", "refire_after", "flood.organisations", "flood.window"]);
+        assert_eq!(
+            fields,
+            [
+                "group_by[1]",
+                "refire_after",
+                "flood.organisations",
+                "flood.window"
+            ]
+        );
     }
 }

@@ -202,7 +202,10 @@ impl Policy {
         cursor: Cursor,
         resolve: impl Fn(&Target, Timestamp) -> Vec<String>,
     ) -> (Option<Page>, Option<Cursor>) {
-        let Some(step) = self.steps.get(cursor.step).filter(|_| cursor.pass <= self.repeat)
+        let Some(step) = self
+            .steps
+            .get(cursor.step)
+            .filter(|_| cursor.pass <= self.repeat)
         else {
             return (None, None);
         };
@@ -232,7 +235,7 @@ impl Policy {
             }),
             _ => None,
         };
-        let page = (!people.is_empty()).then(|| Page {
+        let page = (!people.is_empty()).then_some(Page {
             at: cursor.due,
             pass: cursor.pass,
             step: cursor.step,

@@ -20,7 +20,7 @@ pub async fn service_key(server: &Server, service: &str, name: &str) -> String {
     body["key"].as_str().unwrap().to_string()
 }
 
-async fn post_alerts(server: &Server, key: &str, body: &str) -> (StatusCode, Value) {
+pub async fn post_alerts(server: &Server, key: &str, body: &str) -> (StatusCode, Value) {
     send(
         server
             .as_token(Method::POST, "/api/v2/alerts", key)

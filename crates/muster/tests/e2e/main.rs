@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod catalog;
 pub mod common;
+mod incidents;
 mod intake;
 mod notify;
 mod oncall;

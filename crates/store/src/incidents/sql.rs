@@ -29,8 +29,14 @@ pub async fn timeline(tx: &mut Tx<'_>, incident: i64, at: i64, kind: &str, actor
     Ok(())
 }
 
+/// An incident, locked for the transaction's writes.
 async fn fetch(tx: &mut Tx<'_>, id: i64) -> Result<Option<IncidentRow>> {
-    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1{LOCK}");
+    select(tx, id, LOCK).await
+}
+
+/// An incident; `lock` is the row-lock suffix (empty in read-only transactions).
+async fn select(tx: &mut Tx<'_>, id: i64, lock: &str) -> Result<Option<IncidentRow>> {
+    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1{lock}");
     Ok(sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&mut **tx).await?)
 }
 
@@ -115,16 +121,18 @@ fn audit_entry(actor: &Actor, action: &str, id: i64, before: Option<&str>, after
     actor.entry(action, format!("incident:{}", number(id)), before.map(str::to_owned), Some(after.to_owned()))
 }
 
-pub async fn list(p: &crate::Pools<DB>, states: &[&str], service: Option<&str>, before: i64, limit: i64) -> Result<Vec<IncidentRow>> {
-    let state_filter = if states.is_empty() { String::new() } else { format!(" AND state IN ({})", placeholders(4, states.len())) };
+pub async fn list(p: &crate::Pools<DB>, states: &[State], service: Option<&str>, before: i64, limit: i64) -> Result<Vec<IncidentRow>> {
+    // States are the domain's own constant names, never caller text.
+    let state_filter = if states.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        format!(" AND state IN ({})", names.join(", "))
+    };
     let sql = format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id < $1 AND ($2 IS NULL OR service_id = $2){state_filter} ORDER BY id DESC LIMIT $3"
     );
-    let mut q = sqlx::query_as(trusted(sql)).bind(before).bind(service).bind(limit);
-    for state in states {
-        q = q.bind(*state);
-    }
-    Ok(q.fetch_all(&p.reader).await?)
+    Ok(sqlx::query_as(trusted(sql)).bind(before).bind(service).bind(limit).fetch_all(&p.reader).await?)
 }
 
 pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<DetailRows>> {
@@ -450,7 +458,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
         auto_resolve(&mut tx, catalog, incident, at).await?;
     }
     for chunk in seqs.chunks(500) {
-        let sql = format!("UPDATE alert_events SET handled_at = $1 WHERE seq IN ({})", placeholders(2, chunk.len()));
+        let sql = format!("UPDATE alert_events SET handled_at = {} WHERE seq IN ({})", placeholders(1, 1), placeholders(2, chunk.len()));
         let mut q = sqlx::query(trusted(sql)).bind(at);
         for seq in chunk {
             q = q.bind(*seq);
@@ -576,13 +584,17 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
     Ok(fired)
 }
 
-async fn link_row(tx: &mut Tx<'_>, hash: &str) -> Result<Option<AckLink>> {
-    let sql = format!("SELECT incident_id, person, used_at FROM ack_links WHERE token_hash = $1{LOCK}");
+/// The link with `hash` and its incident; `lock` is the row-lock suffix for writers.
+async fn link_row(tx: &mut Tx<'_>, hash: &str, lock: &str) -> Result<Option<AckLink>> {
+    let sql = format!("SELECT incident_id, person, used_at FROM ack_links WHERE token_hash = $1{lock}");
     let Some((incident, person, used_at)) = sqlx::query_as::<_, (i64, String, Option<i64>)>(trusted(sql)).bind(hash).fetch_optional(&mut **tx).await? else {
         return Ok(None);
     };
     Ok(Some(AckLink {
-        incident: fetch_or_not_found(tx, incident).await?.read()?,
+        incident: select(tx, incident, lock)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("ack link of missing incident {incident}")))?
+            .read()?,
         person,
         used_at: used_at.map(from_ms).transpose()?,
     }))
@@ -590,14 +602,14 @@ async fn link_row(tx: &mut Tx<'_>, hash: &str) -> Result<Option<AckLink>> {
 
 pub async fn ack_link(p: &crate::Pools<DB>, hash: &str) -> Result<Option<AckLink>> {
     let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
-    let link = link_row(&mut tx, hash).await?;
+    let link = link_row(&mut tx, hash, "").await?;
     tx.commit().await?;
     Ok(link)
 }
 
 pub async fn acknowledge_by_link(p: &crate::Pools<DB>, hash: &str, now: i64) -> Result<LinkOutcome> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    let Some(link) = link_row(&mut tx, hash).await? else {
+    let Some(link) = link_row(&mut tx, hash, LOCK).await? else {
         return Ok(LinkOutcome::Unknown);
     };
     match link.incident.state {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod clock;
+pub mod incidents;
 pub mod notifications;
 pub mod oncall;
 pub mod openapi;

@@ -33,24 +33,18 @@ pub(crate) fn catalog_schedule(catalog: &Catalog, id: &str) -> ApiResult<Schedul
     Schedule::from_json(&stored).map_err(ApiError::internal)
 }
 
-/// The schedule with its recorded definitions (so the past is answered as it was)
-/// and its run-time overrides still in force at or after `since` appended: they
-/// apply after the catalog's (a later override wins).
+/// The schedule as it stands (see [`muster_store::Store::schedule_in_force`]).
 pub(crate) async fn schedule(
     state: &AppState,
     catalog: &Catalog,
     id: &str,
     since: jiff::Timestamp,
 ) -> ApiResult<Schedule> {
-    let revisions = state.store.schedule_revisions(id).await?;
-    let mut schedule = catalog_schedule(catalog, id)?
-        .with_revisions(&revisions)
-        .map_err(ApiError::internal)?;
-    let run_time = state.store.overrides(id, since).await?;
-    schedule
-        .overrides
-        .extend(run_time.iter().map(|o| o.as_override()));
-    Ok(schedule)
+    state
+        .store
+        .schedule_in_force(catalog, id, since)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no schedule with id {id:?}")))
 }
 
 /// `GET /api/v1/schedules/{id}/oncall?at=RFC3339` (default now).

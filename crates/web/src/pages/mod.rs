@@ -1,6 +1,7 @@
 //! Server-rendered pages: plain HTML forms and links, no JavaScript framework. Every
 //! page needs a signed-in session; forms carry the session's CSRF token.
 
+mod ack;
 mod alerts;
 mod audit;
 mod catalog;
@@ -56,6 +57,7 @@ pub fn router() -> Router<AppState> {
             post(alerts::revoke_key),
         )
         .route("/audit", get(audit::page))
+        .route("/ack/{token}", get(ack::show).post(ack::confirm))
         .route("/static/muster.css", get(stylesheet))
 }
 

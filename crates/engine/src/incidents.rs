@@ -1,0 +1,32 @@
+//! Grouping: reads the alert event stream (and held alerts due for another look) and
+//! places each alert into its incident, with the catalog's rules and the silences in
+//! force. One batch is one transaction under the `incidents` lock, so servers sharing
+//! a PostgreSQL take turns and never open two incidents for one group.
+
+use muster_store::Store;
+use muster_store::incidents::Grouping;
+
+/// Alert events looked at per transaction.
+pub const BATCH: usize = 1000;
+
+pub async fn run(store: Store) {
+    loop {
+        match group_once(&store).await {
+            Ok(n) if n >= BATCH => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "grouping alerts into incidents failed; retrying"),
+        }
+        tokio::time::sleep(super::TICK).await;
+    }
+}
+
+/// One batch; returns how many events and held alerts it looked at.
+pub async fn group_once(store: &Store) -> muster_store::Result<usize> {
+    let snapshot = store.catalog().await?;
+    let silences = store.silences(None).await?;
+    let grouping = Grouping {
+        catalog: &snapshot.catalog,
+        silences: &silences,
+    };
+    store.group_alerts(&grouping, BATCH).await
+}

@@ -1,0 +1,466 @@
+//! Incidents and reports through the API: `GET|POST /api/v1/incidents`,
+//! `GET /api/v1/incidents/{id}` (`{id}` is the id or the `INC-…` number),
+//! `POST /api/v1/incidents/{id}/{action}`, `GET|POST /api/v1/reports` and
+//! `POST /api/v1/reports/{id}/route`.
+
+use super::{Body, Params, page};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use muster_domain::FieldErrors;
+use muster_domain::auth::Permission;
+use muster_domain::catalog::Catalog;
+use muster_domain::catalog::graph::ServiceGraph;
+use muster_domain::catalog::parse::from_value;
+use muster_domain::incidents::grouping::MAX_TITLE;
+use muster_domain::incidents::reports::NewReport;
+use muster_domain::incidents::{Action, Rules, Severity, State as IncidentState, parse_reference};
+use muster_store::incidents::{
+    Act, Incident, IncidentDetail, IncidentQuery, NewIncident, Report, Route,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const MAX_NOTE_CHARS: usize = 10_000;
+const MAX_SUMMARY_CHARS: usize = 10_000;
+
+/// Reads `{id}`: a number or `INC-<number>`.
+pub(crate) fn reference(text: &str) -> ApiResult<i64> {
+    parse_reference(text).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no incident {text:?}: use its id or its number, e.g. INC-42"
+        ))
+    })
+}
+
+/// The three organisation counts, kept apart: organisations that reported, those
+/// that use an impacted service (from the catalog), and targets still on an expired
+/// item (known once renewals exist).
+pub(crate) fn organisations(graph: &ServiceGraph, services: &[&str], reports: &[Report]) -> Value {
+    let mut reported: Vec<&str> = reports.iter().map(|r| r.organisation.as_str()).collect();
+    reported.sort_unstable();
+    reported.dedup();
+    let using = graph.organisations_using(services);
+    json!({
+        "reported": reported.len(),
+        "reported_ids": reported,
+        "using_impacted_services": using.len(),
+        "using_ids": using,
+        "targets_on_expired_item": Value::Null,
+    })
+}
+
+/// The services an incident touches: its own, then those its reports name.
+pub(crate) fn impacted_services<'a>(incident: &'a Incident, reports: &'a [Report]) -> Vec<&'a str> {
+    let mut services = vec![incident.service.as_str()];
+    for service in reports.iter().filter_map(|r| r.service.as_deref()) {
+        if !services.contains(&service) {
+            services.push(service);
+        }
+    }
+    services
+}
+
+pub(crate) fn detail_json(graph: &ServiceGraph, detail: &IncidentDetail) -> Value {
+    let services = impacted_services(&detail.incident, &detail.reports);
+    let mut body = serde_json::to_value(detail).expect("incidents serialise");
+    body["organisations"] = organisations(graph, &services, &detail.reports);
+    body["impacted_services"] = json!(services);
+    body
+}
+
+/// `GET /api/v1/incidents?status=open|triggered|acknowledged|mitigated|resolved&service=&limit=&cursor=`
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let limit = params.limit()?;
+    let states = match params.text("status") {
+        None => Vec::new(),
+        Some("open") => IncidentState::ALL.into_iter().filter(|s| s.is_open()).collect(),
+        Some(text) => text
+            .split(',')
+            .map(|s| {
+                IncidentState::parse(s.trim()).ok_or_else(|| {
+                    ApiError::field("status", format!("{s:?} is not a status: use open, triggered, acknowledged, mitigated or resolved"))
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+    };
+    let before_id = params
+        .text("cursor")
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                ApiError::field(
+                    "cursor",
+                    format!("{c:?} is not a cursor from a previous page"),
+                )
+            })
+        })
+        .transpose()?;
+    let query = IncidentQuery {
+        states,
+        service: params.text("service").map(str::to_owned),
+        before_id,
+        limit: limit + 1,
+    };
+    let mut items = state.store.incidents(&query).await?;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|i| i.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(page(items, next)))
+}
+
+/// `GET /api/v1/incidents/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let number = reference(&id)?;
+    let detail = state
+        .store
+        .incident(number)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
+    let snapshot = state.store.catalog().await?;
+    Ok(Json(detail_json(&snapshot.graph, &detail)))
+}
+
+/// Who acts: `by` when given (a person in the catalog), else the caller's person,
+/// else the caller.
+fn acting_person(
+    catalog: &Catalog,
+    caller: &Caller,
+    by: Option<&str>,
+    errors: &mut FieldErrors,
+) -> String {
+    match by {
+        Some(id) if catalog.person(id).is_some() => id.to_string(),
+        Some(id) => {
+            errors.push("by", format!("no person with id {id:?}"));
+            String::new()
+        }
+        None => caller
+            .principal
+            .person
+            .clone()
+            .unwrap_or_else(|| caller.principal.label.clone()),
+    }
+}
+
+fn bounded(errors: &mut FieldErrors, field: &str, text: &str, max: usize, required: bool) {
+    if required && text.trim().is_empty() {
+        errors.push(field, "is required");
+    } else if text.chars().count() > max {
+        errors.push(field, format!("must be at most {max} characters"));
+    } else if text.contains('\0') {
+        errors.push(field, "must not contain NUL characters");
+    }
+}
+
+fn severity(errors: &mut FieldErrors, text: Option<&str>) -> Severity {
+    match text {
+        None => Severity::Major,
+        Some(s) => Severity::parse(s).unwrap_or_else(|| {
+            errors.push(
+                "severity",
+                format!("{s:?} is not a severity: use critical, major or minor"),
+            );
+            Severity::Major
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Declared {
+    service: String,
+    title: String,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// `POST /api/v1/incidents`: declares an incident by hand; its service's owner team is
+/// paged at once.
+pub async fn declare(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let declared: Declared =
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let snapshot = state.store.catalog().await?;
+    let catalog = &snapshot.catalog;
+    let mut errors = FieldErrors::default();
+    let service = catalog.service(&declared.service);
+    if service.is_none() {
+        errors.push(
+            "service",
+            format!("no service with id {:?}", declared.service),
+        );
+    }
+    caller.require(Permission::Respond, service.map(|s| s.owner.as_str()))?;
+    bounded(&mut errors, "title", &declared.title, MAX_TITLE, true);
+    bounded(
+        &mut errors,
+        "summary",
+        &declared.summary,
+        MAX_SUMMARY_CHARS,
+        false,
+    );
+    let severity = severity(&mut errors, declared.severity.as_deref());
+    let by = acting_person(catalog, &caller, declared.by.as_deref(), &mut errors);
+    if !errors.0.is_empty() {
+        return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
+    }
+    let new = NewIncident {
+        service: declared.service.clone(),
+        title: declared.title.trim().to_string(),
+        summary: declared.summary,
+        severity,
+        by,
+        team: service.map(|s| s.owner.clone()),
+    };
+    let incident = state.store.declare_incident(&caller.actor(), &new).await?;
+    let detail = state
+        .store
+        .incident(incident.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("declared incident vanished"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(detail_json(&snapshot.graph, &detail)),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    into: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/{action}` with `{by, reason, …}`: `acknowledge`,
+/// `mitigate`, `resolve`, `note` (`text`), `severity` (`severity`), `merge` (`into`).
+pub async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let action = Action::parse(&action).map_err(ApiError::not_found)?;
+    let number = reference(&id)?;
+    let request: ActionBody = if body.bytes.is_empty() {
+        ActionBody::default()
+    } else {
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?
+    };
+    let snapshot = state.store.catalog().await?;
+    let catalog = &snapshot.catalog;
+    let current = state
+        .store
+        .incident(number)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
+    let service = catalog.service(&current.incident.service);
+    caller.require(Permission::Respond, service.map(|s| s.owner.as_str()))?;
+    let mut errors = FieldErrors::default();
+    let by = acting_person(catalog, &caller, request.by.as_deref(), &mut errors);
+    if let Some(reason) = &request.reason {
+        bounded(&mut errors, "reason", reason, MAX_NOTE_CHARS, false);
+    }
+    let act = match action {
+        Action::Acknowledge => Act::Acknowledge,
+        Action::Mitigate => Act::Mitigate,
+        Action::Resolve => Act::Resolve {
+            refire_after: service.map(Rules::of).unwrap_or_default().refire_after,
+        },
+        Action::Note => {
+            let text = request.text.clone().unwrap_or_default();
+            bounded(&mut errors, "text", &text, MAX_NOTE_CHARS, true);
+            Act::Note(text)
+        }
+        Action::Severity => {
+            if request.severity.is_none() {
+                errors.push("severity", "is required: critical, major or minor");
+            }
+            Act::Severity(severity(&mut errors, request.severity.as_deref()))
+        }
+        Action::Merge => match request.into.as_deref().map(parse_reference) {
+            Some(Some(into)) => Act::Merge { into },
+            Some(None) => {
+                errors.push("into", "must be an incident id or number, e.g. INC-42");
+                Act::Merge { into: 0 }
+            }
+            None => {
+                errors.push("into", "is required: the incident to merge into");
+                Act::Merge { into: 0 }
+            }
+        },
+    };
+    if !errors.0.is_empty() {
+        return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
+    }
+    let actor = caller
+        .actor()
+        .with_reason(request.reason.or(caller.reason.clone()));
+    state
+        .store
+        .act_on_incident(&actor, number, &by, &act)
+        .await?;
+    let detail = state
+        .store
+        .incident(number)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
+    Ok(Json(detail_json(&snapshot.graph, &detail)))
+}
+
+/// Checks a report against the catalog, naming the field at fault.
+pub(crate) fn check_report(catalog: &Catalog, report: &NewReport) -> ApiResult<()> {
+    report
+        .validate()
+        .map_err(|e| ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let mut errors = FieldErrors::default();
+    if !catalog
+        .organisations
+        .iter()
+        .any(|o| o.id == report.organisation)
+    {
+        errors.push(
+            "organisation",
+            format!("no organisation with id {:?}", report.organisation),
+        );
+    }
+    if let Some(service) = &report.service
+        && catalog.service(service).is_none()
+    {
+        errors.push("service", format!("no service with id {service:?}"));
+    }
+    errors
+        .into_result(())
+        .map_err(|e| ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, e))
+}
+
+fn report_json(report: &Report) -> Value {
+    let mut body = serde_json::to_value(report).expect("reports serialise");
+    body["incident"] = json!(report.incident_id.map(muster_domain::incidents::number));
+    body
+}
+
+/// `POST /api/v1/reports`: records a customer or helpdesk report and places it.
+pub async fn create_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(Permission::Respond, None)?;
+    let report: NewReport =
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let snapshot = state.store.catalog().await?;
+    check_report(&snapshot.catalog, &report)?;
+    let stored = state
+        .store
+        .add_report(&caller.actor(), &snapshot.catalog, &report)
+        .await?;
+    Ok((StatusCode::CREATED, Json(report_json(&stored))))
+}
+
+/// `GET /api/v1/reports?incident=INC-n&limit=`: the reports in an incident, or without
+/// `incident` those waiting in triage; newest first.
+pub async fn list_reports(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let incident = params
+        .text("incident")
+        .map(|t| {
+            parse_reference(t).ok_or_else(|| {
+                ApiError::field("incident", format!("{t:?} is not an incident id or number"))
+            })
+        })
+        .transpose()?;
+    let reports = state.store.reports(incident, params.limit()?).await?;
+    Ok(Json(page(reports.iter().map(report_json).collect(), None)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteBody {
+    #[serde(default)]
+    incident: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+}
+
+/// `POST /api/v1/reports/{id}/route` with `{incident}` or `{service}`: a person sends a
+/// waiting report on.
+pub async fn route_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Respond, None)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no report {id:?}")))?;
+    let request: RouteBody =
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let snapshot = state.store.catalog().await?;
+    let route = match (request.incident.as_deref(), request.service) {
+        (Some(incident), None) => Route::Incident(parse_reference(incident).ok_or_else(|| {
+            ApiError::field(
+                "incident",
+                format!("{incident:?} is not an incident id or number"),
+            )
+        })?),
+        (None, Some(service)) if snapshot.catalog.service(&service).is_some() => {
+            Route::Service(service)
+        }
+        (None, Some(service)) => {
+            return Err(ApiError::invalid(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                muster_domain::FieldError::new(
+                    "service",
+                    format!("no service with id {service:?}"),
+                )
+                .into(),
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `incident` and `service`",
+            ));
+        }
+    };
+    let report = state
+        .store
+        .route_report(&caller.actor(), &snapshot.catalog, id, &route)
+        .await?;
+    Ok(Json(report_json(&report)))
+}
