@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 37] = [
+pub const ROUTES: [(&str, &str); 44] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -50,6 +50,13 @@ pub const ROUTES: [(&str, &str); 37] = [
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/alerts/identity"),
     ("GET", "/api/v1/services/identity/change-events"),
+    ("GET", "/api/v1/incidents"),
+    ("POST", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents/identity"),
+    ("POST", "/api/v1/incidents/identity/acknowledge"),
+    ("GET", "/api/v1/reports"),
+    ("POST", "/api/v1/reports"),
+    ("POST", "/api/v1/reports/identity/route"),
 ];
 
 async fn every_api_route_needs_auth(backend: Backend) {

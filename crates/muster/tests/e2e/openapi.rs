@@ -53,7 +53,8 @@ async fn every_documented_route_exists_and_every_route_is_documented() {
         let templated = path
             .replace("identity", "{id}")
             .replace("ovr-x", "{override_id}")
-            .replace("ik-x", "{key_id}");
+            .replace("ik-x", "{key_id}")
+            .replace("/acknowledge", "/{action}");
         assert!(
             documented
                 .iter()
