@@ -187,3 +187,40 @@ test("make an integration key, see its alert, silence it and lift the silence", 
   assert.match(await page.locator("tr", { hasText: "DiskFull" }).textContent(), /firing/);
   await page.close();
 });
+
+test("the helpdesk records reports until the flood opens an incident; the list shows it live; it is acknowledged", async () => {
+  const list = await browser.newPage();
+  await signIn(list);
+  await list.goto(`${base}/incidents`);
+  const form = await browser.newPage();
+  await signIn(form);
+  const report = async (organisation, channel) => {
+    await form.goto(`${base}/reports#new`);
+    await form.getByLabel("Organisation").selectOption(organisation);
+    await form.locator("form.stacked select[name=service]").selectOption("helpdesk-portal");
+    await form.getByLabel("Summary").fill("Tickets vanish after saving");
+    await form.getByLabel("Channel").selectOption(channel);
+    await form.getByRole("button", { name: "Record" }).click();
+  };
+  for (const [organisation, channel] of [["org-01", "phone"], ["org-02", "social"], ["org-01", "email"], ["org-03", "phone"]]) {
+    await report(organisation, channel);
+    assert.match(form.url(), /\/reports$/, "below the flood rule the report waits in triage");
+  }
+  await report("org-10", "portal");
+  assert.match(form.url(), /\/incidents\/INC-\d+$/, "the fifth report opened an incident");
+  const number = form.url().match(/INC-\d+/)[0];
+  assert.match(await form.locator(".counts").textContent(), /4\s+organisations reported/);
+  assert.match(await form.locator(".timeline").textContent(), /Flood rule/);
+
+  // The list, opened before, shows the new incident without a reload.
+  await list.locator(`tr[data-incident="${number}"]`).waitFor({ timeout: 15_000 });
+  assert.match(await list.locator(`tr[data-incident="${number}"]`).textContent(), /triggered.*5 reports from 4 organisations/s);
+
+  await form.getByLabel("Reason or note").fill("looking into the ticket store");
+  await form.getByRole("button", { name: "Acknowledge" }).click();
+  assert.match(await form.locator("h1 + p, p:has(.status)").first().textContent(), /acknowledged/);
+  assert.equal(await form.getByRole("button", { name: "Acknowledge" }).count(), 0, "acknowledging twice is not offered");
+  await form.screenshot({ path: join(results, "incident.png"), fullPage: true });
+  await list.close();
+  await form.close();
+});

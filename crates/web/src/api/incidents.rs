@@ -249,45 +249,40 @@ pub async fn declare(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
+pub(crate) struct ActionBody {
     #[serde(default)]
-    by: Option<String>,
+    pub by: Option<String>,
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
     #[serde(default)]
-    text: Option<String>,
+    pub text: Option<String>,
     #[serde(default)]
-    severity: Option<String>,
+    pub severity: Option<String>,
     #[serde(default)]
-    into: Option<String>,
+    pub into: Option<String>,
 }
 
-/// `POST /api/v1/incidents/{id}/{action}` with `{by, reason, …}`: `acknowledge`,
-/// `mitigate`, `resolve`, `note` (`text`), `severity` (`severity`), `merge` (`into`).
-pub async fn act(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((id, action)): Path<(String, String)>,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    let action = Action::parse(&action).map_err(ApiError::not_found)?;
-    let number = reference(&id)?;
-    let request: ActionBody = if body.bytes.is_empty() {
-        ActionBody::default()
-    } else {
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?
-    };
+/// Acts on incident `number` as the API and the incident page both do: checks the
+/// caller's rights and the body (naming each bad field), then applies it.
+pub(crate) async fn apply_action(
+    state: &AppState,
+    caller: &Caller,
+    number: i64,
+    action: Action,
+    request: ActionBody,
+) -> ApiResult<()> {
     let snapshot = state.store.catalog().await?;
     let catalog = &snapshot.catalog;
-    let current = state
-        .store
-        .incident(number)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
+    let current = state.store.incident(number).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no incident {}",
+            muster_domain::incidents::number(number)
+        ))
+    })?;
     let service = catalog.service(&current.incident.service);
     caller.require(Permission::Respond, service.map(|s| s.owner.as_str()))?;
     let mut errors = FieldErrors::default();
-    let by = acting_person(catalog, &caller, request.by.as_deref(), &mut errors);
+    let by = acting_person(catalog, caller, request.by.as_deref(), &mut errors);
     if let Some(reason) = &request.reason {
         bounded(&mut errors, "reason", reason, MAX_NOTE_CHARS, false);
     }
@@ -323,18 +318,40 @@ pub async fn act(
     if !errors.0.is_empty() {
         return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
     }
-    let actor = caller
-        .actor()
-        .with_reason(request.reason.or(caller.reason.clone()));
+    let reason = request
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .or(caller.reason.clone());
+    let actor = caller.actor().with_reason(reason);
     state
         .store
         .act_on_incident(&actor, number, &by, &act)
         .await?;
+    Ok(())
+}
+
+/// `POST /api/v1/incidents/{id}/{action}` with `{by, reason, …}`: `acknowledge`,
+/// `mitigate`, `resolve`, `note` (`text`), `severity` (`severity`), `merge` (`into`).
+pub async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let action = Action::parse(&action).map_err(ApiError::not_found)?;
+    let number = reference(&id)?;
+    let request: ActionBody = if body.bytes.is_empty() {
+        ActionBody::default()
+    } else {
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?
+    };
+    apply_action(&state, &caller, number, action, request).await?;
     let detail = state
         .store
         .incident(number)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
+    let snapshot = state.store.catalog().await?;
     Ok(Json(detail_json(&snapshot.graph, &detail)))
 }
 

@@ -7,6 +7,7 @@ mod audit;
 mod catalog;
 mod graph;
 mod home;
+mod incidents;
 pub mod oncall;
 mod session;
 
@@ -58,6 +59,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/audit", get(audit::page))
         .route("/ack/{token}", get(ack::show).post(ack::confirm))
+        .route("/incidents", get(incidents::list))
+        .route("/incidents/{id}", get(incidents::detail))
+        .route("/incidents/{id}/act", post(incidents::act))
+        .route(
+            "/reports",
+            get(incidents::reports).post(incidents::create_report),
+        )
+        .route("/reports/{id}/route", post(incidents::route))
         .route("/static/muster.css", get(stylesheet))
 }
 
@@ -181,7 +190,7 @@ impl Viewer {
             ("Organisations", "/organisations", true),
             ("On call", "/oncall", true),
             ("Alerts", "/alerts", true),
-            ("Incidents", "/incidents", false),
+            ("Incidents", "/incidents", true),
             ("Changes", "/changes", false),
             ("Renewals", "/renewals", false),
             ("Audit", "/audit", true),
