@@ -22,6 +22,9 @@ pub async fn run(store: Store) {
 
 /// One batch; returns how many events and held alerts it looked at.
 pub async fn group_once(store: &Store) -> muster_store::Result<usize> {
+    if !store.grouping_due().await? {
+        return Ok(0);
+    }
     let snapshot = store.catalog().await?;
     let silences = store.silences(None).await?;
     let grouping = Grouping {

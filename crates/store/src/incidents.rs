@@ -424,6 +424,13 @@ impl Store {
         row.read()
     }
 
+    /// Whether any alert event waits for grouping, or any held alert is due for another
+    /// look: checked on a reader, so an idle engine never takes the writer.
+    pub async fn grouping_due(&self) -> Result<bool> {
+        let now = ms(self.clock().now());
+        dispatch!(self, grouping_due(now))
+    }
+
     /// Places the alerts of up to `limit` unhandled alert events, and of held alerts
     /// due for another look, into incidents. Returns how many it looked at.
     pub async fn group_alerts(&self, grouping: &Grouping<'_>, limit: usize) -> Result<usize> {

@@ -35,6 +35,26 @@ async fn open_incidents(server: &Server) -> Vec<Value> {
     list["items"].as_array().unwrap().clone()
 }
 
+/// Waits for exactly one open incident and answers its number.
+async fn the_open_incident(server: &Server) -> String {
+    let open = wait_for(server, "/api/v1/incidents?status=open", |b| {
+        b["items"].as_array().unwrap().len() == 1
+    })
+    .await;
+    open["items"][0]["number"].as_str().unwrap().to_string()
+}
+
+/// Triggers a PagerDuty alert on forms-printing (it fires until resolved) and answers
+/// the event, to send again or to act on its dedup key.
+async fn pagerduty_trigger(server: &Server, summary: &str, severity: &str) -> Value {
+    let key = service_key(server, "forms-printing", "pd").await;
+    let trigger = json!({"routing_key": key, "event_action": "trigger", "dedup_key": "q-1",
+                         "payload": {"summary": summary, "source": "spooler", "severity": severity}});
+    let (status, _) = send(server.request(Method::POST, "/v2/enqueue").json(&trigger)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    trigger
+}
+
 async fn advance(servers: &[&Server], by: &str) {
     for server in servers {
         let (status, body) = server
@@ -143,12 +163,11 @@ async fn silenced_alerts_join_nothing_until_their_silence_ends(backend: Backend)
     let (status, _) =
         send(server.as_token(Method::DELETE, &format!("/api/v2/silence/{id}"), &key)).await;
     assert_eq!(status, StatusCode::OK);
-    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
-        b["items"].as_array().unwrap().len() == 1
-    })
-    .await;
     let (_, detail) = server
-        .get(&format!("/api/v1/incidents/{}", open["items"][0]["id"]))
+        .get(&format!(
+            "/api/v1/incidents/{}",
+            the_open_incident(&server).await
+        ))
         .await;
     let joined: Vec<String> = texts_at(&detail["timeline"], "/text")
         .into_iter()
@@ -160,16 +179,8 @@ async fn silenced_alerts_join_nothing_until_their_silence_ends(backend: Backend)
 async fn a_resolution_by_hand_holds_firing_alerts_for_refire_after(backend: Backend) {
     let (_db, server) = seeded(backend).await;
     // A PagerDuty alert fires until its sender resolves it.
-    let pd = service_key(&server, "forms-printing", "pd").await;
-    let trigger = json!({"routing_key": pd, "event_action": "trigger", "dedup_key": "q-1",
-                         "payload": {"summary": "Queue stuck", "source": "spooler", "severity": "error"}});
-    let (status, _) = send(server.request(Method::POST, "/v2/enqueue").json(&trigger)).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
-        b["items"].as_array().unwrap().len() == 1
-    })
-    .await;
-    let first = open["items"][0]["number"].as_str().unwrap().to_string();
+    let trigger = pagerduty_trigger(&server, "Queue stuck", "error").await;
+    let first = the_open_incident(&server).await;
     let (status, body) = server
         .post(
             &format!("/api/v1/incidents/{first}/resolve"),
@@ -191,11 +202,7 @@ async fn a_resolution_by_hand_holds_firing_alerts_for_refire_after(backend: Back
     }
     // Past 4h and still firing: a new incident opens.
     advance(&[&server], "1h").await;
-    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
-        b["items"].as_array().unwrap().len() == 1
-    })
-    .await;
-    assert_ne!(open["items"][0]["number"], json!(first));
+    assert_ne!(the_open_incident(&server).await, first);
 }
 
 async fn incidents_follow_their_alerts(backend: Backend) {
@@ -203,11 +210,7 @@ async fn incidents_follow_their_alerts(backend: Backend) {
     let key = service_key(&server, "forms-printing", "prom").await;
     // Auto-resolve: every alert resolved resolves the incident.
     post_alerts(&server, &key, &alerts_json(&["A", "B"])).await;
-    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
-        b["items"].as_array().unwrap().len() == 1
-    })
-    .await;
-    let number = open["items"][0]["number"].as_str().unwrap().to_string();
+    let number = the_open_incident(&server).await;
     let resolved = json!([{"labels": {"alertname": "A", "severity": "critical"}, "endsAt": START}])
         .to_string();
     post_alerts(&server, &key, &resolved).await;
@@ -225,25 +228,17 @@ async fn incidents_follow_their_alerts(backend: Backend) {
     assert_eq!(detail["resolved_by"], "muster");
 
     // PagerDuty: acknowledging the alert acknowledges the incident.
-    let pd = service_key(&server, "forms-printing", "pd").await;
-    let trigger = json!({"routing_key": pd, "event_action": "trigger", "dedup_key": "db-1",
-                         "payload": {"summary": "Print DB down", "source": "db", "severity": "error"}});
-    let (status, _) = send(server.request(Method::POST, "/v2/enqueue").json(&trigger)).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
-        b["items"].as_array().unwrap().len() == 1
-    })
-    .await;
-    let number = open["items"][0]["number"].as_str().unwrap().to_string();
-    let ack = json!({"routing_key": pd, "event_action": "acknowledge", "dedup_key": "db-1"});
-    send(server.request(Method::POST, "/v2/enqueue").json(&ack)).await;
+    let mut event = pagerduty_trigger(&server, "Print DB down", "error").await;
+    let number = the_open_incident(&server).await;
+    event["event_action"] = json!("acknowledge");
+    send(server.request(Method::POST, "/v2/enqueue").json(&event)).await;
     let detail = wait_for(&server, &format!("/api/v1/incidents/{number}"), |b| {
         b["state"] == "acknowledged"
     })
     .await;
     assert_eq!(detail["acknowledged_by"], "pagerduty");
-    let resolve = json!({"routing_key": pd, "event_action": "resolve", "dedup_key": "db-1"});
-    send(server.request(Method::POST, "/v2/enqueue").json(&resolve)).await;
+    event["event_action"] = json!("resolve");
+    send(server.request(Method::POST, "/v2/enqueue").json(&event)).await;
     wait_for(&server, &format!("/api/v1/incidents/{number}"), |b| {
         b["state"] == "resolved"
     })
@@ -381,16 +376,8 @@ fn fired(detail: &Value) -> Vec<String> {
 async fn escalation_pages_step_by_step_and_repeats_until_acknowledged(backend: Backend) {
     let (db, server) = seeded(backend).await;
     // A PagerDuty alert fires until resolved, so the incident stays triggered.
-    let key = service_key(&server, "forms-printing", "pd").await;
-    let trigger = json!({"routing_key": key, "event_action": "trigger", "dedup_key": "q-1",
-                         "payload": {"summary": "QueueStuck is failing", "source": "spooler", "severity": "critical"}});
-    let (status, _) = send(server.request(Method::POST, "/v2/enqueue").json(&trigger)).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
-        b["items"].as_array().unwrap().len() == 1
-    })
-    .await;
-    let number = open["items"][0]["number"].as_str().unwrap().to_string();
+    pagerduty_trigger(&server, "QueueStuck is failing", "critical").await;
+    let number = the_open_incident(&server).await;
     let path = format!("/api/v1/incidents/{number}");
     // print-platform: the on-call schedule at once, the whole team after 15m, then
     // two repeats 30m apart.

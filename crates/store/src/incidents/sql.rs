@@ -334,6 +334,16 @@ enum Work {
     Held { alert: i64, reason: String },
 }
 
+/// Whether grouping has anything to do, read without taking the writer.
+pub async fn grouping_due(p: &crate::Pools<DB>, now: i64) -> Result<bool> {
+    let event: Option<(i64,)> = sqlx::query_as("SELECT seq FROM alert_events WHERE handled_at IS NULL LIMIT 1").fetch_optional(&p.reader).await?;
+    if event.is_some() {
+        return Ok(true);
+    }
+    let held: Option<(i64,)> = sqlx::query_as("SELECT alert_id FROM held_alerts WHERE recheck_at <= $1 LIMIT 1").bind(now).fetch_optional(&p.reader).await?;
+    Ok(held.is_some())
+}
+
 pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp, limit: i64) -> Result<usize> {
     let at = ms(now);
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;

@@ -211,7 +211,7 @@ async fn detail_page(
                 )
             })
             .collect(),
-        i: detail.incident.clone(),
+        i: detail.incident,
     };
     Ok(page.into_response())
 }
