@@ -3,7 +3,7 @@
 use super::{Params, page};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use axum::Json;
 use axum::extract::State;
 use muster_domain::audit::AuditEntry;
@@ -34,17 +34,7 @@ pub fn entry_json(e: &AuditEntry) -> Value {
 
 /// Parses the audit filters shared by the API and the audit page.
 pub fn filter(params: &Params) -> ApiResult<AuditFilter> {
-    let before_seq = params
-        .text("cursor")
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                ApiError::field(
-                    "cursor",
-                    format!("{c:?} is not a cursor from a previous page"),
-                )
-            })
-        })
-        .transpose()?;
+    let before_seq = params.cursor()?;
     Ok(AuditFilter {
         entity: params.text("entity").map(str::to_owned),
         actor: params.text("actor").map(str::to_owned),

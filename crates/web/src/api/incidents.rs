@@ -92,17 +92,7 @@ pub async fn list(
             })
             .collect::<ApiResult<_>>()?,
     };
-    let before_id = params
-        .text("cursor")
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                ApiError::field(
-                    "cursor",
-                    format!("{c:?} is not a cursor from a previous page"),
-                )
-            })
-        })
-        .transpose()?;
+    let before_id = params.cursor()?;
     let query = IncidentQuery {
         states,
         service: params.text("service").map(str::to_owned),

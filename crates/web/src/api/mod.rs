@@ -82,6 +82,20 @@ impl Params {
         }
     }
 
+    /// `cursor`: the `next_cursor` of the previous page (a row id or sequence number).
+    pub fn cursor(&self) -> ApiResult<Option<i64>> {
+        self.text("cursor")
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    ApiError::field(
+                        "cursor",
+                        format!("{c:?} is not a cursor from a previous page"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
     pub fn instant(&self, name: &str) -> ApiResult<Option<jiff::Timestamp>> {
         self.text(name)
             .map(|t| {

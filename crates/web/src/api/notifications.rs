@@ -45,17 +45,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
     let limit = params.limit()? as i64;
-    let before = params
-        .text("cursor")
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                ApiError::field(
-                    "cursor",
-                    format!("{c:?} is not a cursor from a previous page"),
-                )
-            })
-        })
-        .transpose()?;
+    let before = params.cursor()?;
     let mut items = state
         .store
         .notifications(params.text("recipient"), before, limit + 1)

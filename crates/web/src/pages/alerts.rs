@@ -5,7 +5,6 @@ use super::{CsrfForm, Nav, PageResult, TimeView, Viewer, fail, missing, refused}
 use crate::AppState;
 use crate::api::Params;
 use crate::api::signals::Selection;
-use crate::auth::Caller;
 use crate::compat::Intake;
 use crate::compat::alertmanager::{expire_silence, save_silence};
 use crate::error::ApiError;
@@ -35,11 +34,7 @@ fn forbidden(viewer: &Viewer, what: &str, permission: Permission) -> Response {
 }
 
 fn as_intake(viewer: &Viewer) -> Intake {
-    Intake::User(Caller {
-        principal: viewer.principal.clone(),
-        csrf_token: Some(viewer.csrf.clone()),
-        reason: None,
-    })
+    Intake::User(viewer.caller())
 }
 
 pub struct AlertRow {

@@ -6,7 +6,6 @@ use super::{Nav, PageResult, TimeView, Viewer, fail, missing, refused};
 use crate::AppState;
 use crate::api::Params;
 use crate::api::incidents::{ActionBody, apply_action, check_report, impacted_services, reference};
-use crate::auth::Caller;
 use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -19,14 +18,6 @@ use serde::Deserialize;
 
 /// Most incidents the list shows.
 const MAX_ROWS: usize = 200;
-
-fn caller(viewer: &Viewer) -> Caller {
-    Caller {
-        principal: viewer.principal.clone(),
-        csrf_token: Some(viewer.csrf.clone()),
-        reason: None,
-    }
-}
 
 pub struct IncidentRow {
     number: String,
@@ -258,7 +249,7 @@ pub async fn act(
             ..ActionBody::default()
         },
     };
-    match apply_action(&state, &caller(&viewer), number, action, body).await {
+    match apply_action(&state, &viewer.caller(), number, action, body).await {
         Ok(()) => Ok(Redirect::to(&format!("/incidents/{id}")).into_response()),
         Err(e) => detail_page(&state, &viewer, &id, Some(e.detail)).await,
     }
@@ -371,7 +362,7 @@ pub async fn create_report(
     viewer
         .check_csrf(&form.csrf)
         .map_err(|e| refused(&viewer, e))?;
-    let caller = caller(&viewer);
+    let caller = viewer.caller();
     caller
         .require(muster_domain::auth::Permission::Respond, None)
         .map_err(|e| refused(&viewer, e))?;
@@ -416,7 +407,7 @@ pub async fn route(
     viewer
         .check_csrf(&form.csrf)
         .map_err(|e| refused(&viewer, e))?;
-    let caller = caller(&viewer);
+    let caller = viewer.caller();
     caller
         .require(muster_domain::auth::Permission::Respond, None)
         .map_err(|e| refused(&viewer, e))?;

@@ -181,6 +181,15 @@ impl Viewer {
         ))
     }
 
+    /// The viewer as an API caller, so pages act through the same checks as the API.
+    pub fn caller(&self) -> crate::auth::Caller {
+        crate::auth::Caller {
+            principal: self.principal.clone(),
+            csrf_token: Some(self.csrf.clone()),
+            reason: None,
+        }
+    }
+
     pub fn nav(&self, current: &str) -> Nav {
         let items = [
             ("Overview", "/", true),
