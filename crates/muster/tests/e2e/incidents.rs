@@ -716,6 +716,78 @@ async fn the_report_flood_opens_one_incident_with_counts_kept_apart(backend: Bac
     assert_eq!(incident["reports"].as_array().unwrap().len(), 8);
 }
 
+async fn merging_moves_signals_and_resolves_the_merged_incident(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let declare = |title: &str| {
+        let body = json!({"service": "forms-printing", "title": title});
+        let server = &server;
+        async move {
+            let (status, incident) = server.post("/api/v1/incidents", body).await;
+            assert_eq!(status, StatusCode::CREATED, "{incident}");
+            incident["number"].as_str().unwrap().to_string()
+        }
+    };
+    let target = declare("Printing fails").await;
+    let duplicate = declare("Forms will not print").await;
+    // A report naming the service joins its newest open incident: the duplicate.
+    let (_, report) = server
+        .post("/api/v1/reports", json!({"organisation": "org-03", "service": "forms-printing", "summary": "No printing"}))
+        .await;
+    assert_eq!(report["incident"], json!(duplicate));
+
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/incidents/{duplicate}/merge"),
+            json!({"into": duplicate}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = server
+        .post(&format!("/api/v1/incidents/{duplicate}/merge"), json!({}))
+        .await;
+    assert_eq!(
+        (status, problems(&body)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["into: is required: the incident to merge into".to_string()]
+        )
+    );
+    let (status, merged) = server
+        .post(
+            &format!("/api/v1/incidents/{duplicate}/merge"),
+            json!({"into": target, "reason": "same outage"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    assert_eq!(merged["state"], "resolved");
+    assert_eq!(
+        merged["merged_into"],
+        json!(target.trim_start_matches("INC-").parse::<i64>().unwrap())
+    );
+    assert!(merged["reports"].as_array().unwrap().is_empty());
+    let (_, kept) = server.get(&format!("/api/v1/incidents/{target}")).await;
+    assert_eq!(texts_at(&kept["reports"], "/organisation"), ["org-03"]);
+    assert_eq!(kept["organisations"]["reported"], 1);
+    assert!(
+        texts_at(&kept["timeline"], "/text")
+            .iter()
+            .any(|t| t.contains(&format!("{duplicate} merged in")))
+    );
+    // Nothing merges into a resolved incident.
+    let third = declare("Another").await;
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/incidents/{third}/merge"),
+            json!({"into": duplicate}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["detail"],
+        format!("cannot merge: {duplicate} is resolved")
+    );
+}
+
 on_both_databases!(
     grouping_folds_alerts_into_one_incident_per_group,
     silenced_alerts_join_nothing_until_their_silence_ends,
@@ -725,4 +797,5 @@ on_both_databases!(
     escalation_pages_step_by_step_and_repeats_until_acknowledged,
     escalation_runs_to_the_end_and_links_acknowledge_once,
     the_report_flood_opens_one_incident_with_counts_kept_apart,
+    merging_moves_signals_and_resolves_the_merged_incident,
 );

@@ -223,8 +223,7 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &A
             sqlx::query("UPDATE incidents SET merged_into = $2 WHERE id = $1").bind(id).bind(into).execute(&mut *tx).await?;
             let text = format!("{} merged in by {by}: {moved} alerts and {reports} reports moved here{reason}", number(id));
             timeline(&mut tx, *into, now, "merged", by, &text).await?;
-            let merged = fetch_or_not_found(&mut tx, id).await?;
-            set_state(&mut tx, merged.id, to, by, now, &format!("Merged into {}{reason}", number(*into))).await?
+            set_state(&mut tx, id, to, by, now, &format!("Merged into {}{reason}", number(*into))).await?
         }
         (Act::Resolve { refire_after }, Some(to)) => {
             // Alerts still firing are held: they open a new incident only if they
@@ -250,13 +249,9 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &A
         }
         (_, None) => row,
     };
-    audit_sql::append(&mut tx, now, vec![audit_entry(actor, &format!("incident.{}", action.as_str()), id, Some(&state_as_text(state)), &updated.state)]).await?;
+    audit_sql::append(&mut tx, now, vec![audit_entry(actor, &format!("incident.{}", action.as_str()), id, Some(state.as_str()), &updated.state)]).await?;
     tx.commit().await?;
     Ok(updated)
-}
-
-fn state_as_text(state: State) -> String {
-    state.as_str().to_string()
 }
 
 fn capitalised(word: &str) -> String {
@@ -673,15 +668,25 @@ async fn place_report(tx: &mut Tx<'_>, catalog: &Catalog, report: &ReportRow, no
         )
         .fetch_all(&mut **tx)
         .await?;
-        let mut candidates = Vec::new();
-        for (incident, title, summary, service) in open_incidents {
-            let words: Vec<(String,)> = sqlx::query_as("SELECT summary FROM reports WHERE incident_id = $1 ORDER BY id DESC LIMIT 20")
-                .bind(incident)
-                .fetch_all(&mut **tx)
-                .await?;
-            let text = std::iter::once(title).chain(std::iter::once(summary)).chain(words.into_iter().map(|w| w.0)).collect::<Vec<_>>().join(" ");
-            candidates.push(Candidate { incident, text, services: vec![service] });
+        // The newest 20 report summaries of every open incident, in one read.
+        let recent: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT incident_id, summary FROM (SELECT r.incident_id, r.summary, ROW_NUMBER() OVER (PARTITION BY r.incident_id ORDER BY r.id DESC) AS n \
+             FROM reports r JOIN incidents i ON i.id = r.incident_id WHERE i.state <> 'resolved') recent WHERE n <= 20",
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut said: HashMap<i64, Vec<String>> = HashMap::new();
+        for (incident, summary) in recent {
+            said.entry(incident).or_default().push(summary);
         }
+        let candidates: Vec<Candidate> = open_incidents
+            .into_iter()
+            .map(|(incident, title, summary, service)| {
+                let reports = said.remove(&incident).unwrap_or_default();
+                let text = [title, summary].into_iter().chain(reports).collect::<Vec<_>>().join(" ");
+                Candidate { incident, text, services: vec![service] }
+            })
+            .collect();
         let uses = catalog.organisations.iter().find(|o| o.id == report.organisation).map(|o| o.uses.clone()).unwrap_or_default();
         if let Some(incident) = resemble(&format!("{} {}", report.summary, report.details), &uses, &candidates) {
             join_reports(tx, incident, &joined, " (it resembles this incident)", now).await?;

@@ -18,9 +18,7 @@ use muster_domain::catalog::parse::from_value;
 use muster_domain::incidents::grouping::MAX_TITLE;
 use muster_domain::incidents::reports::NewReport;
 use muster_domain::incidents::{Action, Rules, Severity, State as IncidentState, parse_reference};
-use muster_store::incidents::{
-    Act, Incident, IncidentDetail, IncidentQuery, NewIncident, Report, Route,
-};
+use muster_store::incidents::{Act, IncidentDetail, IncidentQuery, NewIncident, Report, Route};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -36,39 +34,55 @@ pub(crate) fn reference(text: &str) -> ApiResult<i64> {
     })
 }
 
-/// The three organisation counts, kept apart: organisations that reported, those
-/// that use an impacted service (from the catalog), and targets still on an expired
-/// item (known once renewals exist).
-pub(crate) fn organisations(graph: &ServiceGraph, services: &[&str], reports: &[Report]) -> Value {
-    let mut reported: Vec<&str> = reports.iter().map(|r| r.organisation.as_str()).collect();
-    reported.sort_unstable();
-    reported.dedup();
-    let using = graph.organisations_using(services);
-    json!({
-        "reported": reported.len(),
-        "reported_ids": reported,
-        "using_impacted_services": using.len(),
-        "using_ids": using,
-        "targets_on_expired_item": Value::Null,
-    })
+/// What an incident touches: the impacted services (its own, then those its reports
+/// name) and two of the three organisation counts, kept apart — organisations that
+/// reported, and those that use an impacted service (from the catalog). The third,
+/// targets still on an expired item, is known once renewals exist.
+pub(crate) struct Reach<'a> {
+    pub services: Vec<&'a str>,
+    pub reported: Vec<&'a str>,
+    pub using: Vec<String>,
 }
 
-/// The services an incident touches: its own, then those its reports name.
-pub(crate) fn impacted_services<'a>(incident: &'a Incident, reports: &'a [Report]) -> Vec<&'a str> {
-    let mut services = vec![incident.service.as_str()];
-    for service in reports.iter().filter_map(|r| r.service.as_deref()) {
-        if !services.contains(&service) {
-            services.push(service);
+impl<'a> Reach<'a> {
+    pub fn of(graph: &ServiceGraph, detail: &'a IncidentDetail) -> Reach<'a> {
+        let mut services = vec![detail.incident.service.as_str()];
+        for service in detail.reports.iter().filter_map(|r| r.service.as_deref()) {
+            if !services.contains(&service) {
+                services.push(service);
+            }
+        }
+        let mut reported: Vec<&str> = detail
+            .reports
+            .iter()
+            .map(|r| r.organisation.as_str())
+            .collect();
+        reported.sort_unstable();
+        reported.dedup();
+        let using = graph.organisations_using(&services);
+        Reach {
+            services,
+            reported,
+            using,
         }
     }
-    services
+
+    fn organisations_json(&self) -> Value {
+        json!({
+            "reported": self.reported.len(),
+            "reported_ids": self.reported,
+            "using_impacted_services": self.using.len(),
+            "using_ids": self.using,
+            "targets_on_expired_item": Value::Null,
+        })
+    }
 }
 
 pub(crate) fn detail_json(graph: &ServiceGraph, detail: &IncidentDetail) -> Value {
-    let services = impacted_services(&detail.incident, &detail.reports);
+    let reach = Reach::of(graph, detail);
     let mut body = serde_json::to_value(detail).expect("incidents serialise");
-    body["organisations"] = organisations(graph, &services, &detail.reports);
-    body["impacted_services"] = json!(services);
+    body["organisations"] = reach.organisations_json();
+    body["impacted_services"] = json!(reach.services);
     body
 }
 

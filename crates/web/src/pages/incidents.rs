@@ -5,7 +5,7 @@
 use super::{Nav, PageResult, TimeView, Viewer, fail, missing, refused};
 use crate::AppState;
 use crate::api::Params;
-use crate::api::incidents::{ActionBody, apply_action, check_report, impacted_services, reference};
+use crate::api::incidents::{ActionBody, Reach, apply_action, check_report, reference};
 use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -131,22 +131,18 @@ async fn detail_page(
     };
     let snapshot = state.store.catalog().await.map_err(fail)?;
     let now = state.store.clock().now();
-    let services = impacted_services(&detail.incident, &detail.reports);
-    let mut reported: Vec<&str> = detail
-        .reports
-        .iter()
-        .map(|r| r.organisation.as_str())
-        .collect();
-    reported.sort_unstable();
-    reported.dedup();
-    let using = snapshot.graph.organisations_using(&services).len();
-    let services = services.join(", ");
+    let reach = Reach::of(&snapshot.graph, &detail);
+    let (reported, using, services) = (
+        reach.reported.len(),
+        reach.using.len(),
+        reach.services.join(", "),
+    );
     let i = &detail.incident;
     let page = DetailPage {
         nav: viewer.nav("/incidents"),
         error,
         opened: viewer.time(i.opened_at, now),
-        reported: reported.len(),
+        reported,
         using,
         services,
         open: i.state.is_open(),
