@@ -100,9 +100,7 @@ async fn deliver_group(
     };
     let singles = match plan {
         ThrottlePlan::WaitUntil(until) => {
-            for message in &group {
-                store.defer(worker, message, until.as_millisecond()).await?;
-            }
+            store.defer(worker, &group, until.as_millisecond()).await?;
             return Ok(());
         }
         ThrottlePlan::Send { singles, .. } => singles,
@@ -111,7 +109,9 @@ async fn deliver_group(
     for message in alone {
         let outcome = attempt(store, senders, message).await;
         log_failure(message, &outcome);
-        store.complete(worker, message, &outcome, None).await?;
+        store
+            .complete(worker, std::slice::from_ref(message), &outcome, None)
+            .await?;
     }
     if bundled.is_empty() {
         return Ok(());
@@ -131,11 +131,9 @@ async fn deliver_group(
     let outcome = attempt(store, senders, &carrier).await;
     log_failure(&carrier, &outcome);
     let carried_by = matches!(outcome, Outcome::Delivered).then_some(carrier.delivery_id.as_str());
-    for message in bundled {
-        store
-            .complete(worker, message, &outcome, carried_by)
-            .await?;
-    }
+    store
+        .complete(worker, bundled, &outcome, carried_by)
+        .await?;
     Ok(())
 }
 

@@ -183,6 +183,15 @@ pub(crate) fn trusted(sql: String) -> sqlx::AssertSqlSafe<String> {
 }
 
 /// `count` parameter placeholders numbered from `from`: `?` when `anonymous`, else `$N`.
+/// `rows` parenthesised groups of `width` placeholders, numbered on from 1: the
+/// `VALUES` of a multi-row statement.
+pub(crate) fn value_row_list(anonymous: bool, rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholder_list(anonymous, r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn placeholder_list(anonymous: bool, from: usize, count: usize) -> String {
     (from..from + count)
         .map(|i| {
@@ -241,6 +250,10 @@ macro_rules! per_dialect {
             fn placeholders(from: usize, count: usize) -> String {
                 crate::placeholder_list(ANONYMOUS_PARAMETERS, from, count)
             }
+            #[allow(dead_code)]
+            fn value_rows(rows: usize, width: usize) -> String {
+                crate::value_row_list(ANONYMOUS_PARAMETERS, rows, width)
+            }
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));
         }
         #[allow(dead_code)]
@@ -264,6 +277,10 @@ macro_rules! per_dialect {
             #[allow(dead_code)]
             fn placeholders(from: usize, count: usize) -> String {
                 crate::placeholder_list(ANONYMOUS_PARAMETERS, from, count)
+            }
+            #[allow(dead_code)]
+            fn value_rows(rows: usize, width: usize) -> String {
+                crate::value_row_list(ANONYMOUS_PARAMETERS, rows, width)
             }
             include!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $file));
         }

@@ -92,6 +92,16 @@ fn from_row(r: Row) -> Notification {
     }
 }
 
+/// One message's attempt, as [`Store::complete`] records it.
+pub(crate) struct Attempt {
+    id: i64,
+    attempt: i64,
+    /// `delivered`, `failed` or `retry`.
+    status: &'static str,
+    /// When a retry is due.
+    next: i64,
+}
+
 impl Store {
     /// Queues messages durably; returns how many were new (others had their dedup key
     /// queued already).
@@ -112,32 +122,42 @@ impl Store {
         dispatch!(self, claim(worker, now, now + lease_ms, limit))
     }
 
-    /// Records an attempt's outcome on a message this worker holds. Returns false when
-    /// the claim had expired and another worker took the message.
-    /// `bundle_id`: the delivery id of the bundle that carried it, if one did.
+    /// Records one attempt's outcome on messages this worker holds (one message, or a
+    /// bundle's), in one transaction. Returns how many were recorded: a message whose
+    /// claim expired and went to another worker is left alone.
+    /// `bundle_id`: the delivery id of the bundle that carried them, if one did.
     pub async fn complete(
         &self,
         worker: &str,
-        message: &Notification,
+        messages: &[Notification],
         outcome: &Outcome,
         bundle_id: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<usize> {
         let now = self.now_ms();
-        let attempt = message.attempts + 1;
-        let (status, next, detail) = match outcome {
-            Outcome::Delivered => ("delivered", now, None),
-            Outcome::Reject(why) => ("failed", now, Some(why.clone())),
-            Outcome::Retry(why) => {
-                let next = now + backoff(attempt as u32).as_millis() as i64;
-                ("retry", next, Some(why.clone()))
-            }
+        let detail = match outcome {
+            Outcome::Delivered => None,
+            Outcome::Reject(why) | Outcome::Retry(why) => Some(why.as_str()),
         };
-        dispatch!(
-            self,
-            complete(
-                worker, message.id, attempt, now, status, next, detail, bundle_id
-            )
-        )
+        let attempts: Vec<Attempt> = messages
+            .iter()
+            .map(|message| {
+                let attempt = message.attempts + 1;
+                let (status, next) = match outcome {
+                    Outcome::Delivered => ("delivered", now),
+                    Outcome::Reject(_) => ("failed", now),
+                    Outcome::Retry(_) => {
+                        ("retry", now + backoff(attempt as u32).as_millis() as i64)
+                    }
+                };
+                Attempt {
+                    id: message.id,
+                    attempt,
+                    status,
+                    next,
+                }
+            })
+            .collect();
+        dispatch!(self, complete(worker, &attempts, now, detail, bundle_id))
     }
 
     /// When messages were delivered to one contact method (recipient, channel,
@@ -154,10 +174,16 @@ impl Store {
         )
     }
 
-    /// Puts a claimed message back to wait until `until_ms` without counting an
-    /// attempt (a throttle is full). False when the claim had expired.
-    pub async fn defer(&self, worker: &str, message: &Notification, until_ms: i64) -> Result<bool> {
-        dispatch!(self, defer(worker, message.id, until_ms))
+    /// Puts claimed messages back to wait until `until_ms` without counting an attempt
+    /// (a throttle is full), in one statement. Returns how many this worker still held.
+    pub async fn defer(
+        &self,
+        worker: &str,
+        messages: &[Notification],
+        until_ms: i64,
+    ) -> Result<u64> {
+        let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+        dispatch!(self, defer(worker, &ids, until_ms))
     }
 
     pub async fn notifications(

@@ -29,6 +29,70 @@ pub async fn timeline(tx: &mut Tx<'_>, incident: i64, at: i64, kind: &str, actor
     Ok(())
 }
 
+/// Timeline entries and alert memberships a busy transaction writes together, in the
+/// order they happened, with a few multi-row statements instead of one per row.
+#[derive(Default)]
+struct Pending {
+    /// (incident, at, kind, actor, text)
+    entries: Vec<(i64, i64, &'static str, &'static str, String)>,
+    /// (incident, alert, joined at)
+    joins: Vec<(i64, i64, i64)>,
+    /// Alerts no longer held.
+    released: Vec<i64>,
+    /// Acknowledgement links: (token hash, incident, person, created at).
+    links: Vec<(String, i64, String, i64)>,
+    /// Page messages for the outbox.
+    messages: Vec<NewNotification>,
+}
+
+impl Pending {
+    fn note(&mut self, incident: i64, at: i64, kind: &'static str, text: String) {
+        self.entries.push((incident, at, kind, "muster", text));
+    }
+
+    /// Writes what is pending, leaving it empty; `now` stamps the queued messages.
+    async fn write(&mut self, tx: &mut Tx<'_>, now: i64) -> Result<()> {
+        for chunk in self.joins.chunks(300) {
+            let sql = format!(
+                "INSERT INTO incident_alerts (incident_id, alert_id, joined_at) VALUES {} ON CONFLICT (incident_id, alert_id) DO NOTHING",
+                value_rows(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(trusted(sql));
+            for (incident, alert, at) in chunk {
+                q = q.bind(*incident).bind(*alert).bind(*at);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for chunk in self.released.chunks(500) {
+            let sql = format!("DELETE FROM held_alerts WHERE alert_id IN ({})", placeholders(1, chunk.len()));
+            let mut q = sqlx::query(trusted(sql));
+            for alert in chunk {
+                q = q.bind(*alert);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for chunk in self.links.chunks(300) {
+            let sql = format!("INSERT INTO ack_links (token_hash, incident_id, person, created_at) VALUES {}", value_rows(chunk.len(), 4));
+            let mut q = sqlx::query(trusted(sql));
+            for (hash, incident, person, at) in chunk {
+                q = q.bind(hash).bind(*incident).bind(person).bind(*at);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        notify_sql::insert(tx, now, &self.messages).await?;
+        for chunk in self.entries.chunks(200) {
+            let sql = format!("INSERT INTO incident_timeline (incident_id, at, kind, actor, text) VALUES {}", value_rows(chunk.len(), 5));
+            let mut q = sqlx::query(trusted(sql));
+            for (incident, at, kind, actor, text) in chunk {
+                q = q.bind(*incident).bind(*at).bind(*kind).bind(*actor).bind(text);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        *self = Pending::default();
+        Ok(())
+    }
+}
+
 /// An incident, locked for the transaction's writes.
 async fn fetch(tx: &mut Tx<'_>, id: i64) -> Result<Option<IncidentRow>> {
     select(tx, id, LOCK).await
@@ -365,6 +429,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
     let facts = alert_facts(&mut tx, &ids).await?;
     let mut member = open_memberships(&mut tx, &ids).await?;
     let mut groups = OpenGroups::default();
+    let mut pending = Pending::default();
     let mut resolved_in: Vec<i64> = Vec::new();
     let catalog = grouping.catalog;
     for item in &work {
@@ -378,6 +443,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                         "acknowledged" => {
                             let row = fetch_or_not_found(&mut tx, incident).await?;
                             if row.state == "triggered" {
+                                pending.write(&mut tx, at).await?;
                                 let text = format!("Acknowledged by a PagerDuty acknowledge event on alert #{alert}");
                                 set_state(&mut tx, incident, State::Acknowledged, "pagerduty", at, &text).await?;
                             }
@@ -427,7 +493,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                 if severity < current {
                     sqlx::query("UPDATE incidents SET severity = $2, updated_at = $3 WHERE id = $1").bind(incident).bind(severity.as_str()).bind(at).execute(&mut *tx).await?;
                     let text = format!("Severity {} → {} (alert #{alert_id})", current.as_str(), severity.as_str());
-                    timeline(&mut tx, incident, at, "severity", "muster", &text).await?;
+                    pending.note(incident, at, "severity", text);
                     groups.0.insert((alert.service_id.clone(), key.clone()), Some((incident, severity)));
                 }
                 incident
@@ -443,20 +509,16 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                 row.id
             }
         };
-        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, joined_at) VALUES ($1, $2, $3) ON CONFLICT (incident_id, alert_id) DO NOTHING")
-            .bind(incident)
-            .bind(alert_id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM held_alerts WHERE alert_id = $1").bind(alert_id).execute(&mut *tx).await?;
+        pending.joins.push((incident, alert_id, at));
+        pending.released.push(alert_id);
         member.insert(alert_id, incident);
         let name = labels.get("alertname").map(String::as_str).unwrap_or("alert");
-        timeline(&mut tx, incident, at, "alert_joined", "muster", &format!("Alert #{alert_id} {name} joined{why}")).await?;
+        pending.note(incident, at, "alert_joined", format!("Alert #{alert_id} {name} joined{why}"));
         if alert.firing == 0 {
             resolved_in.push(incident);
         }
     }
+    pending.write(&mut tx, at).await?;
     resolved_in.sort_unstable();
     resolved_in.dedup();
     for incident in resolved_in {
@@ -512,6 +574,7 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
     let sql = format!("SELECT incident_id, team, pass, step, due_at FROM escalations WHERE due_at <= $1 ORDER BY due_at LIMIT $2{SKIP_LOCKED}");
     let due: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
     let mut fired = 0;
+    let mut pending = Pending::default();
     for (incident_id, team, pass, step, due_at) in due {
         let row = fetch_or_not_found(&mut tx, incident_id).await?;
         if row.state != "triggered" {
@@ -531,7 +594,7 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
             cursor = next;
             let Some(page) = page else {
                 let text = format!("Step {} of pass {} reached nobody; skipped", at.step + 1, at.pass + 1);
-                timeline(&mut tx, incident_id, now, "step_skipped", "muster", &text).await?;
+                pending.note(incident_id, now, "step_skipped", text);
                 continue;
             };
             let recorded = sqlx::query(
@@ -553,19 +616,13 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
             fired += 1;
             for person in &page.people {
                 let (token, hash) = Store::new_ack_token();
-                sqlx::query("INSERT INTO ack_links (token_hash, incident_id, person, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(&hash)
-                    .bind(incident_id)
-                    .bind(person)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                pending.links.push((hash, incident_id, person.clone(), now));
                 let messages = escalator.messages(&incident, reported as usize, &page, person, &token);
                 let channels: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
                 let how = if channels.is_empty() { "no contact method".to_string() } else { channels.join(", ") };
                 let text = format!("Paged {person} (step {} of pass {}) by {how}", page.step + 1, page.pass + 1);
-                timeline(&mut tx, incident_id, now, "paged", "muster", &text).await?;
-                notify_sql::insert(&mut tx, now, &messages).await?;
+                pending.note(incident_id, now, "paged", text);
+                pending.messages.extend(messages);
             }
         }
         match cursor {
@@ -580,11 +637,12 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
             }
             None if steps > 0 => {
                 sqlx::query("DELETE FROM escalations WHERE incident_id = $1").bind(incident_id).execute(&mut *tx).await?;
-                timeline(&mut tx, incident_id, now, "escalation_done", "muster", "Every step of every pass has fired; nobody acknowledged").await?;
+                pending.note(incident_id, now, "escalation_done", "Every step of every pass has fired; nobody acknowledged".into());
             }
             None => {}
         }
     }
+    pending.write(&mut tx, now).await?;
     tx.commit().await?;
     Ok(fired)
 }
@@ -663,16 +721,16 @@ async fn join_reports(tx: &mut Tx<'_>, incident: i64, reports: &[(i64, String)],
 async fn place_report(tx: &mut Tx<'_>, catalog: &Catalog, report: &ReportRow, now: i64) -> Result<()> {
     let joined = [(report.id, report.organisation.clone())];
     let Some(service_id) = &report.service_id else {
-        let open_incidents: Vec<(i64, String, String, String)> = sqlx::query_as(
-            "SELECT id, title, summary, service_id FROM incidents WHERE state <> 'resolved' ORDER BY id DESC LIMIT 500",
-        )
-        .fetch_all(&mut **tx)
-        .await?;
-        // The newest 20 report summaries of every open incident, in one read.
-        let recent: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT incident_id, summary FROM (SELECT r.incident_id, r.summary, ROW_NUMBER() OVER (PARTITION BY r.incident_id ORDER BY r.id DESC) AS n \
-             FROM reports r JOIN incidents i ON i.id = r.incident_id WHERE i.state <> 'resolved') recent WHERE n <= 20",
-        )
+        // Matched against the newest 500 open incidents.
+        const NEWEST_OPEN: &str = "FROM incidents WHERE state <> 'resolved' ORDER BY id DESC LIMIT 500";
+        let open_incidents: Vec<(i64, String, String, String)> = sqlx::query_as(trusted(format!("SELECT id, title, summary, service_id {NEWEST_OPEN}")))
+            .fetch_all(&mut **tx)
+            .await?;
+        // The newest 20 report summaries of each of those incidents, in one read.
+        let recent: Vec<(i64, String)> = sqlx::query_as(trusted(format!(
+            "SELECT incident_id, summary FROM (SELECT incident_id, summary, ROW_NUMBER() OVER (PARTITION BY incident_id ORDER BY id DESC) AS n \
+             FROM reports WHERE incident_id IN (SELECT id {NEWEST_OPEN})) recent WHERE n <= 20"
+        )))
         .fetch_all(&mut **tx)
         .await?;
         let mut said: HashMap<i64, Vec<String>> = HashMap::new();

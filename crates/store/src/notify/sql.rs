@@ -11,25 +11,33 @@ pub async fn enqueue(p: &crate::Pools<DB>, now: i64, messages: Vec<NewNotificati
 /// commit together); returns how many were new.
 pub async fn insert(tx: &mut sqlx::Transaction<'_, DB>, now: i64, messages: &[NewNotification]) -> Result<usize> {
     let mut created = 0;
-    for m in messages {
-        let done = sqlx::query(
+    // 12 parameters a row: well inside both databases' limits.
+    for chunk in messages.chunks(200) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| format!("({}, 'queued', 0, {})", placeholders(r * 12 + 1, 8), placeholders(r * 12 + 9, 4)))
+            .collect();
+        let sql = format!(
             "INSERT INTO notifications (delivery_id, dedup_key, recipient, channel, destination, secret, subject, body, status, attempts, not_before, next_attempt_at, give_up_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $10, $11) ON CONFLICT (dedup_key) DO NOTHING",
-        )
-        .bind(random_token(24))
-        .bind(&m.dedup_key)
-        .bind(&m.recipient)
-        .bind(m.channel.as_str())
-        .bind(&m.destination)
-        .bind(&m.secret)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(m.not_before.max(0))
-        .bind(m.give_up_at)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        created += done.rows_affected() as usize;
+             VALUES {} ON CONFLICT (dedup_key) DO NOTHING",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(trusted(sql));
+        for m in chunk {
+            query = query
+                .bind(random_token(24))
+                .bind(&m.dedup_key)
+                .bind(&m.recipient)
+                .bind(m.channel.as_str())
+                .bind(&m.destination)
+                .bind(&m.secret)
+                .bind(&m.subject)
+                .bind(&m.body)
+                .bind(m.not_before.max(0))
+                .bind(m.not_before.max(0))
+                .bind(m.give_up_at)
+                .bind(now);
+        }
+        created += query.execute(&mut **tx).await?.rows_affected() as usize;
     }
     Ok(created)
 }
@@ -61,59 +69,55 @@ pub async fn claim(p: &crate::Pools<DB>, worker: &str, now: i64, until: i64, lim
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn complete(
-    p: &crate::Pools<DB>,
-    worker: &str,
-    id: i64,
-    attempt: i64,
-    now: i64,
-    status: &str,
-    next: i64,
-    detail: Option<String>,
-    bundle_id: Option<&str>,
-) -> Result<bool> {
+/// Records attempts on messages this worker holds, in one transaction (one commit for
+/// a bundle and all it carried). Returns how many were recorded: a message whose claim
+/// expired and went to another worker is left alone.
+pub async fn complete(p: &crate::Pools<DB>, worker: &str, attempts: &[Attempt], now: i64, detail: Option<&str>, bundle_id: Option<&str>) -> Result<usize> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    // Only the holder of a live claim completes a message.
-    let sql = format!("SELECT give_up_at, dedup_key, recipient, channel FROM notifications WHERE id = $1 AND claimed_by = $2 AND status = 'queued'{LOCK}");
-    let held: Option<(i64, String, String, String)> = sqlx::query_as(trusted(sql)).bind(id).bind(worker).fetch_optional(&mut *tx).await?;
-    let Some((give_up_at, dedup_key, recipient, channel)) = held else {
-        return Ok(false);
-    };
-    sqlx::query("INSERT INTO notification_attempts (notification_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(attempt)
-        .bind(now)
-        .bind(status)
-        .bind(&detail)
+    let mut recorded = 0;
+    for a in attempts {
+        // Only the holder of a live claim completes a message.
+        let sql = format!("SELECT give_up_at, dedup_key, recipient, channel FROM notifications WHERE id = $1 AND claimed_by = $2 AND status = 'queued'{LOCK}");
+        let held: Option<(i64, String, String, String)> = sqlx::query_as(trusted(sql)).bind(a.id).bind(worker).fetch_optional(&mut *tx).await?;
+        let Some((give_up_at, dedup_key, recipient, channel)) = held else {
+            continue;
+        };
+        sqlx::query("INSERT INTO notification_attempts (notification_id, attempt, at, outcome, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(a.id)
+            .bind(a.attempt)
+            .bind(now)
+            .bind(a.status)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        let (final_status, delivered_at) = match a.status {
+            "delivered" => ("delivered", Some(now)),
+            "retry" if a.next > give_up_at => ("failed", None),
+            "retry" => ("queued", None),
+            _ => ("failed", None),
+        };
+        sqlx::query(
+            "UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6, bundle_id = $7, claimed_by = NULL, claimed_until = NULL WHERE id = $1",
+        )
+        .bind(a.id)
+        .bind(final_status)
+        .bind(a.attempt)
+        .bind(a.next)
+        .bind(detail)
+        .bind(delivered_at)
+        .bind(bundle_id)
         .execute(&mut *tx)
         .await?;
-    let (final_status, delivered_at) = match status {
-        "delivered" => ("delivered", Some(now)),
-        "retry" if next > give_up_at => ("failed", None),
-        "retry" => ("queued", None),
-        _ => ("failed", None),
-    };
-    sqlx::query(
-        "UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6, bundle_id = $7, claimed_by = NULL, claimed_until = NULL WHERE id = $1",
-    )
-    .bind(id)
-    .bind(final_status)
-    .bind(attempt)
-    .bind(next)
-    .bind(&detail)
-    .bind(delivered_at)
-    .bind(bundle_id)
-    .execute(&mut *tx)
-    .await?;
-    if final_status == "failed"
-        && let Some(incident) = muster_domain::incidents::paged_incident(&dedup_key)
-    {
-        let text = format!("Could not reach {recipient} by {channel}: {}", detail.as_deref().unwrap_or("gave up"));
-        incidents_sql::timeline(&mut tx, incident, now, "delivery_failed", "muster", &text).await?;
+        if final_status == "failed"
+            && let Some(incident) = muster_domain::incidents::paged_incident(&dedup_key)
+        {
+            let text = format!("Could not reach {recipient} by {channel}: {}", detail.unwrap_or("gave up"));
+            incidents_sql::timeline(&mut tx, incident, now, "delivery_failed", "muster", &text).await?;
+        }
+        recorded += 1;
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(recorded)
 }
 
 pub async fn list(p: &crate::Pools<DB>, recipient: Option<&str>, before_id: i64, limit: i64) -> Result<Vec<Notification>> {
@@ -137,15 +141,22 @@ pub async fn delivered_since(p: &crate::Pools<DB>, recipient: &str, channel: &st
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-pub async fn defer(p: &crate::Pools<DB>, worker: &str, id: i64, until: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE notifications SET next_attempt_at = $3, claimed_by = NULL, claimed_until = NULL \
-         WHERE id = $1 AND claimed_by = $2 AND status = 'queued'",
-    )
-    .bind(id)
-    .bind(worker)
-    .bind(until)
-    .execute(&p.writer)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// Puts claimed messages back until `until` (a throttle's room), in one statement.
+pub async fn defer(p: &crate::Pools<DB>, worker: &str, ids: &[i64], until: i64) -> Result<u64> {
+    let mut deferred = 0;
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE notifications SET next_attempt_at = {}, claimed_by = NULL, claimed_until = NULL \
+             WHERE claimed_by = {} AND status = 'queued' AND id IN ({})",
+            placeholders(1, 1),
+            placeholders(2, 1),
+            placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(trusted(sql)).bind(until).bind(worker);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        deferred += query.execute(&p.writer).await?.rows_affected();
+    }
+    Ok(deferred)
 }

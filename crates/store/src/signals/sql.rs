@@ -117,13 +117,6 @@ fn resolved_at(activity: &Activity, firing: bool, now: i64) -> Option<i64> {
 }
 
 /// `(a, b, …), (…)` with `rows` groups of `width` numbered placeholders.
-fn value_rows(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(r * width + 1, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 async fn insert_events(tx: &mut Tx<'_>, events: &[(i64, EventKind, &str)], at: i64) -> Result<()> {
     for chunk in events.chunks(500) {
         let sql = format!("INSERT INTO alert_events (alert_id, kind, at, source) VALUES {}", value_rows(chunk.len(), 4));
