@@ -4,12 +4,12 @@
 //! committed) and PostgreSQL. Both servers run as their own processes on loopback and
 //! share the machine with the load generator, as `wrk` would.
 
+use super::server::{self, Peer, free_port, wait_ready};
 use super::{Rng, ms, percentile};
 use anyhow::{Context, bail};
 use reqwest::StatusCode;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ impl LoadResult {
     }
 }
 
-const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 10] = [
     "HighCPU",
     "DiskFull",
     "MemoryPressure",
@@ -56,14 +56,19 @@ const NAMES: [&str; 10] = [
 const JOBS: [&str; 5] = ["node", "api", "postgres", "redis", "web"];
 const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 
-/// Request bodies of `batch` alerts each covering `cardinality` distinct alerts with
-/// label sets like Prometheus rules produce. Times are fixed: every alert fires for
-/// the next hour, so re-posts merge as Prometheus's re-sends do.
+/// Request bodies of `batch` alerts each covering `cardinality` distinct alerts.
 pub fn bodies(cardinality: usize, batch: usize, prefix: &str) -> Vec<bytes::Bytes> {
+    batches(&alerts(cardinality, prefix), batch)
+}
+
+/// `count` distinct alerts with label sets like Prometheus rules produce. Times are
+/// fixed: every alert fires for the next hour, so re-posts merge as Prometheus's
+/// re-sends do.
+pub fn alerts(count: usize, prefix: &str) -> Vec<serde_json::Value> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let now = jiff::Timestamp::now();
     let ends = (now + jiff::SignedDuration::from_hours(1)).to_string();
-    let alerts: Vec<serde_json::Value> = (0..cardinality)
+    (0..count)
         .map(|i| {
             let name = NAMES[rng.below(NAMES.len())];
             let job = JOBS[rng.below(JOBS.len())];
@@ -85,7 +90,11 @@ pub fn bodies(cardinality: usize, batch: usize, prefix: &str) -> Vec<bytes::Byte
                 "generatorURL": format!("http://prometheus.example.test:9090/graph?g0.expr={name}&g0.tab=1"),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Request bodies of `batch` alerts each.
+pub fn batches(alerts: &[serde_json::Value], batch: usize) -> Vec<bytes::Bytes> {
     alerts
         .chunks(batch)
         .map(|chunk| bytes::Bytes::from(serde_json::to_vec(chunk).expect("alerts serialise")))
@@ -161,54 +170,6 @@ fn body_alerts(body: &[u8], batch: u64) -> u64 {
     if alerts == 0 { batch } else { alerts }
 }
 
-/// A server process under test, killed when dropped.
-struct Peer {
-    child: Child,
-    base: String,
-    key: Option<String>,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Peer {
-    fn rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn wait_ready(url: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{url} did not become ready")
-}
-
 /// Debian's Alertmanager on loopback, clustering off, one receiver that sends nowhere.
 async fn alertmanager(dir: &Path) -> anyhow::Result<Peer> {
     let binary = "/usr/bin/prometheus-alertmanager";
@@ -244,79 +205,16 @@ async fn alertmanager(dir: &Path) -> anyhow::Result<Peer> {
     Ok(peer)
 }
 
-/// The `muster` binary next to this one.
-fn muster_binary() -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()?.with_file_name("muster");
-    if !path.exists() {
-        bail!(
-            "{} is missing: build it with `cargo build --release -p muster` (scripts/bench.sh does)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// `muster serve` on `database_url` with the seed world and a service key.
+/// `muster serve` with the seed world and a service key for forms-printing.
 async fn muster(dir: &Path, database_url: &str) -> anyhow::Result<Peer> {
-    std::fs::create_dir_all(dir)?;
-    let binary = muster_binary()?;
-    let env = |c: &mut Command| {
-        c.env("MUSTER_DATABASE_URL", database_url)
-            .env("MUSTER_SECRET_KEY_FILE", dir.join("muster.key"))
-            .env("MUSTER_LOG", "warn")
-            .current_dir(dir);
-    };
-    let mut token = Command::new(&binary);
-    token.args(["token", "create", "--name", "bench", "--role", "admin"]);
-    env(&mut token);
-    let out = token.output()?;
-    if !out.status.success() {
-        bail!(
-            "muster token create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let token = String::from_utf8(out.stdout)?.trim().to_string();
-    let mut serve = Command::new(&binary);
-    serve
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    env(&mut serve);
-    let mut child = serve.spawn()?;
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("muster listening on ") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .context("muster serve did not start")?;
-    let mut peer = Peer {
-        child,
-        base: base.clone(),
-        key: None,
-    };
-    let client = reqwest::Client::new();
-    let seeded = client
-        .put(format!("{base}/api/v1/catalog"))
-        .bearer_auth(&token)
-        .header("content-type", "application/yaml")
-        .body(include_str!("../../../fixtures/seed-world.yaml"))
-        .send()
-        .await?;
-    if !seeded.status().is_success() {
-        bail!("importing the seed world: {}", seeded.text().await?);
-    }
-    let key: serde_json::Value = client
+    let seed = include_str!("../../../fixtures/seed-world.yaml");
+    let (mut peer, admin) = server::muster(dir, database_url, seed).await?;
+    let key: serde_json::Value = reqwest::Client::new()
         .post(format!(
-            "{base}/api/v1/services/forms-printing/integration-keys"
+            "{}/api/v1/services/forms-printing/integration-keys",
+            peer.base
         ))
-        .bearer_auth(&token)
+        .bearer_auth(&admin)
         .json(&serde_json::json!({"name": "bench"}))
         .send()
         .await?

@@ -12,12 +12,18 @@
 //!   SQLite and PostgreSQL in one run: alerts/s, p50 and p99 latency, memory with
 //!   100,000 more active alerts, and the ratios. `--target URL` points the load
 //!   generator at any Alertmanager-compatible server instead.
+//! - `incidents`: a burst of 100,000 alerts over 1,000 services and 5,000 reports to
+//!   `muster serve`, then every one of the 10,000 incidents' escalations run to the
+//!   end: arrival-to-joined time per alert and lateness per fired step, against the
+//!   1 s targets.
 //!
 //! Run in release: `cargo run --release -p muster-bench -- --postgres URL`.
 
 mod catalog;
+mod incidents;
 mod intake;
 mod oncall;
+mod server;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
@@ -33,6 +39,7 @@ enum Suite {
     Catalog,
     Oncall,
     Intake,
+    Incidents,
     All,
 }
 
@@ -79,6 +86,12 @@ struct Args {
     /// Intake: a key sent as `Authorization: Bearer` to `--target`.
     #[arg(long)]
     key: Option<String>,
+    /// Incidents: distinct alerts in the burst.
+    #[arg(long, default_value_t = 100_000)]
+    alerts: usize,
+    /// Incidents: reports in the burst.
+    #[arg(long, default_value_t = 5_000)]
+    reports: usize,
 }
 
 /// A small deterministic generator (xorshift), so every run measures the same data.
@@ -264,6 +277,10 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.suite, Suite::Intake | Suite::All) {
         let figures = intake::benchmark(&args, &mut databases).await?;
         intake::report(&figures, &args);
+    }
+    if matches!(args.suite, Suite::Incidents | Suite::All) {
+        let figures = incidents::benchmark(&args, &mut databases).await?;
+        incidents::report(&figures, &args);
     }
     if matches!(args.suite, Suite::Oncall | Suite::All) {
         let mut results = Vec::new();

@@ -4,8 +4,8 @@
 //! over HTTP; then 10,000 queued messages delivered by the engine to a webhook
 //! receiver on loopback.
 
+use crate::server::Receiver;
 use crate::{Args, Rng, ms, percentile, progress, serve, viewer_token};
-use axum::http::HeaderMap;
 use jiff::{Timestamp, ToSpan};
 use muster_domain::audit::Actor;
 use muster_domain::catalog::apply::plan_import;
@@ -15,7 +15,6 @@ use muster_domain::oncall::Override;
 use muster_store::Store;
 use muster_store::notify::NewNotification;
 use serde_json::{Value, json};
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -205,40 +204,11 @@ pub async fn measure(backend: &'static str, store: Store, args: &Args) -> anyhow
     })
 }
 
-/// Delivery ids the receiver has seen, and how many requests it answered.
-#[derive(Default)]
-struct Seen {
-    ids: HashSet<String>,
-    requests: usize,
-}
-
 /// Queues `count` webhook messages (10 per contact method) and runs the engine until a
 /// receiver on loopback has every one. Returns the time to queue and to deliver.
 async fn outbox(store: &Store, count: usize) -> anyhow::Result<(Duration, Duration)> {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let state = seen.clone();
-    let receiver = axum::Router::new().route(
-        "/hook/{n}",
-        axum::routing::post(move |headers: HeaderMap| {
-            let state = state.clone();
-            async move {
-                let id = headers
-                    .get("x-muster-delivery")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                let mut seen = state.lock().unwrap_or_else(|e| e.into_inner());
-                seen.requests += 1;
-                seen.ids.insert(id);
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hooks = format!("http://{}/hook", listener.local_addr()?);
-    let receiving = tokio::spawn(async move {
-        let _ = axum::serve(listener, receiver).await;
-    });
+    let receiver = Receiver::start().await?;
+    let hooks = receiver.url.clone();
 
     let now = store.now_ms();
     let messages: Vec<NewNotification> = (0..count)
@@ -277,7 +247,7 @@ async fn outbox(store: &Store, count: usize) -> anyhow::Result<(Duration, Durati
     let deadline = sending + Duration::from_secs(120);
     let mut shown = 0;
     loop {
-        let delivered = seen.lock().unwrap_or_else(|e| e.into_inner()).ids.len();
+        let delivered = receiver.seen().ids.len();
         if delivered >= count {
             progress("outbox delivery", count, count);
             break;
@@ -294,8 +264,7 @@ async fn outbox(store: &Store, count: usize) -> anyhow::Result<(Duration, Durati
     }
     let delivery = sending.elapsed();
     engine.iter().for_each(|task| task.abort());
-    receiving.abort();
-    let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = receiver.seen();
     anyhow::ensure!(
         seen.requests == count,
         "{} requests for {count} messages: some were sent twice",
