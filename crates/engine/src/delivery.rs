@@ -60,25 +60,36 @@ pub async fn round(
             })
         })
         .collect();
+    let mut waiting = Vec::new();
     for task in tasks {
         match task.await {
-            Ok(Ok(())) => {}
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some(full))) => waiting.push(full),
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a delivery attempt"),
             Err(e) => tracing::warn!(error = %e, "a delivery task failed"),
         }
+    }
+    // Every full throttle's messages go back in one statement, not one per contact.
+    let waits: Vec<(&Notification, i64)> = waiting
+        .iter()
+        .flat_map(|(group, until)| group.iter().map(move |m| (m, *until)))
+        .collect();
+    if !waits.is_empty() {
+        store.defer(worker, &waits).await?;
     }
     Ok(count)
 }
 
 /// Messages for one contact method, oldest first: within the throttle one by one, the
-/// rest bundled into one message, or all put back until the throttle has room.
+/// rest bundled into one message; or, when the throttle is full, the group and when it
+/// has room again, for the round to put back.
 async fn deliver_group(
     store: &Store,
     senders: &muster_notify::Senders,
     throttles: &[Throttle],
     worker: &str,
     group: Vec<Notification>,
-) -> muster_store::Result<()> {
+) -> muster_store::Result<Option<(Vec<Notification>, i64)>> {
     let now = store.clock().now();
     let throttle =
         Channel::parse(&group[0].channel).and_then(|c| Throttle::for_channel(throttles, c));
@@ -99,10 +110,7 @@ async fn deliver_group(
         }
     };
     let singles = match plan {
-        ThrottlePlan::WaitUntil(until) => {
-            store.defer(worker, &group, until.as_millisecond()).await?;
-            return Ok(());
-        }
+        ThrottlePlan::WaitUntil(until) => return Ok(Some((group, until.as_millisecond()))),
         ThrottlePlan::Send { singles, .. } => singles,
     };
     let (alone, bundled) = group.split_at(singles.min(group.len()));
@@ -114,7 +122,7 @@ async fn deliver_group(
             .await?;
     }
     if bundled.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let parts: Vec<(&str, &str)> = bundled
         .iter()
@@ -134,7 +142,7 @@ async fn deliver_group(
     store
         .complete(worker, bundled, &outcome, carried_by)
         .await?;
-    Ok(())
+    Ok(None)
 }
 
 fn bundle_id(messages: &[Notification]) -> String {

@@ -174,16 +174,11 @@ impl Store {
         )
     }
 
-    /// Puts claimed messages back to wait until `until_ms` without counting an attempt
-    /// (a throttle is full), in one statement. Returns how many this worker still held.
-    pub async fn defer(
-        &self,
-        worker: &str,
-        messages: &[Notification],
-        until_ms: i64,
-    ) -> Result<u64> {
-        let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
-        dispatch!(self, defer(worker, &ids, until_ms))
+    /// Puts claimed messages back without counting an attempt, each until its time (a
+    /// throttle is full), in one statement. Returns how many this worker still held.
+    pub async fn defer(&self, worker: &str, waits: &[(&Notification, i64)]) -> Result<u64> {
+        let waits: Vec<(i64, i64)> = waits.iter().map(|(m, until)| (m.id, *until)).collect();
+        dispatch!(self, defer(worker, &waits))
     }
 
     pub async fn notifications(

@@ -333,24 +333,32 @@ struct AlertFacts {
     latest: i64,
 }
 
-/// The open incident of each group seen so far in this batch.
+/// The open incident of each group of the batch's services, read in one go and kept
+/// current as the batch opens incidents and raises severities.
 #[derive(Default)]
-struct OpenGroups(HashMap<(String, String), Option<(i64, Severity)>>);
+struct OpenGroups(HashMap<(String, String), (i64, Severity)>);
 
 impl OpenGroups {
-    async fn get(&mut self, tx: &mut Tx<'_>, service: &str, key: &str) -> Result<Option<(i64, Severity)>> {
-        let entry = (service.to_string(), key.to_string());
-        if let Some(found) = self.0.get(&entry) {
-            return Ok(*found);
+    async fn load(tx: &mut Tx<'_>, services: &[&str]) -> Result<OpenGroups> {
+        let mut groups = OpenGroups::default();
+        for chunk in services.chunks(500) {
+            let sql = format!(
+                "SELECT id, service_id, group_key, severity FROM incidents WHERE state <> 'resolved' AND service_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query_as::<_, (i64, String, String, String)>(trusted(sql));
+            for service in chunk {
+                q = q.bind(*service);
+            }
+            for (id, service, key, severity) in q.fetch_all(&mut **tx).await? {
+                groups.0.insert((service, key), (id, severity_of(&severity)?));
+            }
         }
-        let row: Option<(i64, String)> = sqlx::query_as("SELECT id, severity FROM incidents WHERE service_id = $1 AND group_key = $2 AND state <> 'resolved'")
-            .bind(service)
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let found = row.map(|(id, s)| Ok::<_, StoreError>((id, severity_of(&s)?))).transpose()?;
-        self.0.insert(entry, found);
-        Ok(found)
+        Ok(groups)
+    }
+
+    fn get(&self, service: &str, key: &str) -> Option<(i64, Severity)> {
+        self.0.get(&(service.to_string(), key.to_string())).copied()
     }
 }
 
@@ -428,7 +436,8 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
     let ids: Vec<i64> = work.iter().map(|w| match w { Work::Event { alert, .. } | Work::Held { alert, .. } => *alert }).collect::<HashSet<_>>().into_iter().collect();
     let facts = alert_facts(&mut tx, &ids).await?;
     let mut member = open_memberships(&mut tx, &ids).await?;
-    let mut groups = OpenGroups::default();
+    let services: HashSet<&str> = facts.values().map(|f| f.service_id.as_str()).collect();
+    let mut groups = OpenGroups::load(&mut tx, &services.into_iter().collect::<Vec<_>>()).await?;
     let mut pending = Pending::default();
     let mut resolved_in: Vec<i64> = Vec::new();
     let catalog = grouping.catalog;
@@ -468,7 +477,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
         let rules = service.map(Rules::of).unwrap_or_default();
         let key = group_key(&labels, &rules.group_by);
         let muted = muted_until(grouping.silences, &alert.service_id, &labels, now);
-        let open_in_group = groups.get(&mut tx, &alert.service_id, &key).await?;
+        let open_in_group = groups.get(&alert.service_id, &key);
         let severity = Severity::of_labels(&labels);
         let why = match item {
             Work::Held { reason, .. } if reason == "silenced" => " (its silence ended)",
@@ -494,7 +503,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                     sqlx::query("UPDATE incidents SET severity = $2, updated_at = $3 WHERE id = $1").bind(incident).bind(severity.as_str()).bind(at).execute(&mut *tx).await?;
                     let text = format!("Severity {} → {} (alert #{alert_id})", current.as_str(), severity.as_str());
                     pending.note(incident, at, "severity", text);
-                    groups.0.insert((alert.service_id.clone(), key.clone()), Some((incident, severity)));
+                    groups.0.insert((alert.service_id.clone(), key.clone()), (incident, severity));
                 }
                 incident
             }
@@ -505,7 +514,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                 let summary = truncate(annotations.get("description").map(String::as_str).unwrap_or(""), 2000);
                 let team = service.map(|s| s.owner.as_str());
                 let row = open(&mut tx, &alert.service_id, &key, severity, &title, &summary, "alert", team, at).await?;
-                groups.0.insert((alert.service_id.clone(), key.clone()), Some((row.id, severity)));
+                groups.0.insert((alert.service_id.clone(), key.clone()), (row.id, severity));
                 row.id
             }
         };
@@ -569,82 +578,168 @@ pub async fn due_teams(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<Vec
 /// downtime fires every missed step, each once).
 const MAX_STEPS_AT_ONCE: usize = 1000;
 
+/// What one due escalation does in this transaction, in order.
+enum Fired {
+    Skipped(String),
+    Page(Page),
+}
+
+/// Incidents by id, locked for the transaction's writes.
+async fn rows_by_id(tx: &mut Tx<'_>, ids: &[i64]) -> Result<HashMap<i64, IncidentRow>> {
+    let mut rows = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN ({}){LOCK}", placeholders(1, chunk.len()));
+        let mut q = sqlx::query_as::<_, IncidentRow>(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        rows.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|r| (r.id, r)));
+    }
+    Ok(rows)
+}
+
+/// Distinct organisations that reported into each incident (absent: none).
+async fn reporting_organisations(tx: &mut Tx<'_>, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+    let mut counts = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT incident_id, COUNT(DISTINCT organisation) FROM reports WHERE incident_id IN ({}) GROUP BY incident_id",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        counts.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(counts)
+}
+
+/// Records pages; returns the (incident, pass, step) of those not recorded before.
+async fn record_pages(tx: &mut Tx<'_>, pages: &[(i64, &Page)], now: i64) -> Result<HashSet<(i64, i64, i64)>> {
+    let mut recorded = HashSet::new();
+    for chunk in pages.chunks(200) {
+        let sql = format!(
+            "INSERT INTO incident_pages (incident_id, pass, step, due_at, fired_at, people) VALUES {} \
+             ON CONFLICT (incident_id, pass, step) DO NOTHING RETURNING incident_id, pass, step",
+            value_rows(chunk.len(), 6)
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64, i64)>(trusted(sql));
+        for (incident, page) in chunk {
+            q = q
+                .bind(*incident)
+                .bind(page.pass as i64)
+                .bind(page.step as i64)
+                .bind(ms(page.at))
+                .bind(now)
+                .bind(serde_json::to_string(&page.people).expect("names serialise"));
+        }
+        recorded.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(recorded)
+}
+
+/// Fires the due steps of up to `limit` escalations in one transaction: the pages are
+/// recorded first (a page already recorded, by another server, is not sent again),
+/// then links, messages and timeline entries for those recorded, each kind in a few
+/// multi-row statements.
 pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64, limit: i64) -> Result<usize> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let sql = format!("SELECT incident_id, team, pass, step, due_at FROM escalations WHERE due_at <= $1 ORDER BY due_at LIMIT $2{SKIP_LOCKED}");
     let due: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
-    let mut fired = 0;
-    let mut pending = Pending::default();
+    let ids: Vec<i64> = due.iter().map(|d| d.0).collect();
+    let mut rows = rows_by_id(&mut tx, &ids).await?;
+    let reported = reporting_organisations(&mut tx, &ids).await?;
+    let (mut ended, mut moved, mut plans) = (Vec::new(), Vec::new(), Vec::new());
     for (incident_id, team, pass, step, due_at) in due {
-        let row = fetch_or_not_found(&mut tx, incident_id).await?;
+        let row = rows.remove(&incident_id).ok_or_else(|| StoreError::NotFound(format!("no incident {}", number(incident_id))))?;
         if row.state != "triggered" {
-            sqlx::query("DELETE FROM escalations WHERE incident_id = $1").bind(incident_id).execute(&mut *tx).await?;
+            ended.push(incident_id);
             continue;
         }
-        let incident = row.read()?;
-        let reported: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT organisation) FROM reports WHERE incident_id = $1")
-            .bind(incident_id)
-            .fetch_one(&mut *tx)
-            .await?;
         let mut cursor = Some(Cursor { pass: pass as u32, step: step as usize, due: from_ms(due_at)? });
-        let mut steps = 0;
-        while let Some(at) = cursor.filter(|c| ms(c.due) <= now && steps < MAX_STEPS_AT_ONCE) {
+        let mut fired = Vec::new();
+        while let Some(at) = cursor.filter(|c| ms(c.due) <= now && fired.len() < MAX_STEPS_AT_ONCE) {
             let Some((page, next)) = escalator.fire(&team, at) else { break };
-            steps += 1;
             cursor = next;
-            let Some(page) = page else {
-                let text = format!("Step {} of pass {} reached nobody; skipped", at.step + 1, at.pass + 1);
-                pending.note(incident_id, now, "step_skipped", text);
-                continue;
-            };
-            let recorded = sqlx::query(
-                "INSERT INTO incident_pages (incident_id, pass, step, due_at, fired_at, people) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (incident_id, pass, step) DO NOTHING",
-            )
-            .bind(incident_id)
-            .bind(page.pass as i64)
-            .bind(page.step as i64)
-            .bind(ms(page.at))
-            .bind(now)
-            .bind(serde_json::to_string(&page.people).expect("names serialise"))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if recorded == 0 {
-                continue; // fired already: never twice
+            fired.push(match page {
+                Some(page) => Fired::Page(page),
+                None => Fired::Skipped(format!("Step {} of pass {} reached nobody; skipped", at.step + 1, at.pass + 1)),
+            });
+        }
+        let done = match cursor {
+            Some(next) => {
+                moved.push((incident_id, next));
+                false
             }
-            fired += 1;
+            None if !fired.is_empty() => {
+                ended.push(incident_id);
+                true
+            }
+            None => false,
+        };
+        plans.push((row.read()?, fired, done));
+    }
+    let pages: Vec<(i64, &Page)> = plans
+        .iter()
+        .flat_map(|(incident, fired, _)| {
+            fired.iter().filter_map(move |f| match f {
+                Fired::Page(page) => Some((incident.id, page)),
+                Fired::Skipped(_) => None,
+            })
+        })
+        .collect();
+    let recorded = record_pages(&mut tx, &pages, now).await?;
+    let mut pending = Pending::default();
+    for (incident, fired, done) in &plans {
+        let organisations = reported.get(&incident.id).copied().unwrap_or(0) as usize;
+        for step in fired {
+            let page = match step {
+                Fired::Skipped(text) => {
+                    pending.note(incident.id, now, "step_skipped", text.clone());
+                    continue;
+                }
+                // Fired already: never twice.
+                Fired::Page(page) if !recorded.contains(&(incident.id, page.pass as i64, page.step as i64)) => continue,
+                Fired::Page(page) => page,
+            };
             for person in &page.people {
                 let (token, hash) = Store::new_ack_token();
-                pending.links.push((hash, incident_id, person.clone(), now));
-                let messages = escalator.messages(&incident, reported as usize, &page, person, &token);
+                pending.links.push((hash, incident.id, person.clone(), now));
+                let messages = escalator.messages(incident, organisations, page, person, &token);
                 let channels: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
                 let how = if channels.is_empty() { "no contact method".to_string() } else { channels.join(", ") };
                 let text = format!("Paged {person} (step {} of pass {}) by {how}", page.step + 1, page.pass + 1);
-                pending.note(incident_id, now, "paged", text);
+                pending.note(incident.id, now, "paged", text);
                 pending.messages.extend(messages);
             }
         }
-        match cursor {
-            Some(next) => {
-                sqlx::query("UPDATE escalations SET pass = $2, step = $3, due_at = $4 WHERE incident_id = $1")
-                    .bind(incident_id)
-                    .bind(next.pass as i64)
-                    .bind(next.step as i64)
-                    .bind(ms(next.due))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None if steps > 0 => {
-                sqlx::query("DELETE FROM escalations WHERE incident_id = $1").bind(incident_id).execute(&mut *tx).await?;
-                pending.note(incident_id, now, "escalation_done", "Every step of every pass has fired; nobody acknowledged".into());
-            }
-            None => {}
+        if *done {
+            pending.note(incident.id, now, "escalation_done", "Every step of every pass has fired; nobody acknowledged".into());
         }
+    }
+    for chunk in ended.chunks(500) {
+        let sql = format!("DELETE FROM escalations WHERE incident_id IN ({})", placeholders(1, chunk.len()));
+        let mut q = sqlx::query(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for chunk in moved.chunks(200) {
+        let sql = format!(
+            "UPDATE escalations SET pass = v.column2, step = v.column3, due_at = v.column4 FROM (VALUES {}) AS v WHERE escalations.incident_id = v.column1",
+            value_rows(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(trusted(sql));
+        for (id, next) in chunk {
+            q = q.bind(*id).bind(next.pass as i64).bind(next.step as i64).bind(ms(next.due));
+        }
+        q.execute(&mut *tx).await?;
     }
     pending.write(&mut tx, now).await?;
     tx.commit().await?;
-    Ok(fired)
+    Ok(recorded.len())
 }
 
 /// The link with `hash` and its incident; `lock` is the row-lock suffix for writers.

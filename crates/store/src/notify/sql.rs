@@ -141,22 +141,22 @@ pub async fn delivered_since(p: &crate::Pools<DB>, recipient: &str, channel: &st
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// Puts claimed messages back until `until` (a throttle's room), in one statement.
-pub async fn defer(p: &crate::Pools<DB>, worker: &str, ids: &[i64], until: i64) -> Result<u64> {
+/// Puts claimed messages back, each until its time (its throttle's room), in one
+/// statement per 500.
+pub async fn defer(p: &crate::Pools<DB>, worker: &str, waits: &[(i64, i64)]) -> Result<u64> {
     let mut deferred = 0;
-    for chunk in ids.chunks(500) {
+    for chunk in waits.chunks(500) {
         let sql = format!(
-            "UPDATE notifications SET next_attempt_at = {}, claimed_by = NULL, claimed_until = NULL \
-             WHERE claimed_by = {} AND status = 'queued' AND id IN ({})",
-            placeholders(1, 1),
-            placeholders(2, 1),
-            placeholders(3, chunk.len())
+            "UPDATE notifications SET next_attempt_at = v.column2, claimed_by = NULL, claimed_until = NULL \
+             FROM (VALUES {}) AS v WHERE notifications.id = v.column1 AND notifications.claimed_by = {} AND notifications.status = 'queued'",
+            value_rows(chunk.len(), 2),
+            placeholders(chunk.len() * 2 + 1, 1)
         );
-        let mut query = sqlx::query(trusted(sql)).bind(until).bind(worker);
-        for id in chunk {
-            query = query.bind(*id);
+        let mut query = sqlx::query(trusted(sql));
+        for (id, until) in chunk {
+            query = query.bind(*id).bind(*until);
         }
-        deferred += query.execute(&p.writer).await?.rows_affected();
+        deferred += query.bind(worker).execute(&p.writer).await?.rows_affected();
     }
     Ok(deferred)
 }
