@@ -34,7 +34,9 @@ pub async fn timeline(tx: &mut Tx<'_>, incident: i64, at: i64, kind: &str, actor
 #[derive(Default)]
 struct Pending {
     /// (incident, at, kind, actor, text)
-    entries: Vec<(i64, i64, &'static str, &'static str, String)>,
+    entries: Vec<(i64, i64, &'static str, String, String)>,
+    /// New escalations from step one: (incident, team, due at).
+    escalations: Vec<(i64, String, i64)>,
     /// (incident, alert, joined at)
     joins: Vec<(i64, i64, i64)>,
     /// Alerts no longer held.
@@ -47,7 +49,7 @@ struct Pending {
 
 impl Pending {
     fn note(&mut self, incident: i64, at: i64, kind: &'static str, text: String) {
-        self.entries.push((incident, at, kind, "muster", text));
+        self.entries.push((incident, at, kind, "muster".into(), text));
     }
 
     /// Writes what is pending, leaving it empty; `now` stamps the queued messages.
@@ -80,11 +82,20 @@ impl Pending {
             q.execute(&mut **tx).await?;
         }
         notify_sql::insert(tx, now, &self.messages).await?;
+        for chunk in self.escalations.chunks(300) {
+            let rows: Vec<String> = (0..chunk.len()).map(|r| format!("({}, 0, 0, {})", placeholders(r * 3 + 1, 2), placeholders(r * 3 + 3, 1))).collect();
+            let sql = format!("INSERT INTO escalations (incident_id, team, pass, step, due_at) VALUES {}", rows.join(", "));
+            let mut q = sqlx::query(trusted(sql));
+            for (incident, team, due) in chunk {
+                q = q.bind(*incident).bind(team).bind(*due);
+            }
+            q.execute(&mut **tx).await?;
+        }
         for chunk in self.entries.chunks(200) {
             let sql = format!("INSERT INTO incident_timeline (incident_id, at, kind, actor, text) VALUES {}", value_rows(chunk.len(), 5));
             let mut q = sqlx::query(trusted(sql));
             for (incident, at, kind, actor, text) in chunk {
-                q = q.bind(*incident).bind(*at).bind(*kind).bind(*actor).bind(text);
+                q = q.bind(*incident).bind(*at).bind(*kind).bind(actor).bind(text);
             }
             q.execute(&mut **tx).await?;
         }
@@ -108,11 +119,12 @@ async fn fetch_or_not_found(tx: &mut Tx<'_>, id: i64) -> Result<IncidentRow> {
     fetch(tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("no incident {}", number(id))))
 }
 
-/// A new incident in `triggered`, its `opened` entry, and its team's escalation from
-/// step one, due at once.
+/// A new incident in `triggered`; its `opened` entry and its team's escalation from
+/// step one, due at once, are left in `pending` for the caller to write.
 #[allow(clippy::too_many_arguments)]
 async fn open(
     tx: &mut Tx<'_>,
+    pending: &mut Pending,
     service: &str,
     group_key: &str,
     severity: Severity,
@@ -138,17 +150,12 @@ async fn open(
         .await?;
     let paging = match team {
         Some(team) => {
-            sqlx::query("INSERT INTO escalations (incident_id, team, pass, step, due_at) VALUES ($1, $2, 0, 0, $3)")
-                .bind(row.id)
-                .bind(team)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+            pending.escalations.push((row.id, team.to_string(), now));
             format!("; paging team {team}")
         }
         None => format!("; nobody is paged: service {service:?} is not in the catalog"),
     };
-    timeline(tx, row.id, now, "opened", opened_by, &format!("Opened: {title}{paging}")).await?;
+    pending.entries.push((row.id, now, "opened", opened_by.to_string(), format!("Opened: {title}{paging}")));
     Ok(row)
 }
 
@@ -235,7 +242,9 @@ pub async fn declare(p: &crate::Pools<DB>, actor: &Actor, new: &NewIncident, now
     lock(&mut tx).await?;
     // Declared incidents hold no alert group: their key is their own.
     let key = format!("declared:{}", random_token(16));
-    let row = open(&mut tx, &new.service, &key, new.severity, &new.title, &new.summary, &new.by, new.team.as_deref(), now).await?;
+    let mut pending = Pending::default();
+    let row = open(&mut tx, &mut pending, &new.service, &key, new.severity, &new.title, &new.summary, &new.by, new.team.as_deref(), now).await?;
+    pending.write(&mut tx, now).await?;
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, "incident.declare", row.id, None, "triggered")]).await?;
     tx.commit().await?;
     Ok(row)
@@ -513,7 +522,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                 let title = alert_title(&labels, &annotations, name);
                 let summary = truncate(annotations.get("description").map(String::as_str).unwrap_or(""), 2000);
                 let team = service.map(|s| s.owner.as_str());
-                let row = open(&mut tx, &alert.service_id, &key, severity, &title, &summary, "alert", team, at).await?;
+                let row = open(&mut tx, &mut pending, &alert.service_id, &key, severity, &title, &summary, "alert", team, at).await?;
                 groups.0.insert((alert.service_id.clone(), key.clone()), (row.id, severity));
                 row.id
             }
@@ -871,7 +880,9 @@ async fn place_report(tx: &mut Tx<'_>, catalog: &Catalog, report: &ReportRow, no
     let name = service.map(|s| s.name.as_str()).unwrap_or(service_id);
     let title = format!("{} reports from {} organisations about {name}", counted.len(), organisations.len());
     let summary = truncate(&report.summary, 2000);
-    let row = open(tx, service_id, "", Severity::Major, &title, &summary, "flood", service.map(|s| s.owner.as_str()), now).await?;
+    let mut pending = Pending::default();
+    let row = open(tx, &mut pending, service_id, "", Severity::Major, &title, &summary, "flood", service.map(|s| s.owner.as_str()), now).await?;
+    pending.write(tx, now).await?;
     let rule = &rules.flood;
     let text = format!(
         "Flood rule: at least {} reports from at least {} organisations within {:#}",
