@@ -258,6 +258,8 @@ pub struct Figures {
     reports_in_incidents: i64,
     first_steps: Vec<Duration>,
     later_steps: Vec<Duration>,
+    /// From an incident's first alert arriving to its first page.
+    alert_to_page: Vec<Duration>,
     messages: i64,
     deliveries: usize,
     delivered_twice: usize,
@@ -355,6 +357,15 @@ async fn measure(
                 .numbers("SELECT fired_at - due_at FROM incident_pages WHERE pass > 0 OR step > 0")
                 .await?,
         ),
+        alert_to_page: durations(
+            reader
+                .numbers(
+                    "SELECT p.fired_at - MIN(a.received_at) FROM incident_pages p \
+                     JOIN incident_alerts ia ON ia.incident_id = p.incident_id JOIN alerts a ON a.id = ia.alert_id \
+                     WHERE p.pass = 0 AND p.step = 0 GROUP BY p.incident_id, p.fired_at",
+                )
+                .await?,
+        ),
         messages: reader.count("SELECT COUNT(*) FROM notifications").await?,
         deliveries,
         delivered_twice: deliveries - distinct,
@@ -414,17 +425,19 @@ pub fn report(figures: &[Figures], args: &Args) {
         "\n## Escalation: two steps {ESCALATE_AFTER} apart and one repeat, every incident open, lateness = fired − due\n"
     );
     println!(
-        "| backend | steps fired | first step p50 | p99 | max | later steps p50 | p99 | max | messages queued | webhook requests | sent twice |"
+        "| backend | steps fired | first step p50 | p99 | max | first alert → first page p50 | p99 | later steps p50 | p99 | max | messages queued | webhook requests | sent twice |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in figures {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             f.backend,
             f.first_steps.len() + f.later_steps.len(),
             p(&f.first_steps, 0.50),
             p(&f.first_steps, 0.99),
             p(&f.first_steps, 1.0),
+            p(&f.alert_to_page, 0.50),
+            p(&f.alert_to_page, 0.99),
             p(&f.later_steps, 0.50),
             p(&f.later_steps, 0.99),
             p(&f.later_steps, 1.0),

@@ -28,7 +28,7 @@ pub async fn run(store: Store, public_url: String) {
 }
 
 /// The policies of the teams with due steps and the schedules they name.
-struct Policies {
+pub(crate) struct Policies {
     catalog: std::sync::Arc<muster_store::catalog::CatalogSnapshot>,
     policies: HashMap<String, Policy>,
     schedules: HashMap<String, Schedule>,
@@ -111,35 +111,52 @@ pub async fn escalate_once(store: &Store, public_url: &str) -> muster_store::Res
         return Ok(0);
     }
     let catalog = store.catalog().await?;
-    let now = store.clock().now();
-    let mut policies = HashMap::new();
-    let mut schedules = HashMap::new();
-    for team in teams {
-        let policy = match Policy::of_team(&catalog.catalog, &team) {
-            Ok(policy) => policy,
-            Err(e) => {
-                tracing::error!(team, error = %e, "cannot read the team's escalation policy");
+    let escalator = Policies::load(store, catalog, public_url, teams).await?;
+    store.fire_escalations(&escalator, BATCH).await
+}
+
+impl Policies {
+    /// The policies of `teams` and the schedules they name, as in force now; a team
+    /// whose policy cannot be read is left out (its steps wait, and the error is logged).
+    pub(crate) async fn load(
+        store: &Store,
+        catalog: std::sync::Arc<muster_store::catalog::CatalogSnapshot>,
+        public_url: &str,
+        teams: impl IntoIterator<Item = String>,
+    ) -> muster_store::Result<Policies> {
+        let now = store.clock().now();
+        let mut policies = HashMap::new();
+        let mut schedules = HashMap::new();
+        for team in teams {
+            if policies.contains_key(&team) {
                 continue;
             }
-        };
-        for id in policy.schedules() {
-            if !schedules.contains_key(id) {
-                // Overrides from a day back cover every step of a caught-up escalation.
-                let since = now - SignedDuration::from_hours(24);
-                if let Some(schedule) = store.schedule_in_force(&catalog.catalog, id, since).await?
-                {
-                    schedules.insert(id.to_string(), schedule);
+            let policy = match Policy::of_team(&catalog.catalog, &team) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    tracing::error!(team, error = %e, "cannot read the team's escalation policy");
+                    continue;
+                }
+            };
+            for id in policy.schedules() {
+                if !schedules.contains_key(id) {
+                    // Overrides from a day back cover every step of a caught-up escalation.
+                    let since = now - SignedDuration::from_hours(24);
+                    if let Some(schedule) =
+                        store.schedule_in_force(&catalog.catalog, id, since).await?
+                    {
+                        schedules.insert(id.to_string(), schedule);
+                    }
                 }
             }
+            policies.insert(team, policy);
         }
-        policies.insert(team, policy);
+        Ok(Policies {
+            catalog,
+            policies,
+            schedules,
+            public_url: public_url.to_string(),
+            now,
+        })
     }
-    let escalator = Policies {
-        catalog,
-        policies,
-        schedules,
-        public_url: public_url.to_string(),
-        now,
-    };
-    store.fire_escalations(&escalator, BATCH).await
 }

@@ -37,7 +37,7 @@ pub fn start(
     vec![
         tokio::spawn(delivery::run(store.clone(), senders, settings.throttles)),
         tokio::spawn(alert_expiry::run(store.clone(), settings.alert_retention)),
-        tokio::spawn(incidents::run(store.clone())),
+        tokio::spawn(incidents::run(store.clone(), settings.public_url.clone())),
         tokio::spawn(escalation::run(store, settings.public_url)),
     ]
 }

@@ -154,10 +154,12 @@ pub enum Act {
 }
 
 /// Everything grouping needs besides the database: the catalog (owners, rules,
-/// names) and the silences in force.
+/// names), the silences in force, and the escalator that fires step one of the
+/// incidents it opens (teams it does not know are left to the escalation engine).
 pub struct Grouping<'a> {
     pub catalog: &'a Catalog,
     pub silences: &'a [Silence],
+    pub escalator: &'a dyn Escalator,
 }
 
 /// Turns escalation steps into people and messages; the engine implements it over the
@@ -221,7 +223,7 @@ fn severity_of(text: &str) -> Result<Severity> {
     Severity::parse(text).ok_or_else(|| StoreError::Corrupt(format!("severity {text:?}")))
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Clone)]
 pub(crate) struct IncidentRow {
     id: i64,
     service_id: String,
@@ -424,11 +426,12 @@ impl Store {
         row.read()
     }
 
-    /// Whether any alert event waits for grouping, or any held alert is due for another
-    /// look: checked on a reader, so an idle engine never takes the writer.
-    pub async fn grouping_due(&self) -> Result<bool> {
+    /// The services of the next `limit` alert events waiting for grouping and of held
+    /// alerts due for another look (empty: nothing to do): read on a reader, so an idle
+    /// engine never takes the writer.
+    pub async fn grouping_due(&self, limit: usize) -> Result<Vec<String>> {
         let now = ms(self.clock().now());
-        dispatch!(self, grouping_due(now))
+        dispatch!(self, grouping_due(now, limit as i64))
     }
 
     /// Places the alerts of up to `limit` unhandled alert events, and of held alerts

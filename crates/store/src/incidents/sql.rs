@@ -33,6 +33,11 @@ pub async fn timeline(tx: &mut Tx<'_>, incident: i64, at: i64, kind: &str, actor
 /// order they happened, with a few multi-row statements instead of one per row.
 #[derive(Default)]
 struct Pending {
+    /// Incidents opened, written before everything that refers to them.
+    incidents: Vec<IncidentRow>,
+    /// The id the next incident opened in this transaction takes (read once, under
+    /// the `incidents` lock every opener holds, so ids follow each other without gaps).
+    next_id: Option<i64>,
     /// (incident, at, kind, actor, text)
     entries: Vec<(i64, i64, &'static str, String, String)>,
     /// New escalations from step one: (incident, team, due at).
@@ -52,8 +57,39 @@ impl Pending {
         self.entries.push((incident, at, kind, "muster".into(), text));
     }
 
+    /// An id for an incident opened in this transaction.
+    async fn incident_id(&mut self, tx: &mut Tx<'_>) -> Result<i64> {
+        let id = match self.next_id {
+            Some(id) => id,
+            None => sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM incidents").fetch_one(&mut **tx).await? + 1,
+        };
+        self.next_id = Some(id + 1);
+        Ok(id)
+    }
+
     /// Writes what is pending, leaving it empty; `now` stamps the queued messages.
     async fn write(&mut self, tx: &mut Tx<'_>, now: i64) -> Result<()> {
+        for chunk in self.incidents.chunks(200) {
+            let sql = format!(
+                "INSERT INTO incidents (id, service_id, group_key, state, severity, title, summary, opened_by, opened_at, updated_at) VALUES {}",
+                value_rows(chunk.len(), 10)
+            );
+            let mut q = sqlx::query(trusted(sql));
+            for row in chunk {
+                q = q
+                    .bind(row.id)
+                    .bind(&row.service_id)
+                    .bind(&row.group_key)
+                    .bind(&row.state)
+                    .bind(&row.severity)
+                    .bind(&row.title)
+                    .bind(&row.summary)
+                    .bind(&row.opened_by)
+                    .bind(row.opened_at)
+                    .bind(row.updated_at);
+            }
+            q.execute(&mut **tx).await?;
+        }
         for chunk in self.joins.chunks(300) {
             let sql = format!(
                 "INSERT INTO incident_alerts (incident_id, alert_id, joined_at) VALUES {} ON CONFLICT (incident_id, alert_id) DO NOTHING",
@@ -99,7 +135,7 @@ impl Pending {
             }
             q.execute(&mut **tx).await?;
         }
-        *self = Pending::default();
+        *self = Pending { next_id: self.next_id, ..Pending::default() };
         Ok(())
     }
 }
@@ -119,8 +155,8 @@ async fn fetch_or_not_found(tx: &mut Tx<'_>, id: i64) -> Result<IncidentRow> {
     fetch(tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("no incident {}", number(id))))
 }
 
-/// A new incident in `triggered`; its `opened` entry and its team's escalation from
-/// step one, due at once, are left in `pending` for the caller to write.
+/// A new incident in `triggered`; it, its `opened` entry and its team's escalation
+/// from step one, due at once, are left in `pending` for the caller to write.
 #[allow(clippy::too_many_arguments)]
 async fn open(
     tx: &mut Tx<'_>,
@@ -134,20 +170,25 @@ async fn open(
     team: Option<&str>,
     now: i64,
 ) -> Result<IncidentRow> {
-    let sql = format!(
-        "INSERT INTO incidents (service_id, group_key, state, severity, title, summary, opened_by, opened_at, updated_at) \
-         VALUES ($1, $2, 'triggered', $3, $4, $5, $6, $7, $7) RETURNING {INCIDENT_COLUMNS}"
-    );
-    let row: IncidentRow = sqlx::query_as(trusted(sql))
-        .bind(service)
-        .bind(group_key)
-        .bind(severity.as_str())
-        .bind(title)
-        .bind(summary)
-        .bind(opened_by)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?;
+    let row = IncidentRow {
+        id: pending.incident_id(tx).await?,
+        service_id: service.to_string(),
+        group_key: group_key.to_string(),
+        state: State::Triggered.as_str().to_string(),
+        severity: severity.as_str().to_string(),
+        title: title.to_string(),
+        summary: summary.to_string(),
+        opened_by: opened_by.to_string(),
+        opened_at: now,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        mitigated_at: None,
+        resolved_at: None,
+        resolved_by: None,
+        merged_into: None,
+        updated_at: now,
+    };
+    pending.incidents.push(row.clone());
     let paging = match team {
         Some(team) => {
             pending.escalations.push((row.id, team.to_string(), now));
@@ -410,14 +451,20 @@ enum Work {
     Held { alert: i64, reason: String },
 }
 
-/// Whether grouping has anything to do, read without taking the writer.
-pub async fn grouping_due(p: &crate::Pools<DB>, now: i64) -> Result<bool> {
-    let event: Option<(i64,)> = sqlx::query_as("SELECT seq FROM alert_events WHERE handled_at IS NULL LIMIT 1").fetch_optional(&p.reader).await?;
-    if event.is_some() {
-        return Ok(true);
-    }
-    let held: Option<(i64,)> = sqlx::query_as("SELECT alert_id FROM held_alerts WHERE recheck_at <= $1 LIMIT 1").bind(now).fetch_optional(&p.reader).await?;
-    Ok(held.is_some())
+/// The services of the alerts grouping looks at next (empty: nothing to do), read
+/// without taking the writer.
+pub async fn grouping_due(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT a.service_id FROM alerts a \
+         JOIN (SELECT alert_id FROM alert_events WHERE handled_at IS NULL ORDER BY seq LIMIT $2) e ON e.alert_id = a.id \
+         UNION SELECT a.service_id FROM alerts a \
+         JOIN (SELECT alert_id FROM held_alerts WHERE recheck_at <= $1 ORDER BY recheck_at LIMIT $2) h ON h.alert_id = a.id",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&p.reader)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp, limit: i64) -> Result<usize> {
@@ -448,6 +495,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
     let services: HashSet<&str> = facts.values().map(|f| f.service_id.as_str()).collect();
     let mut groups = OpenGroups::load(&mut tx, &services.into_iter().collect::<Vec<_>>()).await?;
     let mut pending = Pending::default();
+    let mut opened: Vec<Due> = Vec::new();
     let mut resolved_in: Vec<i64> = Vec::new();
     let catalog = grouping.catalog;
     for item in &work {
@@ -509,6 +557,8 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
             Placement::Join(incident) => {
                 let current = open_in_group.map(|g| g.1).unwrap_or(severity);
                 if severity < current {
+                    // The incident may be one this batch opened and has not written yet.
+                    pending.write(&mut tx, at).await?;
                     sqlx::query("UPDATE incidents SET severity = $2, updated_at = $3 WHERE id = $1").bind(incident).bind(severity.as_str()).bind(at).execute(&mut *tx).await?;
                     let text = format!("Severity {} → {} (alert #{alert_id})", current.as_str(), severity.as_str());
                     pending.note(incident, at, "severity", text);
@@ -523,6 +573,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                 let summary = truncate(annotations.get("description").map(String::as_str).unwrap_or(""), 2000);
                 let team = service.map(|s| s.owner.as_str());
                 let row = open(&mut tx, &mut pending, &alert.service_id, &key, severity, &title, &summary, "alert", team, at).await?;
+                opened.extend(team.map(|team| (row.id, team.to_string(), 0, 0, at)));
                 groups.0.insert((alert.service_id.clone(), key.clone()), (row.id, severity));
                 row.id
             }
@@ -542,6 +593,8 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
     for incident in resolved_in {
         auto_resolve(&mut tx, catalog, incident, at).await?;
     }
+    // Step one fires with the opening: nobody waits for the escalation engine's turn.
+    fire(&mut tx, grouping.escalator, opened, at).await?;
     for chunk in seqs.chunks(500) {
         let sql = format!("UPDATE alert_events SET handled_at = {} WHERE seq IN ({})", placeholders(1, 1), placeholders(2, chunk.len()));
         let mut q = sqlx::query(trusted(sql)).bind(at);
@@ -655,10 +708,21 @@ async fn record_pages(tx: &mut Tx<'_>, pages: &[(i64, &Page)], now: i64) -> Resu
 pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64, limit: i64) -> Result<usize> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let sql = format!("SELECT incident_id, team, pass, step, due_at FROM escalations WHERE due_at <= $1 ORDER BY due_at LIMIT $2{SKIP_LOCKED}");
-    let due: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    let due: Vec<Due> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+    let fired = fire(&mut tx, escalator, due, now).await?;
+    tx.commit().await?;
+    Ok(fired)
+}
+
+/// An escalation due: (incident, team, pass, step, due at).
+type Due = (i64, String, i64, i64, i64);
+
+/// Fires the steps of `due` escalations that are due at `now`, as `escalate` describes,
+/// inside the caller's transaction; returns the steps recorded.
+async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, due: Vec<Due>, now: i64) -> Result<usize> {
     let ids: Vec<i64> = due.iter().map(|d| d.0).collect();
-    let mut rows = rows_by_id(&mut tx, &ids).await?;
-    let reported = reporting_organisations(&mut tx, &ids).await?;
+    let mut rows = rows_by_id(tx, &ids).await?;
+    let reported = reporting_organisations(tx, &ids).await?;
     let (mut ended, mut moved, mut plans) = (Vec::new(), Vec::new(), Vec::new());
     for (incident_id, team, pass, step, due_at) in due {
         let row = rows.remove(&incident_id).ok_or_else(|| StoreError::NotFound(format!("no incident {}", number(incident_id))))?;
@@ -698,7 +762,7 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
             })
         })
         .collect();
-    let recorded = record_pages(&mut tx, &pages, now).await?;
+    let recorded = record_pages(tx, &pages, now).await?;
     let mut pending = Pending::default();
     for (incident, fired, done) in &plans {
         let organisations = reported.get(&incident.id).copied().unwrap_or(0) as usize;
@@ -733,7 +797,7 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
         for id in chunk {
             q = q.bind(*id);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
     for chunk in moved.chunks(200) {
         let sql = format!(
@@ -744,10 +808,9 @@ pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64,
         for (id, next) in chunk {
             q = q.bind(*id).bind(next.pass as i64).bind(next.step as i64).bind(ms(next.due));
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
-    pending.write(&mut tx, now).await?;
-    tx.commit().await?;
+    pending.write(tx, now).await?;
     Ok(recorded.len())
 }
 
