@@ -9,7 +9,7 @@ use muster_store::notify::Notification;
 use std::time::Duration;
 
 /// Messages claimed per round.
-pub const BATCH: i64 = 64;
+pub const BATCH: i64 = 256;
 /// A claim outlives the slowest attempt (timeout) with room to record it.
 pub const LEASE_MS: i64 = 60_000;
 
@@ -50,13 +50,32 @@ pub async fn round(
             None => groups.push(vec![message]),
         }
     }
+    // What every contact method of the round was sent within the longest throttle
+    // window, read at once; each group keeps what its own throttle counts.
+    let now = store.clock().now();
+    let longest = throttles.iter().map(|t| t.per).max().unwrap_or_default();
+    let firsts: Vec<&Notification> = groups.iter().map(|g| &g[0]).collect();
+    let mut sent = if throttles.is_empty() {
+        Default::default()
+    } else {
+        store
+            .delivered_since(&firsts, (now - longest).as_millisecond())
+            .await?
+    };
     let tasks: Vec<_> = groups
         .into_iter()
         .map(|group| {
+            let first = &group[0];
+            let key = (
+                first.recipient.clone(),
+                first.channel.clone(),
+                first.destination.clone(),
+            );
+            let sent = sent.remove(&key).unwrap_or_default();
             let (store, senders) = (store.clone(), senders.clone());
             let (throttles, worker) = (throttles.to_vec(), worker.to_string());
             tokio::spawn(async move {
-                deliver_group(&store, &senders, &throttles, &worker, group).await
+                deliver_group(&store, &senders, &throttles, &worker, group, now, &sent).await
             })
         })
         .collect();
@@ -80,17 +99,19 @@ pub async fn round(
     Ok(count)
 }
 
-/// Messages for one contact method, oldest first: within the throttle one by one, the
-/// rest bundled into one message; or, when the throttle is full, the group and when it
-/// has room again, for the round to put back.
+/// Messages for one contact method, oldest first, given when it was last sent to
+/// (`sent`, unix ms, oldest first): within the throttle one by one, the rest bundled
+/// into one message; or, when the throttle is full, the group and when it has room
+/// again, for the round to put back.
 async fn deliver_group(
     store: &Store,
     senders: &muster_notify::Senders,
     throttles: &[Throttle],
     worker: &str,
     group: Vec<Notification>,
+    now: Timestamp,
+    sent: &[i64],
 ) -> muster_store::Result<Option<(Vec<Notification>, i64)>> {
-    let now = store.clock().now();
     let throttle =
         Channel::parse(&group[0].channel).and_then(|c| Throttle::for_channel(throttles, c));
     let plan = match throttle {
@@ -100,11 +121,10 @@ async fn deliver_group(
         },
         Some(throttle) => {
             let since = (now - throttle.per).as_millisecond();
-            let sent: Vec<Timestamp> = store
-                .delivered_since(&group[0], since)
-                .await?
-                .into_iter()
-                .filter_map(|ms| Timestamp::from_millisecond(ms).ok())
+            let sent: Vec<Timestamp> = sent
+                .iter()
+                .filter(|&&ms| ms > since)
+                .filter_map(|&ms| Timestamp::from_millisecond(ms).ok())
                 .collect();
             throttle_plan(group.len(), &sent, throttle, now)
         }

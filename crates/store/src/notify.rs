@@ -6,6 +6,7 @@ use crate::secrets::random_token;
 use crate::{Result, Store, dispatch, per_dialect};
 use muster_domain::notify::{Channel, Outcome, backoff};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// A message to queue. `dedup_key` makes queuing idempotent: the same key is queued once.
 #[derive(Debug, Clone)]
@@ -160,18 +161,35 @@ impl Store {
         dispatch!(self, complete(worker, &attempts, now, detail, bundle_id))
     }
 
-    /// When messages were delivered to one contact method (recipient, channel,
-    /// destination) since `since_ms`, oldest first: what throttles count.
-    pub async fn delivered_since(&self, message: &Notification, since_ms: i64) -> Result<Vec<i64>> {
-        dispatch!(
-            self,
-            delivered_since(
-                &message.recipient,
-                &message.channel,
-                &message.destination,
-                since_ms
-            )
-        )
+    /// When messages were delivered to the contact methods (recipient, channel,
+    /// destination) of `messages` since `since_ms`, oldest first, by contact method:
+    /// what throttles count, read in one query for a whole round.
+    pub async fn delivered_since(
+        &self,
+        messages: &[&Notification],
+        since_ms: i64,
+    ) -> Result<HashMap<(String, String, String), Vec<i64>>> {
+        let mut contacts: Vec<(&str, &str, &str)> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.recipient.as_str(),
+                    m.channel.as_str(),
+                    m.destination.as_str(),
+                )
+            })
+            .collect();
+        contacts.sort_unstable();
+        contacts.dedup();
+        let rows: Vec<(String, String, String, i64)> =
+            dispatch!(self, delivered_since(&contacts, since_ms))?;
+        let mut sent: HashMap<(String, String, String), Vec<i64>> = HashMap::new();
+        for (recipient, channel, destination, at) in rows {
+            sent.entry((recipient, channel, destination))
+                .or_default()
+                .push(at);
+        }
+        Ok(sent)
     }
 
     /// Puts claimed messages back without counting an attempt, each until its time (a

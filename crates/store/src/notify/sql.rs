@@ -126,19 +126,27 @@ pub async fn list(p: &crate::Pools<DB>, recipient: Option<&str>, before_id: i64,
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-pub async fn delivered_since(p: &crate::Pools<DB>, recipient: &str, channel: &str, destination: &str, since: i64) -> Result<Vec<i64>> {
-    // A bundle is one delivery, however many messages it carried.
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT MIN(delivered_at) FROM notifications WHERE recipient = $1 AND channel = $2 AND destination = $3 \
-         AND status = 'delivered' AND delivered_at > $4 GROUP BY COALESCE(bundle_id, delivery_id) ORDER BY 1",
-    )
-    .bind(recipient)
-    .bind(channel)
-    .bind(destination)
-    .bind(since)
-    .fetch_all(&p.writer)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+/// For each contact method (recipient, channel, destination), when messages were
+/// delivered to it after `since`, oldest first; one query for them all.
+pub async fn delivered_since(p: &crate::Pools<DB>, contacts: &[(&str, &str, &str)], since: i64) -> Result<Vec<(String, String, String, i64)>> {
+    let mut found = Vec::new();
+    for chunk in contacts.chunks(300) {
+        // A bundle is one delivery, however many messages it carried.
+        let sql = format!(
+            "SELECT n.recipient, n.channel, n.destination, MIN(n.delivered_at) FROM notifications n \
+             JOIN (VALUES {}) AS v ON n.recipient = v.column1 AND n.channel = v.column2 AND n.destination = v.column3 \
+             WHERE n.status = 'delivered' AND n.delivered_at > {} \
+             GROUP BY n.recipient, n.channel, n.destination, COALESCE(n.bundle_id, n.delivery_id) ORDER BY 4",
+            value_rows(chunk.len(), 3),
+            placeholders(chunk.len() * 3 + 1, 1)
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String, i64)>(trusted(sql));
+        for (recipient, channel, destination) in chunk {
+            q = q.bind(*recipient).bind(*channel).bind(*destination);
+        }
+        found.extend(q.bind(since).fetch_all(&p.writer).await?);
+    }
+    Ok(found)
 }
 
 /// Puts claimed messages back, each until its time (its throttle's room), in one
