@@ -57,6 +57,22 @@ pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     ))
 }
 
+/// Writes a duration the way `parse_duration` reads it: `30d`, `2h30m`, `90s` → `1m30s`.
+pub fn format_duration(duration: SignedDuration) -> String {
+    let mut left = duration.as_secs().unsigned_abs();
+    let mut out = String::from(if duration.is_negative() { "-" } else { "" });
+    for (unit, seconds) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if left >= seconds {
+            out.push_str(&format!("{}{unit}", left / seconds));
+            left %= seconds;
+        }
+    }
+    if out.is_empty() || out == "-" {
+        out = "0s".into();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +94,8 @@ mod tests {
         assert_eq!(parse_duration("1d").unwrap().as_secs(), 86400);
         assert_eq!(parse_duration("PT1H").unwrap().as_secs(), 3600);
         assert!(parse_duration("soon").is_err());
+        for text in ["30d", "2h30m", "1d1s", "0s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod incidents;
 pub mod notify;

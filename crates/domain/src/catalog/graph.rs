@@ -103,6 +103,11 @@ impl ServiceGraph {
         graph
     }
 
+    /// The owner team of `id`.
+    pub fn owner(&self, id: &str) -> Option<&str> {
+        self.index.get(id).map(|&i| self.owners[i].as_str())
+    }
+
     /// Direct dependents of `id` (services that depend on it), sorted.
     pub fn direct_dependents(&self, id: &str) -> Vec<String> {
         self.neighbours(id, &self.dependents)
@@ -184,6 +189,73 @@ impl ServiceGraph {
             teams,
             organisations,
         })
+    }
+
+    /// The services within `hops` of `id` that work on it can collide with, nearest
+    /// first: paths that go only up (dependents), only down (dependencies), or up and
+    /// then down (two services serving a common dependent, like a phone switch and an
+    /// application behind one portal). Paths that go down and then up — two services
+    /// that merely share a dependency — do not count. Empty for an unknown service.
+    pub fn neighbourhood(&self, id: &str, hops: u32) -> Vec<Reach> {
+        let Some(&start) = self.index.get(id) else {
+            return Vec::new();
+        };
+        // A walk is in one of two phases: still allowed to go up, or only down.
+        const UP: usize = 0;
+        const DOWN: usize = 1;
+        let n = self.ids.len();
+        let mut parent: Vec<[Option<(usize, usize)>; 2]> = vec![[None; 2]; n];
+        let mut seen = vec![[false; 2]; n];
+        seen[start] = [true; 2];
+        let mut first: Vec<Option<(u32, usize)>> = vec![None; n];
+        let mut queue = VecDeque::from([(start, UP, 0u32)]);
+        while let Some((at, phase, distance)) = queue.pop_front() {
+            if distance == hops {
+                continue;
+            }
+            let mut steps: Vec<(usize, usize)> =
+                self.depends_on[at].iter().map(|&m| (m, DOWN)).collect();
+            if phase == UP {
+                steps.extend(self.dependents[at].iter().map(|&m| (m, UP)));
+            }
+            steps.sort_by(|a, b| self.ids[a.0].cmp(&self.ids[b.0]).then(a.1.cmp(&b.1)));
+            for (next, next_phase) in steps {
+                if seen[next][next_phase] {
+                    continue;
+                }
+                seen[next][next_phase] = true;
+                parent[next][next_phase] = Some((at, phase));
+                if first[next].is_none() && next != start {
+                    first[next] = Some((distance + 1, next_phase));
+                }
+                queue.push_back((next, next_phase, distance + 1));
+            }
+        }
+        let mut out: Vec<Reach> = (0..n)
+            .filter_map(|m| first[m].map(|found| (m, found)))
+            .map(|(m, (distance, phase))| {
+                let mut path = vec![self.ids[m].clone()];
+                let mut at = (m, phase);
+                while let Some(previous) = parent[at.0][at.1] {
+                    path.push(self.ids[previous.0].clone());
+                    at = previous;
+                }
+                path.reverse();
+                Reach {
+                    service: self.ids[m].clone(),
+                    name: self.names[m].clone(),
+                    owner: self.owners[m].clone(),
+                    distance,
+                    path,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.distance
+                .cmp(&b.distance)
+                .then_with(|| a.service.cmp(&b.service))
+        });
+        out
     }
 
     /// Breadth-first walk from `start` along `edges`: each service reached once, at its
@@ -317,6 +389,54 @@ mod tests {
                 .collect(),
             ..Catalog::default()
         }
+    }
+
+    #[test]
+    fn the_neighbourhood_goes_up_down_or_up_then_down_but_never_down_then_up() {
+        // portal -> (switch, ges); ges -> identity; api -> identity; client -> api
+        let c = catalog(
+            vec![
+                service("portal", "cc", &["switch", "ges"]),
+                service("switch", "cc", &[]),
+                service("ges", "gt", &["identity"]),
+                service("identity", "plat", &[]),
+                service("api", "plat", &["identity"]),
+                service("client", "desk", &["api"]),
+            ],
+            &[],
+        );
+        let g = ServiceGraph::new(&c);
+        let near = |id: &str, hops: u32| -> Vec<(String, u32, Vec<String>)> {
+            g.neighbourhood(id, hops)
+                .into_iter()
+                .map(|r| (r.service, r.distance, r.path))
+                .collect()
+        };
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Siblings behind one portal are two hops apart: up, then down.
+        assert_eq!(
+            near("switch", 2),
+            vec![
+                ("portal".into(), 1, path(&["switch", "portal"])),
+                ("ges".into(), 2, path(&["switch", "portal", "ges"])),
+            ]
+        );
+        // ges and api merely share identity (down, then up): not neighbours.
+        let ges = near("ges", 2);
+        assert!(ges.iter().any(|(s, d, _)| s == "identity" && *d == 1));
+        assert!(ges.iter().any(|(s, d, _)| s == "switch" && *d == 2));
+        assert!(!ges.iter().any(|(s, _, _)| s == "api" || s == "client"));
+        // Only down from the top; only up from the bottom.
+        assert_eq!(
+            near("client", 3)
+                .iter()
+                .map(|r| r.0.as_str())
+                .collect::<Vec<_>>(),
+            ["api", "identity"],
+            "down only: client -> api -> identity; nothing shares a dependent with client"
+        );
+        assert_eq!(near("switch", 1).len(), 1, "hops bound the walk");
+        assert!(near("nowhere", 2).is_empty());
     }
 
     #[test]
