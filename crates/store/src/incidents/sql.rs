@@ -884,6 +884,21 @@ async fn join_reports(tx: &mut Tx<'_>, incident: i64, reports: &[(i64, String)],
     Ok(())
 }
 
+/// The newest open incident of `service`.
+async fn newest_open(tx: &mut Tx<'_>, service: &str) -> Result<Option<i64>> {
+    let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE service_id = $1 AND state <> 'resolved' ORDER BY id DESC LIMIT 1")
+        .bind(service)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(found.map(|r| r.0))
+}
+
+/// Locks `incident` for the transaction and says whether it is still open (it may have
+/// been resolved or merged since it was read).
+async fn still_open(tx: &mut Tx<'_>, incident: i64) -> Result<bool> {
+    Ok(fetch(tx, incident).await?.is_some_and(|row| row.state != "resolved"))
+}
+
 /// Places a report waiting in triage (see [`Store::add_report`]).
 async fn place_report(tx: &mut Tx<'_>, catalog: &Catalog, report: &ReportRow, now: i64) -> Result<()> {
     let joined = [(report.id, report.organisation.clone())];
@@ -913,16 +928,22 @@ async fn place_report(tx: &mut Tx<'_>, catalog: &Catalog, report: &ReportRow, no
             })
             .collect();
         let uses = catalog.organisations.iter().find(|o| o.id == report.organisation).map(|o| o.uses.clone()).unwrap_or_default();
-        if let Some(incident) = resemble(&format!("{} {}", report.summary, report.details), &uses, &candidates) {
+        if let Some(incident) = resemble(&format!("{} {}", report.summary, report.details), &uses, &candidates)
+            && still_open(tx, incident).await?
+        {
             join_reports(tx, incident, &joined, " (it resembles this incident)", now).await?;
         }
         return Ok(());
     };
-    let newest_open: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE service_id = $1 AND state <> 'resolved' ORDER BY id DESC LIMIT 1")
-        .bind(service_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some((incident,)) = newest_open {
+    // Joining an open incident needs only that incident's row; a report that may open
+    // one (the flood rule) takes the `incidents` lock and looks again.
+    if let Some(incident) = newest_open(tx, service_id).await?
+        && still_open(tx, incident).await?
+    {
+        return join_reports(tx, incident, &joined, "", now).await;
+    }
+    lock(tx).await?;
+    if let Some(incident) = newest_open(tx, service_id).await? {
         return join_reports(tx, incident, &joined, "", now).await;
     }
     let service = catalog.service(service_id);
@@ -958,7 +979,6 @@ async fn place_report(tx: &mut Tx<'_>, catalog: &Catalog, report: &ReportRow, no
 
 pub async fn add_report(p: &crate::Pools<DB>, actor: &Actor, catalog: &Catalog, report: &NewReport, now: i64) -> Result<ReportRow> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    lock(&mut tx).await?;
     let row = insert_report(&mut tx, actor, report, now).await?;
     place_report(&mut tx, catalog, &row, now).await?;
     let entry = actor.entry("report.create", format!("report:{}", row.id), None, Some(report.summary.clone()));
@@ -971,9 +991,9 @@ pub async fn add_report(p: &crate::Pools<DB>, actor: &Actor, catalog: &Catalog, 
 
 pub async fn route_report(p: &crate::Pools<DB>, actor: &Actor, catalog: &Catalog, id: i64, route: &Route, now: i64) -> Result<ReportRow> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    lock(&mut tx).await?;
     let sql = format!("SELECT {REPORT_COLUMNS} FROM reports WHERE id = $1");
-    let row: ReportRow = sqlx::query_as(trusted(sql.clone()))
+    // Locked: two people routing one report take turns.
+    let row: ReportRow = sqlx::query_as(trusted(format!("{sql}{LOCK}")))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?
