@@ -26,6 +26,22 @@ pub struct FileConfig {
     pub throttle: Option<Vec<ThrottleConfig>>,
     /// Alert intake settings.
     pub alerts: Option<AlertsConfig>,
+    /// The change policy.
+    pub changes: Option<ChangesConfig>,
+}
+
+/// The `[changes]` section; every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesConfig {
+    /// How far along the dependency graph other work conflicts (default 2).
+    pub hops: Option<u32>,
+    /// More launches than this per owner team within `launch_window` conflict (default 2).
+    pub launches: Option<u32>,
+    /// e.g. `"30d"` (the default).
+    pub launch_window: Option<String>,
+    /// How long after it starts an emergency change may be approved, e.g. `"24h"`.
+    pub emergency_approval_window: Option<String>,
 }
 
 /// The `[alerts]` section.
@@ -60,6 +76,43 @@ impl FileConfig {
                     "[alerts] retention: {text:?} is not a duration of at least 1h (e.g. \"30d\")"
                 )
             })
+    }
+
+    /// The change policy's settings, each checked.
+    pub fn change_settings(&self) -> anyhow::Result<muster_domain::changes::Settings> {
+        let mut settings = muster_domain::changes::Settings::default();
+        let Some(c) = &self.changes else {
+            return Ok(settings);
+        };
+        let duration = |key: &str, text: &str| {
+            parse_duration(text)
+                .ok()
+                .filter(|d| d.is_positive())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "[changes] {key}: {text:?} is not a positive duration (e.g. \"30d\")"
+                    )
+                })
+        };
+        if let Some(hops) = c.hops {
+            if !(1..=6).contains(&hops) {
+                bail!("[changes] hops: must be from 1 to 6, got {hops}");
+            }
+            settings.hops = hops;
+        }
+        if let Some(launches) = c.launches {
+            if launches == 0 {
+                bail!("[changes] launches: must be at least 1");
+            }
+            settings.launches = launches;
+        }
+        if let Some(text) = &c.launch_window {
+            settings.launch_window = duration("launch_window", text)?;
+        }
+        if let Some(text) = &c.emergency_approval_window {
+            settings.emergency_approval_window = duration("emergency_approval_window", text)?;
+        }
+        Ok(settings)
     }
 
     /// The throttles in force, each checked.
@@ -217,6 +270,30 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn reads_the_change_policy_and_names_bad_keys() {
+        let defaults = FileConfig::default().change_settings().unwrap();
+        assert_eq!(defaults, muster_domain::changes::Settings::default());
+        let set: FileConfig = toml::from_str(
+            "[changes]\nhops = 3\nlaunches = 4\nlaunch_window = \"14d\"\nemergency_approval_window = \"48h\"\n",
+        )
+        .unwrap();
+        let settings = set.change_settings().unwrap();
+        assert_eq!((settings.hops, settings.launches), (3, 4));
+        assert_eq!(settings.launch_window.as_hours(), 14 * 24);
+        assert_eq!(settings.emergency_approval_window.as_hours(), 48);
+        for (text, named) in [
+            ("hops = 0", "[changes] hops"),
+            ("launches = 0", "[changes] launches"),
+            ("launch_window = \"soon\"", "[changes] launch_window"),
+        ] {
+            let bad: FileConfig = toml::from_str(&format!("[changes]\n{text}\n")).unwrap();
+            let error = bad.change_settings().unwrap_err().to_string();
+            assert!(error.contains(named), "{error}");
+        }
+        assert!(toml::from_str::<FileConfig>("[changes]\nhop = 2\n").is_err());
     }
 
     #[test]

@@ -119,6 +119,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
     let senders = muster_notify::Senders::new(smtp.as_ref()).map_err(|e| anyhow::anyhow!(e))?;
     let throttles = resolved.file.throttles()?;
     let alert_retention = resolved.file.alert_retention()?;
+    let change_settings = resolved.file.change_settings()?;
     let clock = match args.test_clock.as_deref() {
         None => Clock::System,
         Some("now") => Clock::test(jiff::Timestamp::now()),
@@ -143,7 +144,8 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
         .clone()
         .or(resolved.file.public_url.clone())
         .unwrap_or_else(|| format!("http://{address}"));
-    let state = muster_web::AppState::new(store.clone(), public_url.clone());
+    let mut state = muster_web::AppState::new(store.clone(), public_url.clone());
+    state.changes = change_settings;
     let app = muster_web::router(state);
 
     let engine = muster_engine::start(

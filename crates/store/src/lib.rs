@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod changes;
 mod connect;
 pub mod incidents;
 pub mod notify;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// When this process started (Alertmanager's `uptime`).
     pub started_at: jiff::Timestamp,
+    /// The change policy's settings (`[changes]` in the configuration).
+    pub changes: muster_domain::changes::Settings,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_string(),
             metrics: ops::metrics_handle(),
             started_at: jiff::Timestamp::now(),
+            changes: muster_domain::changes::Settings::default(),
         }
     }
 }
@@ -200,6 +203,20 @@ pub fn router(state: AppState) -> Router {
             get(api::incidents::list).post(api::incidents::declare),
         )
         .route("/api/v1/incidents/{id}", get(api::incidents::get))
+        .route(
+            "/api/v1/changes",
+            get(api::changes::list).post(api::changes::create),
+        )
+        .route("/api/v1/changes/check", post(api::changes::check))
+        .route(
+            "/api/v1/changes/{id}",
+            get(api::changes::get).put(api::changes::update),
+        )
+        .route(
+            "/api/v1/changes/{id}/risk-acceptance",
+            post(api::changes::accept_risk),
+        )
+        .route("/api/v1/changes/{id}/{action}", post(api::changes::act))
         .route("/api/v1/incidents/{id}/{action}", post(api::incidents::act))
         .route(
             "/api/v1/reports",

@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod catalog;
+mod changes;
 pub mod common;
 mod incidents;
 mod intake;

@@ -3,7 +3,7 @@
 //! `POST /api/v1/incidents/{id}/{action}`, `GET|POST /api/v1/reports` and
 //! `POST /api/v1/reports/{id}/route`.
 
-use super::{Body, Params, page};
+use super::{Body, Params, acting_person, bounded, page};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -138,38 +138,6 @@ pub async fn get(
         .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
     let snapshot = state.store.catalog().await?;
     Ok(Json(detail_json(&snapshot.graph, &detail)))
-}
-
-/// Who acts: `by` when given (a person in the catalog), else the caller's person,
-/// else the caller.
-fn acting_person(
-    catalog: &Catalog,
-    caller: &Caller,
-    by: Option<&str>,
-    errors: &mut FieldErrors,
-) -> String {
-    match by {
-        Some(id) if catalog.person(id).is_some() => id.to_string(),
-        Some(id) => {
-            errors.push("by", format!("no person with id {id:?}"));
-            String::new()
-        }
-        None => caller
-            .principal
-            .person
-            .clone()
-            .unwrap_or_else(|| caller.principal.label.clone()),
-    }
-}
-
-fn bounded(errors: &mut FieldErrors, field: &str, text: &str, max: usize, required: bool) {
-    if required && text.trim().is_empty() {
-        errors.push(field, "is required");
-    } else if text.chars().count() > max {
-        errors.push(field, format!("must be at most {max} characters"));
-    } else if text.contains('\0') {
-        errors.push(field, "must not contain NUL characters");
-    }
 }
 
 fn severity(errors: &mut FieldErrors, text: Option<&str>) -> Severity {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod incidents;
 pub mod notifications;
@@ -11,10 +12,13 @@ pub mod oncall;
 pub mod openapi;
 pub mod signals;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
+use muster_domain::FieldErrors;
+use muster_domain::catalog::Catalog;
 use muster_domain::catalog::parse::{Format, parse_value};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -187,5 +191,43 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             bytes,
             format: Format::from_content_type(content_type.as_deref()),
         })
+    }
+}
+
+/// Who acts: `by` when given (a person in the catalog), else the caller's person,
+/// else the caller.
+pub(crate) fn acting_person(
+    catalog: &Catalog,
+    caller: &Caller,
+    by: Option<&str>,
+    errors: &mut FieldErrors,
+) -> String {
+    match by {
+        Some(id) if catalog.person(id).is_some() => id.to_string(),
+        Some(id) => {
+            errors.push("by", format!("no person with id {id:?}"));
+            String::new()
+        }
+        None => caller
+            .principal
+            .person
+            .clone()
+            .unwrap_or_else(|| caller.principal.label.clone()),
+    }
+}
+
+pub(crate) fn bounded(
+    errors: &mut FieldErrors,
+    field: &str,
+    text: &str,
+    max: usize,
+    required: bool,
+) {
+    if required && text.trim().is_empty() {
+        errors.push(field, "is required");
+    } else if text.chars().count() > max {
+        errors.push(field, format!("must be at most {max} characters"));
+    } else if text.contains('\0') {
+        errors.push(field, "must not contain NUL characters");
     }
 }

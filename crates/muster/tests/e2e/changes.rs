@@ -1,0 +1,503 @@
+//! Changes end to end on the demo world: story 4 (a change at a customer's insistence,
+//! approved only after a recorded risk acceptance, rolled back), the sandbox story's
+//! conflict over the dependency graph, story 5's launch density, edits after
+//! submission, freezes, and bad input refused with nothing changed.
+
+use crate::common::*;
+use crate::on_both_databases;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A normal change record on `services` from `start` for `hours`.
+fn record(title: &str, services: &[&str], start: &str, hours: i64, implementer: &str) -> Value {
+    let start: jiff::Timestamp = start.parse().unwrap();
+    let end = start + jiff::SignedDuration::from_hours(hours);
+    json!({"title": title, "services": services, "start": start.to_string(), "end": end.to_string(),
+           "implementer": implementer, "requested_by": implementer,
+           "rollback_plan": "Restore the saved configuration"})
+}
+
+async fn create(server: &Server, body: Value) -> Value {
+    let (status, created) = server.post("/api/v1/changes", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+async fn act(server: &Server, number: &str, action: &str, body: Value) -> (StatusCode, Value) {
+    server
+        .post(&format!("/api/v1/changes/{number}/{action}"), body)
+        .await
+}
+
+async fn act_ok(server: &Server, number: &str, action: &str, body: Value) -> Value {
+    let (status, answer) = act(server, number, action, body).await;
+    assert_eq!(status, StatusCode::OK, "{action}: {answer}");
+    answer
+}
+
+fn kinds(change: &Value) -> Vec<String> {
+    texts_at(&change["conflicts"], "/kind")
+}
+
+async fn story_4_the_change_the_customer_insisted_on(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    // hank: a normal change on northwind-login at Northwind's request, high risk, no
+    // test evidence (the recommended test on the backup server was declined).
+    let mut body = record(
+        "Change the login config",
+        &["northwind-login"],
+        "2026-11-24T20:00:00Z",
+        2,
+        "hank",
+    );
+    body["requested_by"] = json!("Northwind IT manager");
+    body["risk"] = json!("high");
+    body["rollback_plan"] = json!("");
+    let change = create(&server, body).await;
+    let number = change["number"].as_str().unwrap().to_string();
+    assert_eq!(change["state"], "draft");
+    assert_eq!(change["requested_by"], "Northwind IT manager");
+    assert_eq!(change["risk"]["computed"], "high");
+    assert!(
+        texts_at(&change["risk"]["reasons"], "")
+            .contains(&"tier 1 (northwind-login) without test evidence".to_string()),
+        "{change}"
+    );
+    assert_eq!(change["safeguards_missing"].as_array().unwrap().len(), 2);
+    act_ok(&server, &number, "submit", json!({"by": "hank"})).await;
+
+    // Approval is refused until a risk acceptance is recorded; nothing changes.
+    let (status, refused) = act(&server, &number, "approve", json!({"by": "hiro"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot approve: safeguards: the change lacks a rollback plan"),
+        "{refused}"
+    );
+    let (_, unchanged) = server.get(&format!("/api/v1/changes/{number}")).await;
+    assert_eq!(unchanged["state"], "submitted");
+    assert!(unchanged["approvals"].as_array().unwrap().is_empty());
+
+    let acceptance = json!({"accepted_by": "Northwind IT manager", "on_behalf_of": "Northwind Traders",
+                            "reason": "Logins must change before the quarter closes",
+                            "declined_recommendation": "Test the change on northwind-login-backup first"});
+    let (status, accepted) = server
+        .post(
+            &format!("/api/v1/changes/{number}/risk-acceptance"),
+            acceptance,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{accepted}");
+    let recorded = &accepted["risk_acceptances"][0];
+    assert_eq!(recorded["on_behalf_of"], "Northwind Traders");
+    assert_eq!(
+        recorded["declined_recommendation"],
+        "Test the change on northwind-login-backup first"
+    );
+    assert_eq!(recorded["missing"].as_array().unwrap().len(), 2);
+
+    // The implementer cannot approve their own change; hiro (hosting) can.
+    let (status, own) = act(&server, &number, "approve", json!({"by": "hank"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        own["detail"].as_str().unwrap().contains("self-approval"),
+        "{own}"
+    );
+    let approved = act_ok(
+        &server,
+        &number,
+        "approve",
+        json!({"by": "hiro", "reason": "risk accepted by the customer"}),
+    )
+    .await;
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["approval"]["complete"], true);
+    assert_eq!(approved["approval"]["required"][0]["approved_by"], "hiro");
+
+    // Logins break: the change is rolled back.
+    act_ok(&server, &number, "start", json!({"by": "hank"})).await;
+    let rolled = act_ok(
+        &server,
+        &number,
+        "rollback",
+        json!({"by": "hank", "reason": "logins broke"}),
+    )
+    .await;
+    assert_eq!(rolled["state"], "rolled_back");
+    assert!(rolled["started_at"].is_string() && rolled["ended_at"].is_string());
+    let log = texts_at(&rolled["log"], "/kind");
+    assert_eq!(
+        log,
+        [
+            "created",
+            "submit",
+            "risk_accepted",
+            "approve",
+            "start",
+            "rollback"
+        ]
+    );
+
+    // The paper trail: the audit log and a message to every party at each step.
+    let audited = db
+        .texts(&format!(
+            "SELECT action FROM audit_log WHERE entity = 'change:{number}' ORDER BY seq"
+        ))
+        .await;
+    assert_eq!(
+        audited,
+        [
+            "change.create",
+            "change.submit",
+            "change.risk_acceptance",
+            "change.approve",
+            "change.start",
+            "change.rollback"
+        ]
+    );
+    let told = db
+        .texts(&format!(
+            "SELECT DISTINCT recipient FROM notifications WHERE dedup_key LIKE 'change:{}:%' ORDER BY recipient",
+            number.trim_start_matches("CHG-")
+        ))
+        .await;
+    assert_eq!(told, ["hank", "hiro"]);
+    let per_step = db
+        .texts(&format!(
+            "SELECT DISTINCT subject FROM notifications WHERE dedup_key LIKE 'change:{}:%' AND recipient = 'hiro' ORDER BY subject",
+            number.trim_start_matches("CHG-")
+        ))
+        .await;
+    assert_eq!(
+        per_step.len(),
+        5,
+        "submit, risk acceptance, approve, start, rollback: {per_step:?}"
+    );
+}
+
+async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    // rodney: the phone switch, 03:00–06:00 America/Denver. Nothing conflicts.
+    let switch = create(
+        &server,
+        record(
+            "Patch and fail over the phone switch",
+            &["phone-switch"],
+            "2026-11-25T03:00:00-07:00",
+            3,
+            "rodney",
+        ),
+    )
+    .await;
+    assert!(kinds(&switch).is_empty(), "{switch}");
+    let number = switch["number"].as_str().unwrap().to_string();
+    act_ok(&server, &number, "submit", json!({"by": "rodney"})).await;
+    // The phone switch is tier 1: medium risk with evidence-free… high, so evidence is
+    // missing; contact-centre records the acceptance and rita approves.
+    server
+        .post(
+            &format!("/api/v1/changes/{number}/risk-acceptance"),
+            json!({"accepted_by": "rita", "on_behalf_of": "contact-centre", "reason": "Routine patch",
+                   "declined_recommendation": "Test on the backup switch"}),
+        )
+        .await;
+    let approved = act_ok(&server, &number, "approve", json!({"by": "rita"})).await;
+    assert_eq!(approved["state"], "approved", "{approved}");
+
+    // A dry run for GES work in the same window shows the collision two hops away.
+    let ges = record(
+        "Deploy GES 4.2",
+        &["ges"],
+        "2026-11-25T04:00:00-07:00",
+        1,
+        "jared",
+    );
+    let (status, check) = server.post("/api/v1/changes/check", ges.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{check}");
+    assert_eq!(kinds(&check), ["dependency"]);
+    assert_eq!(
+        texts_at(&check["conflicts"][0]["path"], ""),
+        ["ges", "agent-portal", "phone-switch"]
+    );
+    assert_eq!(check["conflicts"][0]["change"]["state"], "approved");
+    let (_, none) = server.get("/api/v1/changes").await;
+    assert_eq!(
+        none["items"].as_array().unwrap().len(),
+        1,
+        "a dry run stores nothing"
+    );
+
+    // Recording it tells both implementers and lands in the approved change's log.
+    let recorded = create(&server, ges).await;
+    assert_eq!(kinds(&recorded), ["dependency"]);
+    let (_, switch_now) = server.get(&format!("/api/v1/changes/{number}")).await;
+    assert_eq!(kinds(&switch_now), ["dependency"]);
+    assert!(
+        texts_at(&switch_now["log"], "/kind").contains(&"conflict".to_string()),
+        "{switch_now}"
+    );
+    let told = db
+        .texts("SELECT DISTINCT recipient FROM notifications WHERE dedup_key LIKE '%:conflict:%' ORDER BY recipient")
+        .await;
+    assert_eq!(told, ["jared", "rodney"]);
+    // Approving the GES change means acknowledging the conflict.
+    let ges_number = recorded["number"].as_str().unwrap();
+    act_ok(&server, ges_number, "submit", json!({"by": "jared"})).await;
+    server
+        .post(
+            &format!("/api/v1/changes/{ges_number}/risk-acceptance"),
+            json!({"accepted_by": "jo", "on_behalf_of": "ges-team", "reason": "hotfix",
+                   "declined_recommendation": "Test on staging"}),
+        )
+        .await;
+    let (status, refused) = act(&server, ges_number, "approve", json!({"by": "jo"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("acknowledge_conflicts"),
+        "{refused}"
+    );
+    let approved = act_ok(
+        &server,
+        ges_number,
+        "approve",
+        json!({"by": "jo", "acknowledge_conflicts": true}),
+    )
+    .await;
+    // High risk (tier 1 with a conflict) also needs agent-portal's owner.
+    assert_eq!(approved["state"], "submitted", "{approved}");
+    assert_eq!(
+        approved["approval"]["required"][1]["teams"][0],
+        "contact-centre"
+    );
+}
+
+async fn the_third_launch_in_a_month_needs_an_acknowledgement(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let launch = |title: &str, start: &str| {
+        let mut body = record(title, &["helpdesk-portal"], start, 2, "hal");
+        body["launch"] = json!(true);
+        body
+    };
+    let first = create(
+        &server,
+        launch("Launch self-service", "2026-11-25T09:00:00Z"),
+    )
+    .await;
+    let second = create(&server, launch("Launch chat", "2026-12-02T09:00:00Z")).await;
+    assert!(kinds(&first).is_empty() && kinds(&second).is_empty());
+    let third = create(&server, launch("Launch forms", "2026-12-15T09:00:00Z")).await;
+    assert_eq!(kinds(&third), ["launch_density"]);
+    assert_eq!(third["conflicts"][0]["team"], "helpdesk");
+    assert_eq!(
+        third["conflicts"][0]["changes"].as_array().unwrap().len(),
+        2
+    );
+    let number = third["number"].as_str().unwrap();
+    act_ok(&server, number, "submit", json!({"by": "hal"})).await;
+    let (status, _) = act(&server, number, "approve", json!({"by": "hope"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let approved = act_ok(
+        &server,
+        number,
+        "approve",
+        json!({"by": "hope", "acknowledge_conflicts": true}),
+    )
+    .await;
+    assert_eq!(approved["state"], "approved");
+    // A launch beyond the month is fine.
+    let later = create(&server, launch("Launch mobile", "2027-02-01T09:00:00Z")).await;
+    assert!(kinds(&later).is_empty());
+}
+
+async fn an_edit_after_submission_clears_approvals_and_stales_evidence(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let mut body = record(
+        "Rotate identity keys",
+        &["identity"],
+        "2026-11-26T09:00:00Z",
+        1,
+        "pia",
+    );
+    body["test_evidence"] = json!({"environment": "staging", "result": "logins work", "tested_at": "2026-11-20T09:00:00Z"});
+    let change = create(&server, body.clone()).await;
+    assert_eq!(change["risk"]["computed"], "medium");
+    assert!(change["safeguards_missing"].as_array().unwrap().is_empty());
+    let number = change["number"].as_str().unwrap();
+    act_ok(&server, number, "submit", json!({"by": "pia"})).await;
+    let approved = act_ok(&server, number, "approve", json!({"by": "pete"})).await;
+    assert_eq!(approved["state"], "approved");
+    // A new description: back to submitted, approvals cleared, the evidence stale.
+    body["description"] = json!("Also rotate the vendor-auth client secret");
+    let (status, edited) = send(
+        server
+            .request(Method::PUT, &format!("/api/v1/changes/{number}"))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["state"], "submitted");
+    assert!(edited["approvals"].as_array().unwrap().is_empty());
+    assert_eq!(edited["test_evidence"]["stale"], true);
+    assert_eq!(edited["risk"]["computed"], "high");
+    assert!(
+        edited["safeguards_missing"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("fresh test evidence")
+    );
+    // New evidence makes it fresh again.
+    body["test_evidence"]["tested_at"] = json!("2026-11-23T09:00:00Z");
+    let (_, fresh) = send(
+        server
+            .request(Method::PUT, &format!("/api/v1/changes/{number}"))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(fresh["test_evidence"]["stale"], false, "{fresh}");
+    // Under way, the record is no longer edited.
+    act_ok(&server, number, "approve", json!({"by": "pete"})).await;
+    act_ok(&server, number, "start", json!({"by": "pia"})).await;
+    let (status, refused) = send(
+        server
+            .request(Method::PUT, &format!("/api/v1/changes/{number}"))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot edit: the change is in progress")
+    );
+}
+
+async fn freezes_hold_all_but_emergencies(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    // The seed world's year-end freeze covers every service.
+    let mut body = record(
+        "Holiday patch",
+        &["helpdesk-portal"],
+        "2026-12-22T09:00:00Z",
+        1,
+        "hal",
+    );
+    let frozen = create(&server, body.clone()).await;
+    assert_eq!(kinds(&frozen), ["freeze"]);
+    assert_eq!(frozen["conflicts"][0]["blocking"], true);
+    let number = frozen["number"].as_str().unwrap();
+    act_ok(&server, number, "submit", json!({"by": "hal"})).await;
+    let (status, refused) = act(
+        &server,
+        number,
+        "approve",
+        json!({"by": "hope", "acknowledge_conflicts": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot approve: freeze: inside freeze year-end"),
+        "{refused}"
+    );
+    // An emergency starts first and is approved while in progress.
+    body["type"] = json!("emergency");
+    let emergency = create(&server, body).await;
+    assert_eq!(emergency["conflicts"][0]["blocking"], false);
+    let number = emergency["number"].as_str().unwrap();
+    act_ok(&server, number, "submit", json!({"by": "hal"})).await;
+    act_ok(&server, number, "start", json!({"by": "hal"})).await;
+    let approved = act_ok(
+        &server,
+        number,
+        "approve",
+        json!({"by": "hope", "acknowledge_conflicts": true}),
+    )
+    .await;
+    assert_eq!(approved["state"], "in_progress");
+    assert_eq!(approved["approval"]["complete"], true);
+}
+
+async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let good = record("Patch", &["ges"], "2026-11-25T10:00:00Z", 1, "jared");
+    let mut bad = good.clone();
+    bad["end"] = json!("2026-11-25T09:00:00Z");
+    bad["services"] = json!(["ges", "nope", "ges"]);
+    bad["implementer"] = json!("zed");
+    bad["type"] = json!("urgent");
+    let (status, body) = server.post("/api/v1/changes", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let named = problems(&body);
+    for field in ["end", "services[1]", "services[2]", "implementer", "type"] {
+        assert!(
+            named.iter().any(|p| p.starts_with(&format!("{field}:"))),
+            "{field} in {named:?}"
+        );
+    }
+    let mut no_offset = good.clone();
+    no_offset["start"] = json!("2026-11-25 10:00");
+    let (status, body) = server.post("/api/v1/changes", no_offset).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(problems(&body)[0].starts_with("start:"), "{body}");
+    let (status, _) = send(
+        server
+            .request(Method::POST, "/api/v1/changes")
+            .header("content-type", "application/json")
+            .body("{\"title\": "),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let mut unknown = good.clone();
+    unknown["owner"] = json!("me");
+    let (status, body) = server.post("/api/v1/changes", unknown).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, list) = server.get("/api/v1/changes").await;
+    assert!(
+        list["items"].as_array().unwrap().is_empty(),
+        "nothing stored"
+    );
+
+    // Out of order, unknown actions and people, someone else's name.
+    let change = create(&server, good).await;
+    let number = change["number"].as_str().unwrap();
+    let (status, body) = act(&server, number, "start", json!({"by": "jared"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["detail"], "cannot start: the change is draft");
+    let (status, _) = act(&server, number, "close", json!({"by": "jared"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = act(&server, number, "submit", json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        problems(&body)[0].starts_with("by:"),
+        "an automation token names who acts: {body}"
+    );
+    let (status, body) = act(&server, number, "submit", json!({"by": "zed"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(problems(&body)[0].starts_with("by: no person"), "{body}");
+    act_ok(&server, number, "submit", json!({"by": "jared"})).await;
+    let (status, body) = act(&server, number, "reject", json!({"by": "jo"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(problems(&body)[0].starts_with("reason:"));
+    let (status, _) = server.get("/api/v1/changes/CHG-999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, after) = server.get(&format!("/api/v1/changes/{number}")).await;
+    assert_eq!(after["state"], "submitted");
+    assert_eq!(texts_at(&after["log"], "/kind"), ["created", "submit"]);
+}
+
+on_both_databases!(
+    story_4_the_change_the_customer_insisted_on,
+    the_sandbox_conflict_runs_through_the_agent_portal,
+    the_third_launch_in_a_month_needs_an_acknowledgement,
+    an_edit_after_submission_clears_approvals_and_stales_evidence,
+    freezes_hold_all_but_emergencies,
+    bad_input_is_refused_naming_the_field_and_nothing_changes,
+);

@@ -1,0 +1,382 @@
+//! Changes' persistence: change records and their services, approvals, risk
+//! acceptances and the log of everything that happened to each. The rules (lifecycle,
+//! policy, conflicts) are the domain's; this module runs them inside one transaction
+//! per operation, with the other changes that could collide read by index (the same
+//! services or their neighbourhood at the same time, the implementer's other work, the
+//! team's launches), and queues the notices each step sends in that transaction.
+
+use crate::notify::NewNotification;
+use crate::{Result, Store, StoreError, dispatch, per_dialect};
+use jiff::Timestamp;
+use muster_domain::audit::Actor;
+use muster_domain::catalog::Catalog;
+use muster_domain::catalog::graph::ServiceGraph;
+use muster_domain::changes::conflicts::{Conflict, Planned, conflicts};
+use muster_domain::changes::policy::{self, Approval, Facts};
+use muster_domain::changes::{
+    Action, ChangeType, Freeze, Risk, Settings, State, TestEvidence, Window, number, transition,
+};
+use muster_domain::notify::{DEFAULT_RETRY_HORIZON, contact_targets};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+
+/// A change's record as people write it (create and edit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeInput {
+    pub title: String,
+    pub description: String,
+    pub services: Vec<String>,
+    pub window: Window,
+    pub change_type: ChangeType,
+    pub risk: Risk,
+    /// A person id, or free text naming an outside party; empty when nobody asked.
+    pub requested_by: String,
+    pub implementer: Option<String>,
+    pub test_evidence: Option<TestEvidence>,
+    pub rollback_plan: String,
+    pub public: bool,
+    pub launch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub id: i64,
+    pub number: String,
+    pub title: String,
+    pub description: String,
+    pub services: Vec<String>,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    #[serde(rename = "type")]
+    pub change_type: ChangeType,
+    pub declared_risk: Risk,
+    pub state: State,
+    pub requested_by: String,
+    pub implementer: Option<String>,
+    pub test_evidence: Option<TestEvidence>,
+    pub rollback_plan: String,
+    pub public: bool,
+    pub launch: bool,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+impl Change {
+    pub fn window(&self) -> Window {
+        Window {
+            start: self.start,
+            end: self.end,
+        }
+    }
+
+    /// As the conflict check sees it.
+    pub fn planned(&self) -> Planned {
+        Planned {
+            id: Some(self.id),
+            title: self.title.clone(),
+            state: self.state,
+            change_type: self.change_type,
+            services: self.services.clone(),
+            window: self.window(),
+            implementer: self.implementer.clone(),
+            launch: self.launch,
+        }
+    }
+
+    /// As the policy sees it.
+    pub fn facts(&self) -> Facts<'_> {
+        Facts {
+            change_type: self.change_type,
+            declared_risk: self.declared_risk,
+            services: &self.services,
+            implementer: self.implementer.as_deref(),
+            test_evidence: self.test_evidence.as_ref(),
+            rollback_plan: &self.rollback_plan,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RiskAcceptance {
+    pub id: i64,
+    pub accepted_by: String,
+    pub on_behalf_of: String,
+    pub reason: String,
+    pub declined_recommendation: String,
+    /// The safeguards the change lacked when the risk was accepted.
+    pub missing: Vec<String>,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogEntry {
+    pub at: Timestamp,
+    pub kind: String,
+    pub actor: String,
+    pub text: String,
+}
+
+/// A change with its approvals, risk acceptances and log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeDetail {
+    #[serde(flatten)]
+    pub change: Change,
+    pub approvals: Vec<Approval>,
+    pub risk_acceptances: Vec<RiskAcceptance>,
+    pub log: Vec<LogEntry>,
+}
+
+/// What the change rules read besides the database.
+#[derive(Clone, Copy)]
+pub struct Policy<'a> {
+    pub catalog: &'a Catalog,
+    pub graph: &'a ServiceGraph,
+    pub freezes: &'a [Freeze],
+    pub settings: &'a Settings,
+}
+
+/// A transition asked for: `by` is the person acting (approver, implementer…).
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub action: Action,
+    pub by: String,
+    pub reason: Option<String>,
+    pub acknowledge_conflicts: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRiskAcceptance {
+    pub accepted_by: String,
+    pub on_behalf_of: String,
+    pub reason: String,
+    pub declined_recommendation: String,
+}
+
+/// Which changes to list: those whose window meets `[from, to)`, newest start first.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeQuery {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub states: Vec<State>,
+    pub service: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(sqlx::FromRow, Clone)]
+pub(crate) struct ChangeRow {
+    id: i64,
+    title: String,
+    description: String,
+    change_type: String,
+    declared_risk: String,
+    state: String,
+    start_at: i64,
+    end_at: i64,
+    requested_by: String,
+    implementer: Option<String>,
+    test_evidence: Option<String>,
+    rollback_plan: String,
+    public: i64,
+    launch: i64,
+    created_by: String,
+    created_at: i64,
+    updated_at: i64,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+}
+
+const CHANGE_COLUMNS: &str = "id, title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, test_evidence, rollback_plan, public, launch, created_by, created_at, updated_at, started_at, ended_at";
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn from_ms(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("time {ms}: {e}")))
+}
+
+fn word<T>(parse: fn(&str) -> Option<T>, what: &str, text: &str) -> Result<T> {
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
+}
+
+impl ChangeRow {
+    fn read(self, services: Vec<String>) -> Result<Change> {
+        let evidence = self
+            .test_evidence
+            .as_deref()
+            .map(serde_json::from_str::<TestEvidence>)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("change {} test evidence: {e}", self.id)))?;
+        Ok(Change {
+            id: self.id,
+            number: number(self.id),
+            title: self.title,
+            description: self.description,
+            services,
+            start: from_ms(self.start_at)?,
+            end: from_ms(self.end_at)?,
+            change_type: word(ChangeType::parse, "change type", &self.change_type)?,
+            declared_risk: word(Risk::parse, "risk", &self.declared_risk)?,
+            state: word(State::parse, "change state", &self.state)?,
+            requested_by: self.requested_by,
+            implementer: self.implementer,
+            test_evidence: evidence,
+            rollback_plan: self.rollback_plan,
+            public: self.public != 0,
+            launch: self.launch != 0,
+            created_by: self.created_by,
+            created_at: from_ms(self.created_at)?,
+            updated_at: from_ms(self.updated_at)?,
+            started_at: self.started_at.map(from_ms).transpose()?,
+            ended_at: self.ended_at.map(from_ms).transpose()?,
+        })
+    }
+}
+
+/// The people a change's steps are sent to: its implementer, the requester when a
+/// person, and the members of every team whose approval it needs (owner teams, and
+/// the owners of direct dependents when high risk).
+fn parties(change: &Change, policy: &Policy, conflicts: &[Conflict]) -> Vec<String> {
+    let facts = change.facts();
+    let risk = policy::assess(&facts, policy.catalog, conflicts).risk;
+    let mut people: BTreeSet<String> = BTreeSet::new();
+    people.extend(change.implementer.clone());
+    if policy.catalog.person(&change.requested_by).is_some() {
+        people.insert(change.requested_by.clone());
+    }
+    for requirement in policy::requirements(&facts, risk, policy.catalog, policy.graph) {
+        for team in requirement.teams {
+            if let Some(team) = policy.catalog.team(&team) {
+                people.extend(team.members.iter().cloned());
+            }
+        }
+    }
+    people.into_iter().collect()
+}
+
+/// The messages telling `people` something, on every contact method each has, at
+/// once; `key` makes them unique (the outbox never queues one key twice).
+fn notices(
+    catalog: &Catalog,
+    people: &[String],
+    key: &str,
+    subject: &str,
+    body: &str,
+    now: i64,
+) -> Vec<NewNotification> {
+    people
+        .iter()
+        .filter_map(|id| catalog.person(id))
+        .flat_map(|person| {
+            contact_targets(person)
+                .into_iter()
+                .enumerate()
+                .map(move |(n, target)| NewNotification {
+                    dedup_key: format!("{key}:{}:{n}", person.id),
+                    recipient: person.id.clone(),
+                    channel: target.channel,
+                    destination: target.destination,
+                    secret: target.secret,
+                    subject: subject.to_string(),
+                    body: body.to_string(),
+                    not_before: now,
+                    give_up_at: now + DEFAULT_RETRY_HORIZON.as_millis() as i64,
+                })
+        })
+        .collect()
+}
+
+impl Store {
+    /// Records a new change as a draft (or, for `submit`, submitted) and answers what it
+    /// collides with; approved work it now collides with learns of it.
+    pub async fn create_change(
+        &self,
+        actor: &Actor,
+        policy: &Policy<'_>,
+        input: &ChangeInput,
+    ) -> Result<(ChangeDetail, Vec<Conflict>)> {
+        let now = ms(self.clock().now());
+        let id: i64 = dispatch!(self, create(actor, policy, input, now))?;
+        self.change_outcome(policy, id).await
+    }
+
+    /// Rewrites a change that is not under way; after submission it goes back to
+    /// `submitted` with its approvals cleared, and test evidence recorded before an
+    /// edit of its services or description goes stale.
+    pub async fn update_change(
+        &self,
+        actor: &Actor,
+        policy: &Policy<'_>,
+        id: i64,
+        input: &ChangeInput,
+    ) -> Result<(ChangeDetail, Vec<Conflict>)> {
+        let now = ms(self.clock().now());
+        dispatch!(self, update(actor, policy, id, input, now))?;
+        self.change_outcome(policy, id).await
+    }
+
+    /// Applies a transition, refused (`Conflict`, naming the rule) when the lifecycle
+    /// or the policy does not allow it; then nothing changes.
+    pub async fn act_on_change(
+        &self,
+        actor: &Actor,
+        policy: &Policy<'_>,
+        id: i64,
+        transition: &Transition,
+    ) -> Result<(ChangeDetail, Vec<Conflict>)> {
+        let now = ms(self.clock().now());
+        dispatch!(self, act(actor, policy, id, transition, now))?;
+        self.change_outcome(policy, id).await
+    }
+
+    /// Records a risk acceptance (who accepted, on whose behalf, why, what was
+    /// declined) and sends it to the owner teams.
+    pub async fn accept_change_risk(
+        &self,
+        actor: &Actor,
+        policy: &Policy<'_>,
+        id: i64,
+        acceptance: &NewRiskAcceptance,
+    ) -> Result<(ChangeDetail, Vec<Conflict>)> {
+        let now = ms(self.clock().now());
+        dispatch!(self, accept_risk(actor, policy, id, acceptance, now))?;
+        self.change_outcome(policy, id).await
+    }
+
+    async fn change_outcome(
+        &self,
+        policy: &Policy<'_>,
+        id: i64,
+    ) -> Result<(ChangeDetail, Vec<Conflict>)> {
+        let detail = self
+            .change(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no change {}", number(id))))?;
+        let found = self
+            .change_conflicts(policy, &detail.change.planned())
+            .await?;
+        Ok((detail, found))
+    }
+
+    pub async fn change(&self, id: i64) -> Result<Option<ChangeDetail>> {
+        dispatch!(self, detail(id))
+    }
+
+    pub async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>> {
+        dispatch!(self, list(query))
+    }
+
+    /// What `change` (stored or not) collides with now: a dry run.
+    pub async fn change_conflicts(
+        &self,
+        policy: &Policy<'_>,
+        change: &Planned,
+    ) -> Result<Vec<Conflict>> {
+        dispatch!(self, check(policy, change))
+    }
+}
+
+per_dialect!("changes/sql.rs");

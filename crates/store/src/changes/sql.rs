@@ -1,0 +1,508 @@
+// Change queries, compiled once per database (see `per_dialect!`).
+
+use muster_domain::audit::NewAuditEntry;
+
+type Tx<'a> = sqlx::Transaction<'a, DB>;
+
+/// The services of each change in `ids`, sorted.
+async fn services_of(tx: &mut Tx<'_>, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+    let mut services: HashMap<i64, Vec<String>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT change_id, service_id FROM change_services WHERE change_id IN ({}) ORDER BY change_id, service_id",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64, String)>(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (id, service) in q.fetch_all(&mut **tx).await? {
+            services.entry(id).or_default().push(service);
+        }
+    }
+    Ok(services)
+}
+
+/// Changes by id, in id order; `lock` is the row-lock suffix for writers.
+async fn fetch_many(tx: &mut Tx<'_>, ids: &[i64], lock: &str) -> Result<Vec<Change>> {
+    let mut rows: Vec<ChangeRow> = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE id IN ({}) ORDER BY id{lock}", placeholders(1, chunk.len()));
+        let mut q = sqlx::query_as::<_, ChangeRow>(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        rows.extend(q.fetch_all(&mut **tx).await?);
+    }
+    let mut services = services_of(tx, ids).await?;
+    rows.into_iter().map(|row| {
+        let own = services.remove(&row.id).unwrap_or_default();
+        row.read(own)
+    }).collect()
+}
+
+async fn fetch(tx: &mut Tx<'_>, id: i64, lock: &str) -> Result<Change> {
+    fetch_many(tx, &[id], lock).await?.pop().ok_or_else(|| StoreError::NotFound(format!("no change {}", number(id))))
+}
+
+/// The change's services, each with the change's window (what the window index reads).
+async fn write_services(tx: &mut Tx<'_>, id: i64, services: &[String], window: Window) -> Result<()> {
+    sqlx::query("DELETE FROM change_services WHERE change_id = $1").bind(id).execute(&mut **tx).await?;
+    for chunk in services.chunks(200) {
+        let sql = format!("INSERT INTO change_services (change_id, service_id, start_at, end_at) VALUES {}", value_rows(chunk.len(), 4));
+        let mut q = sqlx::query(trusted(sql));
+        for service in chunk {
+            q = q.bind(id).bind(service).bind(ms(window.start)).bind(ms(window.end));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn log(tx: &mut Tx<'_>, id: i64, at: i64, kind: &str, actor: &str, text: &str) -> Result<()> {
+    sqlx::query("INSERT INTO change_log (change_id, at, kind, actor, text) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(at)
+        .bind(kind)
+        .bind(actor)
+        .bind(text)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn audit_entry(actor: &Actor, action: &str, change: &Change, before: Option<&Change>) -> NewAuditEntry {
+    let json = |c: &Change| serde_json::to_string(c).expect("changes serialise");
+    actor.entry(action, format!("change:{}", change.number), before.map(json), Some(json(change)))
+}
+
+/// Every change that could collide with `change`: on its services or within the
+/// policy's hops of them at the same time, its implementer's work at the same time,
+/// and (for a launch) launches within the launch window of its start. Ended ones are
+/// read too (the domain decides what counts).
+async fn candidates(tx: &mut Tx<'_>, policy: &Policy<'_>, change: &Planned) -> Result<Vec<Planned>> {
+    let (start, end) = (ms(change.window.start), ms(change.window.end));
+    let mut near: BTreeSet<String> = change.services.iter().cloned().collect();
+    for service in &change.services {
+        near.extend(policy.graph.neighbourhood(service, policy.settings.hops).into_iter().map(|r| r.service));
+    }
+    let near: Vec<String> = near.into_iter().collect();
+    let mut ids: BTreeSet<i64> = BTreeSet::new();
+    for chunk in near.chunks(500) {
+        let sql = format!(
+            "SELECT DISTINCT change_id FROM change_services WHERE service_id IN ({}) AND end_at > {} AND start_at < {}",
+            placeholders(1, chunk.len()),
+            placeholders(chunk.len() + 1, 1),
+            placeholders(chunk.len() + 2, 1)
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(trusted(sql));
+        for service in chunk {
+            q = q.bind(service);
+        }
+        ids.extend(q.bind(start).bind(end).fetch_all(&mut **tx).await?.into_iter().map(|r| r.0));
+    }
+    if let Some(implementer) = &change.implementer {
+        let busy: Vec<(i64,)> = sqlx::query_as("SELECT id FROM changes WHERE implementer = $1 AND end_at > $2 AND start_at < $3")
+            .bind(implementer)
+            .bind(start)
+            .bind(end)
+            .fetch_all(&mut **tx)
+            .await?;
+        ids.extend(busy.into_iter().map(|r| r.0));
+    }
+    if change.launch {
+        let width = policy.settings.launch_window.as_millis() as i64;
+        let launches: Vec<(i64,)> = sqlx::query_as("SELECT id FROM changes WHERE launch = 1 AND start_at > $1 AND start_at < $2")
+            .bind(start - width)
+            .bind(start + width)
+            .fetch_all(&mut **tx)
+            .await?;
+        ids.extend(launches.into_iter().map(|r| r.0));
+    }
+    if let Some(own) = change.id {
+        ids.remove(&own);
+    }
+    let ids: Vec<i64> = ids.into_iter().collect();
+    Ok(fetch_many(tx, &ids, "").await?.iter().map(Change::planned).collect())
+}
+
+async fn conflicts_of(tx: &mut Tx<'_>, policy: &Policy<'_>, change: &Planned) -> Result<Vec<Conflict>> {
+    let others = candidates(tx, policy, change).await?;
+    Ok(conflicts(change, &others, policy.freezes, policy.graph, policy.settings))
+}
+
+pub async fn check(p: &crate::Pools<DB>, policy: &Policy<'_>, change: &Planned) -> Result<Vec<Conflict>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let found = conflicts_of(&mut tx, policy, change).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// Approved or in-progress work that `change` now collides with learns of it: the
+/// conflict lands in its log and both implementers are told.
+async fn announce_conflicts(tx: &mut Tx<'_>, policy: &Policy<'_>, change: &Change, found: &[Conflict], now: i64) -> Result<()> {
+    let mut messages = Vec::new();
+    for conflict in found {
+        let Some(other) = &conflict.change else { continue };
+        if !matches!(other.state, State::Approved | State::InProgress) {
+            continue;
+        }
+        let text = format!("New conflict with {} {:?}: {}", change.number, change.title, conflict.message);
+        log(tx, other.id, now, "conflict", "muster", &text).await?;
+        let people: Vec<String> = [other.implementer.clone(), change.implementer.clone()].into_iter().flatten().collect();
+        let subject = format!("[{}] conflicts with approved {}", change.number, other.number);
+        let body = format!(
+            "{} {:?} ({} – {}) now collides with {} {:?}, which is {}:\n{}\n",
+            change.number,
+            change.title,
+            change.start,
+            change.end,
+            other.number,
+            other.title,
+            other.state.as_str().replace('_', " "),
+            conflict.message
+        );
+        let key = format!("change:{}:conflict:{}:{now}", other.id, change.id);
+        messages.extend(notices(policy.catalog, &people, &key, &subject, &body, now));
+    }
+    notify_sql::insert(tx, now, &messages).await?;
+    Ok(())
+}
+
+/// Tells the change's parties what just happened to it.
+async fn tell_parties(tx: &mut Tx<'_>, policy: &Policy<'_>, change: &Change, found: &[Conflict], kind: &str, text: &str, now: i64) -> Result<()> {
+    let people = parties(change, policy, found);
+    let subject = format!("[{}] {}: {}", change.number, kind.replace('_', " "), change.title);
+    let body = format!(
+        "{text}\n\n{} {:?} on {}, {} – {}; now {}.\n",
+        change.number,
+        change.title,
+        change.services.join(", "),
+        change.start,
+        change.end,
+        change.state.as_str().replace('_', " ")
+    );
+    let key = format!("change:{}:{kind}:{now}", change.id);
+    notify_sql::insert(tx, now, &notices(policy.catalog, &people, &key, &subject, &body, now)).await?;
+    Ok(())
+}
+
+fn evidence_json(evidence: &Option<TestEvidence>) -> Option<String> {
+    evidence.as_ref().map(|e| serde_json::to_string(e).expect("evidence serialises"))
+}
+
+pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, input: &ChangeInput, now: i64) -> Result<i64> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO changes (title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, \
+         test_evidence, rollback_plan, public, launch, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+    )
+    .bind(&input.title)
+    .bind(&input.description)
+    .bind(input.change_type.as_str())
+    .bind(input.risk.as_str())
+    .bind(ms(input.window.start))
+    .bind(ms(input.window.end))
+    .bind(&input.requested_by)
+    .bind(&input.implementer)
+    .bind(evidence_json(&input.test_evidence))
+    .bind(&input.rollback_plan)
+    .bind(input.public as i64)
+    .bind(input.launch as i64)
+    .bind(&actor.label)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    write_services(&mut tx, id, &input.services, input.window).await?;
+    let change = fetch(&mut tx, id, LOCK).await?;
+    let found = conflicts_of(&mut tx, policy, &change.planned()).await?;
+    let text = match found.len() {
+        0 => "Created as a draft; no conflicts".to_string(),
+        n => format!("Created as a draft with {n} conflict{}", if n == 1 { "" } else { "s" }),
+    };
+    log(&mut tx, id, now, "created", &actor.label, &text).await?;
+    announce_conflicts(&mut tx, policy, &change, &found, now).await?;
+    audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.create", &change, None)]).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, now: i64) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let before = fetch(&mut tx, id, LOCK).await?;
+    if !before.state.editable() {
+        return Err(StoreError::Conflict(format!(
+            "cannot edit: the change is {} (only drafts, submitted and approved changes are edited)",
+            before.state.as_str().replace('_', " ")
+        )));
+    }
+    // Evidence vouches for the change as it was tested: a new scope makes it stale.
+    let mut evidence = input.test_evidence.clone();
+    let rescoped = before.services != input.services || before.description != input.description;
+    if let Some(e) = evidence.as_mut()
+        && rescoped
+        && before.test_evidence.as_ref().is_some_and(|old| old.tested_at == e.tested_at && old.environment == e.environment)
+    {
+        e.stale = true;
+    }
+    let state = match before.state {
+        State::Draft => State::Draft,
+        _ => State::Submitted,
+    };
+    sqlx::query(
+        "UPDATE changes SET title = $2, description = $3, change_type = $4, declared_risk = $5, state = $6, start_at = $7, end_at = $8, \
+         requested_by = $9, implementer = $10, test_evidence = $11, rollback_plan = $12, public = $13, launch = $14, updated_at = $15 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&input.title)
+    .bind(&input.description)
+    .bind(input.change_type.as_str())
+    .bind(input.risk.as_str())
+    .bind(state.as_str())
+    .bind(ms(input.window.start))
+    .bind(ms(input.window.end))
+    .bind(&input.requested_by)
+    .bind(&input.implementer)
+    .bind(evidence_json(&evidence))
+    .bind(&input.rollback_plan)
+    .bind(input.public as i64)
+    .bind(input.launch as i64)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    write_services(&mut tx, id, &input.services, input.window).await?;
+    let cleared = sqlx::query("DELETE FROM change_approvals WHERE change_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+    let change = fetch(&mut tx, id, "").await?;
+    let found = conflicts_of(&mut tx, policy, &change.planned()).await?;
+    let mut text = "Edited".to_string();
+    if before.state != State::Draft {
+        text.push_str(&format!("; back to submitted, {cleared} approval{} cleared", if cleared == 1 { "" } else { "s" }));
+    }
+    if change.test_evidence.as_ref().is_some_and(|e| e.stale) && !before.test_evidence.as_ref().is_some_and(|e| e.stale) {
+        text.push_str("; its test evidence is stale (services or description changed)");
+    }
+    log(&mut tx, id, now, "edited", &actor.label, &text).await?;
+    announce_conflicts(&mut tx, policy, &change, &found, now).await?;
+    if before.state != State::Draft {
+        tell_parties(&mut tx, policy, &change, &found, "edited", &text, now).await?;
+    }
+    audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.update", &change, Some(&before))]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn approvals(tx: &mut Tx<'_>, id: i64) -> Result<Vec<Approval>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as("SELECT person, teams, at FROM change_approvals WHERE change_id = $1 ORDER BY at, person")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.into_iter()
+        .map(|(person, teams, at)| {
+            Ok(Approval {
+                teams: serde_json::from_str(&teams).map_err(|e| StoreError::Corrupt(format!("approval teams: {e}")))?,
+                person,
+                at: from_ms(at)?,
+            })
+        })
+        .collect()
+}
+
+async fn acceptances(tx: &mut Tx<'_>, id: i64) -> Result<Vec<RiskAcceptance>> {
+    let rows: Vec<(i64, String, String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, accepted_by, on_behalf_of, reason, declined_recommendation, missing, at FROM change_risk_acceptances WHERE change_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|(id, accepted_by, on_behalf_of, reason, declined_recommendation, missing, at)| {
+            Ok(RiskAcceptance {
+                id,
+                accepted_by,
+                on_behalf_of,
+                reason,
+                declined_recommendation,
+                missing: serde_json::from_str(&missing).map_err(|e| StoreError::Corrupt(format!("risk acceptance {id}: {e}")))?,
+                at: from_ms(at)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, request: &Transition, now: i64) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let before = fetch(&mut tx, id, LOCK).await?;
+    let to = transition(before.change_type, before.state, request.action).map_err(StoreError::Conflict)?;
+    let found = conflicts_of(&mut tx, policy, &before.planned()).await?;
+    let reason = request.reason.as_deref().filter(|r| !r.trim().is_empty());
+    let because = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    let by = request.by.as_str();
+    let (state, text) = match request.action {
+        Action::Approve => {
+            let given = approvals(&mut tx, id).await?;
+            let facts = before.facts();
+            let risk = policy::assess(&facts, policy.catalog, &found).risk;
+            let required = policy::requirements(&facts, risk, policy.catalog, policy.graph);
+            let missing = policy::missing_safeguards(&facts, policy.catalog);
+            let accepted: Option<(i64,)> = sqlx::query_as("SELECT id FROM change_risk_acceptances WHERE change_id = $1 LIMIT 1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let approver_teams: Vec<String> = policy.catalog.teams.iter().filter(|t| t.members.iter().any(|m| m == by)).map(|t| t.id.clone()).collect();
+            let approval = policy::approve(
+                &policy::ApprovalRequest {
+                    facts: &facts,
+                    state: before.state,
+                    started_at: before.started_at,
+                    now: from_ms(now)?,
+                    approver: by,
+                    approver_teams: &approver_teams,
+                    requirements: &required,
+                    approvals: &given,
+                    conflicts: &found,
+                    acknowledge_conflicts: request.acknowledge_conflicts,
+                    missing_safeguards: &missing,
+                    risk_accepted: accepted.is_some(),
+                },
+                policy.settings,
+            )
+            .map_err(|why| StoreError::Conflict(format!("cannot approve: {why}")))?;
+            sqlx::query("INSERT INTO change_approvals (change_id, person, teams, at) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(by)
+                .bind(serde_json::to_string(&approval.teams).expect("names serialise"))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let all: Vec<Approval> = given.into_iter().chain([approval.clone()]).collect();
+            let waiting = policy::outstanding(&required, &all);
+            let acknowledged = if found.is_empty() { String::new() } else { format!(", acknowledging {} conflict(s)", found.len()) };
+            if waiting.is_empty() {
+                (to, format!("Approved by {by} for {}{acknowledged}{because}; every required approval is in", approval.teams.join(", ")))
+            } else {
+                let still: Vec<String> = waiting.iter().map(|w| w.teams.join(" or ")).collect();
+                (before.state, format!("Approved by {by} for {}{acknowledged}{because}; still needed: {}", approval.teams.join(", "), still.join(", ")))
+            }
+        }
+        Action::Reject => {
+            let Some(reason) = reason else {
+                let mut errors = muster_domain::FieldErrors::default();
+                errors.push("reason", "is required to reject a change");
+                return Err(StoreError::Invalid(errors));
+            };
+            sqlx::query("DELETE FROM change_approvals WHERE change_id = $1").bind(id).execute(&mut *tx).await?;
+            (to, format!("Rejected by {by}: {reason}; back to draft, approvals cleared"))
+        }
+        Action::Submit => (to, format!("Submitted by {by}{because}")),
+        Action::Start => (to, format!("Started by {by}{because}")),
+        Action::Complete => (to, format!("Completed by {by}{because}")),
+        Action::Rollback => (to, format!("Rolled back by {by}{because}")),
+        Action::Fail => (to, format!("Failed, reported by {by}{because}")),
+        Action::Cancel => (to, format!("Cancelled by {by}{because}")),
+    };
+    let stamp = match state {
+        State::InProgress if before.state != State::InProgress => ", started_at = $4",
+        s if s.has_ended() && s != State::Cancelled => ", ended_at = $4",
+        _ => "",
+    };
+    let sql = format!("UPDATE changes SET state = $2, updated_at = $3{stamp} WHERE id = $1");
+    let mut q = sqlx::query(trusted(sql)).bind(id).bind(state.as_str()).bind(now);
+    if !stamp.is_empty() {
+        q = q.bind(now);
+    }
+    q.execute(&mut *tx).await?;
+    let change = fetch(&mut tx, id, "").await?;
+    log(&mut tx, id, now, request.action.as_str(), by, &text).await?;
+    tell_parties(&mut tx, policy, &change, &found, request.action.as_str(), &text, now).await?;
+    audit_sql::append(&mut tx, now, vec![audit_entry(actor, &format!("change.{}", request.action.as_str()), &change, Some(&before))]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, acceptance: &NewRiskAcceptance, now: i64) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let change = fetch(&mut tx, id, LOCK).await?;
+    if change.state.has_ended() {
+        return Err(StoreError::Conflict(format!(
+            "cannot accept risk: the change is {}",
+            change.state.as_str().replace('_', " ")
+        )));
+    }
+    let missing = policy::missing_safeguards(&change.facts(), policy.catalog);
+    sqlx::query(
+        "INSERT INTO change_risk_acceptances (change_id, accepted_by, on_behalf_of, reason, declined_recommendation, missing, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(&acceptance.accepted_by)
+    .bind(&acceptance.on_behalf_of)
+    .bind(&acceptance.reason)
+    .bind(&acceptance.declined_recommendation)
+    .bind(serde_json::to_string(&missing).expect("names serialise"))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let text = format!(
+        "Risk accepted by {} on behalf of {}: {}. Declined: {}{}",
+        acceptance.accepted_by,
+        acceptance.on_behalf_of,
+        acceptance.reason,
+        acceptance.declined_recommendation,
+        if missing.is_empty() { String::new() } else { format!(". Missing: {}", missing.join("; ")) }
+    );
+    log(&mut tx, id, now, "risk_accepted", &acceptance.accepted_by, &text).await?;
+    let found = conflicts_of(&mut tx, policy, &change.planned()).await?;
+    tell_parties(&mut tx, policy, &change, &found, "risk_accepted", &text, now).await?;
+    let entry = actor.entry("change.risk_acceptance", format!("change:{}", change.number), None, Some(text.clone()));
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<ChangeDetail>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let Some(change) = fetch_many(&mut tx, &[id], "").await?.pop() else {
+        return Ok(None);
+    };
+    let approvals = approvals(&mut tx, id).await?;
+    let risk_acceptances = acceptances(&mut tx, id).await?;
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as("SELECT at, kind, actor, text FROM change_log WHERE change_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let log = rows
+        .into_iter()
+        .map(|(at, kind, actor, text)| Ok(LogEntry { at: from_ms(at)?, kind, actor, text }))
+        .collect::<Result<_>>()?;
+    Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log }))
+}
+
+pub async fn list(p: &crate::Pools<DB>, query: &ChangeQuery) -> Result<Vec<Change>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let mut filters = vec!["c.end_at > $1".to_string(), "c.start_at < $2".to_string()];
+    if !query.states.is_empty() {
+        // States are the domain's own names, never caller text.
+        let names: Vec<String> = query.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        filters.push(format!("c.state IN ({})", names.join(", ")));
+    }
+    if query.service.is_some() {
+        filters.push("EXISTS (SELECT 1 FROM change_services s WHERE s.change_id = c.id AND s.service_id = $4)".into());
+    } else {
+        filters.push("$4 IS NULL".into());
+    }
+    let sql = format!("SELECT c.id FROM changes c WHERE {} ORDER BY c.start_at DESC, c.id DESC LIMIT $3", filters.join(" AND "));
+    let ids: Vec<(i64,)> = sqlx::query_as(trusted(sql))
+        .bind(query.from.map(ms).unwrap_or(i64::MIN))
+        .bind(query.to.map(ms).unwrap_or(i64::MAX))
+        .bind(query.limit as i64)
+        .bind(query.service.as_deref())
+        .fetch_all(&mut *tx)
+        .await?;
+    let ids: Vec<i64> = ids.into_iter().map(|r| r.0).collect();
+    let mut changes = fetch_many(&mut tx, &ids, "").await?;
+    tx.commit().await?;
+    changes.sort_by(|a, b| b.start.cmp(&a.start).then(b.id.cmp(&a.id)));
+    Ok(changes)
+}

@@ -1,0 +1,624 @@
+//! Changes through the API: `GET|POST /api/v1/changes`, `POST /api/v1/changes/check`
+//! (a dry run), `GET|PUT /api/v1/changes/{id}` (`{id}` is the id or the `CHG-…`
+//! number), `POST /api/v1/changes/{id}/risk-acceptance` and
+//! `POST /api/v1/changes/{id}/{action}`.
+
+use super::{Body, Params, acting_person, bounded};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use muster_domain::FieldErrors;
+use muster_domain::auth::Permission;
+use muster_domain::catalog::parse::from_value;
+use muster_domain::changes::conflicts::{Conflict, Planned};
+use muster_domain::changes::policy::{self, Approval};
+use muster_domain::changes::{
+    Action, ChangeType, Freeze, Risk, State as ChangeState, TestEvidence, Window, parse_reference,
+};
+use muster_store::catalog::CatalogSnapshot;
+use muster_store::changes::{
+    ChangeDetail, ChangeInput, ChangeQuery, NewRiskAcceptance, Policy, Transition,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const MAX_TITLE: usize = 200;
+const MAX_TEXT: usize = 10_000;
+const MAX_SERVICES: usize = 100;
+/// The longest window a change may have: longer work is several changes.
+const MAX_WINDOW_DAYS: i64 = 92;
+
+/// Reads `{id}`: a number or `CHG-<number>`.
+fn reference(text: &str) -> ApiResult<i64> {
+    parse_reference(text).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no change {text:?}: use its id or its number, e.g. CHG-42"
+        ))
+    })
+}
+
+/// The catalog, its freezes and the configured settings: what the rules read.
+struct Rules {
+    snapshot: std::sync::Arc<CatalogSnapshot>,
+    freezes: Vec<Freeze>,
+    settings: muster_domain::changes::Settings,
+}
+
+impl Rules {
+    async fn load(state: &AppState) -> ApiResult<Rules> {
+        let snapshot = state.store.catalog().await?;
+        let freezes = Freeze::of_catalog(&snapshot.catalog);
+        Ok(Rules {
+            snapshot,
+            freezes,
+            settings: state.changes.clone(),
+        })
+    }
+
+    fn policy(&self) -> Policy<'_> {
+        Policy {
+            catalog: &self.snapshot.catalog,
+            graph: &self.snapshot.graph,
+            freezes: &self.freezes,
+            settings: &self.settings,
+        }
+    }
+}
+
+/// A change as the API answers it: the record, its approvals, risk acceptances and
+/// log, and what the policy makes of it now — computed risk with reasons, the
+/// approvals required and who gave each, the safeguards missing, and its conflicts.
+fn change_json(rules: &Rules, detail: &ChangeDetail, conflicts: &[Conflict]) -> Value {
+    let catalog = &rules.snapshot.catalog;
+    let facts = detail.change.facts();
+    let assessment = policy::assess(&facts, catalog, conflicts);
+    let required = policy::requirements(&facts, assessment.risk, catalog, &rules.snapshot.graph);
+    let given = |teams: &[String]| -> Option<&Approval> {
+        detail
+            .approvals
+            .iter()
+            .find(|a| a.teams.iter().any(|t| teams.contains(t)))
+    };
+    let required_json: Vec<Value> = required
+        .iter()
+        .map(|r| {
+            json!({"teams": r.teams, "why": r.why,
+                   "approved_by": given(&r.teams).map(|a| a.person.clone())})
+        })
+        .collect();
+    let mut body = serde_json::to_value(detail).expect("changes serialise");
+    body["risk"] = json!({
+        "declared": detail.change.declared_risk,
+        "computed": assessment.risk,
+        "reasons": assessment.reasons,
+    });
+    body["approval"] = json!({
+        "required": required_json,
+        "complete": policy::outstanding(&required, &detail.approvals).is_empty(),
+    });
+    body["safeguards_missing"] = json!(policy::missing_safeguards(&facts, catalog));
+    body["conflicts"] = json!(conflicts);
+    body
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceBody {
+    environment: String,
+    result: String,
+    #[serde(default)]
+    link: Option<String>,
+    tested_at: String,
+}
+
+/// A change record as written to `POST /api/v1/changes` and `PUT …/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    title: String,
+    #[serde(default)]
+    description: String,
+    services: Vec<String>,
+    start: String,
+    end: String,
+    #[serde(rename = "type", default)]
+    change_type: Option<String>,
+    #[serde(default)]
+    risk: Option<String>,
+    #[serde(default)]
+    requested_by: Option<String>,
+    #[serde(default)]
+    implementer: Option<String>,
+    #[serde(default)]
+    test_evidence: Option<EvidenceBody>,
+    #[serde(default)]
+    rollback_plan: String,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    launch: bool,
+}
+
+fn instant(errors: &mut FieldErrors, field: &str, text: &str) -> Option<Timestamp> {
+    match text.parse::<Timestamp>() {
+        Ok(at) => Some(at),
+        Err(_) => {
+            errors.push(
+                field,
+                format!("{text:?} is not an RFC 3339 instant with an offset, e.g. 2026-11-24T03:00:00-07:00"),
+            );
+            None
+        }
+    }
+}
+
+fn word<T: Copy>(
+    errors: &mut FieldErrors,
+    field: &str,
+    text: Option<&str>,
+    default: T,
+    parse: fn(&str) -> Option<T>,
+    names: &str,
+) -> T {
+    match text {
+        None => default,
+        Some(t) => parse(t).unwrap_or_else(|| {
+            errors.push(field, format!("{t:?} is not one of {names}"));
+            default
+        }),
+    }
+}
+
+/// Reads and checks a record against the catalog, naming every bad field.
+fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
+    let record: Record =
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let catalog = &rules.snapshot.catalog;
+    let mut errors = FieldErrors::default();
+    bounded(&mut errors, "title", &record.title, MAX_TITLE, true);
+    bounded(
+        &mut errors,
+        "description",
+        &record.description,
+        MAX_TEXT,
+        false,
+    );
+    bounded(
+        &mut errors,
+        "rollback_plan",
+        &record.rollback_plan,
+        MAX_TEXT,
+        false,
+    );
+    let mut services: Vec<String> = Vec::new();
+    if record.services.is_empty() {
+        errors.push("services", "names at least one service");
+    } else if record.services.len() > MAX_SERVICES {
+        errors.push("services", format!("names at most {MAX_SERVICES} services"));
+    }
+    for (i, id) in record.services.iter().take(MAX_SERVICES).enumerate() {
+        if catalog.service(id).is_none() {
+            errors.push(
+                format!("services[{i}]"),
+                format!("no service with id {id:?}"),
+            );
+        } else if services.contains(id) {
+            errors.push(format!("services[{i}]"), format!("{id:?} is named twice"));
+        } else {
+            services.push(id.clone());
+        }
+    }
+    let start = instant(&mut errors, "start", &record.start);
+    let end = instant(&mut errors, "end", &record.end);
+    let window = match (start, end) {
+        (Some(start), Some(end)) => match Window::new(start, end) {
+            Ok(w) if w.end.duration_since(w.start).as_hours() > MAX_WINDOW_DAYS * 24 => {
+                errors.push("end", format!("the window is longer than {MAX_WINDOW_DAYS} days: split the work into several changes"));
+                None
+            }
+            Ok(w) => Some(w),
+            Err(why) => {
+                errors.push("end", why);
+                None
+            }
+        },
+        _ => None,
+    };
+    let change_type = word(
+        &mut errors,
+        "type",
+        record.change_type.as_deref(),
+        ChangeType::Normal,
+        ChangeType::parse,
+        &ChangeType::names(),
+    );
+    let risk = word(
+        &mut errors,
+        "risk",
+        record.risk.as_deref(),
+        Risk::Low,
+        Risk::parse,
+        &Risk::names(),
+    );
+    let requested_by = record.requested_by.unwrap_or_default();
+    bounded(&mut errors, "requested_by", &requested_by, MAX_TITLE, false);
+    if let Some(id) = &record.implementer
+        && catalog.person(id).is_none()
+    {
+        errors.push("implementer", format!("no person with id {id:?}"));
+    }
+    let test_evidence = record.test_evidence.and_then(|e| {
+        bounded(
+            &mut errors,
+            "test_evidence.environment",
+            &e.environment,
+            MAX_TITLE,
+            true,
+        );
+        bounded(
+            &mut errors,
+            "test_evidence.result",
+            &e.result,
+            MAX_TEXT,
+            true,
+        );
+        if let Some(link) = &e.link {
+            bounded(&mut errors, "test_evidence.link", link, 2000, false);
+        }
+        let tested_at = instant(&mut errors, "test_evidence.tested_at", &e.tested_at)?;
+        Some(TestEvidence {
+            environment: e.environment.trim().to_string(),
+            result: e.result,
+            link: e.link.filter(|l| !l.trim().is_empty()),
+            tested_at,
+            stale: false,
+        })
+    });
+    let Some(window) = window.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
+    };
+    Ok(ChangeInput {
+        title: record.title.trim().to_string(),
+        description: record.description,
+        services,
+        window,
+        change_type,
+        risk,
+        requested_by: requested_by.trim().to_string(),
+        implementer: record.implementer,
+        test_evidence,
+        rollback_plan: record.rollback_plan,
+        public: record.public,
+        launch: record.launch,
+    })
+}
+
+/// Changes are work on services: the caller must be able to respond for every owner
+/// team involved.
+fn require_owners(caller: &Caller, rules: &Rules, services: &[String]) -> ApiResult<()> {
+    for service in services {
+        let owner = rules
+            .snapshot
+            .catalog
+            .service(service)
+            .map(|s| s.owner.as_str());
+        caller.require(Permission::Respond, owner)?;
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/changes?from=&to=&state=&service=&limit=`: changes whose window meets
+/// `[from, to)`, latest start first.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let mut errors = FieldErrors::default();
+    let from = params
+        .text("from")
+        .and_then(|t| instant(&mut errors, "from", t));
+    let to = params
+        .text("to")
+        .and_then(|t| instant(&mut errors, "to", t));
+    let states = params
+        .text("state")
+        .map(|text| {
+            text.split(',')
+                .filter_map(|s| {
+                    let state = ChangeState::parse(s.trim());
+                    if state.is_none() {
+                        errors.push(
+                            "state",
+                            format!("{s:?} is not one of {}", ChangeState::names()),
+                        );
+                    }
+                    state
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let limit = params.limit()?;
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(StatusCode::BAD_REQUEST, errors));
+    }
+    let query = ChangeQuery {
+        from,
+        to,
+        states,
+        service: params.text("service").map(str::to_owned),
+        limit,
+    };
+    let items = state.store.changes(&query).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /api/v1/changes`: records a draft and answers it with its conflicts.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let rules = Rules::load(&state).await?;
+    let input = read_record(&rules, &body)?;
+    require_owners(&caller, &rules, &input.services)?;
+    let (detail, conflicts) = state
+        .store
+        .create_change(&caller.actor(), &rules.policy(), &input)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(change_json(&rules, &detail, &conflicts)),
+    ))
+}
+
+/// `POST /api/v1/changes/check`: what a record would collide with and how the policy
+/// would treat it, without storing anything. With `"id"`, the stored change is left
+/// out of its own check (checking an edit).
+pub async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let rules = Rules::load(&state).await?;
+    let mut value = body.value()?;
+    let id = match value.as_object_mut().and_then(|o| o.remove("id")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(parse_reference)
+                .or(v.as_i64())
+                .ok_or_else(|| {
+                    ApiError::field("id", "must be a change id or number, e.g. CHG-42")
+                })?,
+        ),
+    };
+    let body = Body {
+        bytes: serde_json::to_vec(&value).expect("JSON serialises").into(),
+        format: muster_domain::catalog::parse::Format::Json,
+    };
+    let input = read_record(&rules, &body)?;
+    let planned = Planned {
+        id,
+        title: input.title.clone(),
+        state: ChangeState::Draft,
+        change_type: input.change_type,
+        services: input.services.clone(),
+        window: input.window,
+        implementer: input.implementer.clone(),
+        launch: input.launch,
+    };
+    let conflicts = state
+        .store
+        .change_conflicts(&rules.policy(), &planned)
+        .await?;
+    let catalog = &rules.snapshot.catalog;
+    let facts = policy::Facts {
+        change_type: input.change_type,
+        declared_risk: input.risk,
+        services: &input.services,
+        implementer: input.implementer.as_deref(),
+        test_evidence: input.test_evidence.as_ref(),
+        rollback_plan: &input.rollback_plan,
+    };
+    let assessment = policy::assess(&facts, catalog, &conflicts);
+    let required = policy::requirements(&facts, assessment.risk, catalog, &rules.snapshot.graph);
+    Ok(Json(json!({
+        "conflicts": conflicts,
+        "risk": {"declared": input.risk, "computed": assessment.risk, "reasons": assessment.reasons},
+        "approval": {"required": required},
+        "safeguards_missing": policy::missing_safeguards(&facts, catalog),
+    })))
+}
+
+async fn detail_or_404(state: &AppState, id: i64) -> ApiResult<ChangeDetail> {
+    state.store.change(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("no change {}", muster_domain::changes::number(id)))
+    })
+}
+
+/// `GET /api/v1/changes/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let id = reference(&id)?;
+    let detail = detail_or_404(&state, id).await?;
+    let rules = Rules::load(&state).await?;
+    let conflicts = state
+        .store
+        .change_conflicts(&rules.policy(), &detail.change.planned())
+        .await?;
+    Ok(Json(change_json(&rules, &detail, &conflicts)))
+}
+
+/// `PUT /api/v1/changes/{id}`: rewrites the record (drafts, submitted and approved
+/// changes); after submission the change returns to submitted and its approvals are
+/// cleared.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let id = reference(&id)?;
+    let current = detail_or_404(&state, id).await?;
+    let rules = Rules::load(&state).await?;
+    require_owners(&caller, &rules, &current.change.services)?;
+    let input = read_record(&rules, &body)?;
+    require_owners(&caller, &rules, &input.services)?;
+    let (detail, conflicts) = state
+        .store
+        .update_change(&caller.actor(), &rules.policy(), id, &input)
+        .await?;
+    Ok(Json(change_json(&rules, &detail, &conflicts)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    acknowledge_conflicts: bool,
+}
+
+/// Who acts on a change: a person. Signed-in people act as themselves (an approval is
+/// recorded as whoever gives it); automation names `by`.
+fn acting(rules: &Rules, caller: &Caller, by: Option<&str>, errors: &mut FieldErrors) -> String {
+    let catalog = &rules.snapshot.catalog;
+    match (&caller.principal.person, by) {
+        (Some(me), Some(by)) if by != me => {
+            errors.push(
+                "by",
+                format!("you are {me}: a change records the person who acts, not {by:?}"),
+            );
+            String::new()
+        }
+        (None, None) => {
+            errors.push("by", "is required: the person acting (a person id)");
+            String::new()
+        }
+        _ => acting_person(catalog, caller, by, errors),
+    }
+}
+
+/// `POST /api/v1/changes/{id}/{action}` with `{by, reason, acknowledge_conflicts}`.
+pub async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let id = reference(&id)?;
+    let Some(action) = Action::parse(&action) else {
+        return Err(ApiError::not_found(format!(
+            "{action:?} is not an action on a change: use {}",
+            Action::names()
+        )));
+    };
+    let request: ActionBody = if body.bytes.is_empty() {
+        ActionBody::default()
+    } else {
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?
+    };
+    let current = detail_or_404(&state, id).await?;
+    let rules = Rules::load(&state).await?;
+    require_owners(&caller, &rules, &current.change.services)?;
+    let mut errors = FieldErrors::default();
+    let by = acting(&rules, &caller, request.by.as_deref(), &mut errors);
+    if let Some(reason) = &request.reason {
+        bounded(&mut errors, "reason", reason, MAX_TEXT, false);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
+    }
+    let transition = Transition {
+        action,
+        by,
+        reason: request.reason.or(caller.reason.clone()),
+        acknowledge_conflicts: request.acknowledge_conflicts,
+    };
+    let actor = caller.actor().with_reason(transition.reason.clone());
+    let (detail, conflicts) = state
+        .store
+        .act_on_change(&actor, &rules.policy(), id, &transition)
+        .await?;
+    Ok(Json(change_json(&rules, &detail, &conflicts)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptanceBody {
+    accepted_by: String,
+    on_behalf_of: String,
+    reason: String,
+    declined_recommendation: String,
+}
+
+/// `POST /api/v1/changes/{id}/risk-acceptance`: who accepts the risk of going ahead
+/// without a recommended safeguard, on whose behalf, why, and which recommendation
+/// was declined. Recorded, shown on the change and sent to its parties.
+pub async fn accept_risk(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = reference(&id)?;
+    let request: AcceptanceBody =
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let current = detail_or_404(&state, id).await?;
+    let rules = Rules::load(&state).await?;
+    require_owners(&caller, &rules, &current.change.services)?;
+    let mut errors = FieldErrors::default();
+    bounded(
+        &mut errors,
+        "accepted_by",
+        &request.accepted_by,
+        MAX_TITLE,
+        true,
+    );
+    bounded(
+        &mut errors,
+        "on_behalf_of",
+        &request.on_behalf_of,
+        MAX_TITLE,
+        true,
+    );
+    bounded(&mut errors, "reason", &request.reason, MAX_TEXT, true);
+    bounded(
+        &mut errors,
+        "declined_recommendation",
+        &request.declined_recommendation,
+        MAX_TEXT,
+        true,
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
+    }
+    let acceptance = NewRiskAcceptance {
+        accepted_by: request.accepted_by.trim().to_string(),
+        on_behalf_of: request.on_behalf_of.trim().to_string(),
+        reason: request.reason.trim().to_string(),
+        declined_recommendation: request.declined_recommendation.trim().to_string(),
+    };
+    let (detail, conflicts) = state
+        .store
+        .accept_change_risk(&caller.actor(), &rules.policy(), id, &acceptance)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(change_json(&rules, &detail, &conflicts)),
+    ))
+}
