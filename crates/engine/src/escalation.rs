@@ -14,7 +14,7 @@ use muster_store::notify::NewNotification;
 use std::collections::HashMap;
 
 /// Escalations looked at per transaction.
-const BATCH: usize = 200;
+const BATCH: usize = 1000;
 
 pub async fn run(store: Store, public_url: String) {
     loop {

@@ -12,6 +12,7 @@ use muster_domain::audit::Actor;
 use muster_domain::catalog::Catalog;
 use muster_domain::catalog::graph::ServiceGraph;
 use muster_domain::changes::conflicts::{Conflict, Planned, conflicts};
+use muster_domain::changes::events::{Nearby, NewChangeEvent, covering, nearby};
 use muster_domain::changes::policy::{self, Approval, Facts};
 use muster_domain::changes::{
     Action, ChangeType, Freeze, Risk, Settings, State, TestEvidence, Window, number, transition,
@@ -163,6 +164,66 @@ pub struct ChangeQuery {
     pub states: Vec<State>,
     pub service: Option<String>,
     pub limit: usize,
+}
+
+/// What recording a change event found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedEvent {
+    pub id: i64,
+    /// No in-progress change covers the event's service.
+    pub unscheduled: bool,
+    /// The in-progress change that does.
+    pub covered_by: Option<String>,
+    /// In-progress work nearby (unscheduled events only).
+    pub nearby: Vec<Nearby>,
+    /// Who was told at once.
+    pub told: Vec<String>,
+}
+
+/// id, service, summary, source, happened at, custom details, links, received at,
+/// actor, covered by, unscheduled, nearby.
+type EventRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+    i64,
+    String,
+);
+
+fn event_json(r: EventRow) -> Result<serde_json::Value> {
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+    Ok(serde_json::json!({
+        "id": r.0,
+        "service": r.1,
+        "summary": r.2,
+        "source": r.3,
+        "timestamp": from_ms(r.4)?,
+        "custom_details": r.5.as_deref().map(json),
+        "links": json(&r.6),
+        "received_at": from_ms(r.7)?,
+        "actor": r.8,
+        "covered_by": r.9.map(number),
+        "unscheduled": r.10 != 0,
+        "nearby": json(&r.11),
+    }))
+}
+
+/// "Jared Cole (jared, jared@client.test)": a person and how to reach them.
+fn contact(catalog: &Catalog, person: &str) -> String {
+    match catalog.person(person) {
+        Some(p) => match &p.email {
+            Some(email) => format!("{} ({}, {email})", p.name, p.id),
+            None => format!("{} ({})", p.name, p.id),
+        },
+        None => person.to_string(),
+    }
 }
 
 #[derive(sqlx::FromRow, Clone)]
@@ -367,6 +428,31 @@ impl Store {
 
     pub async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>> {
         dispatch!(self, list(query))
+    }
+
+    /// Records a change event (from the API or PagerDuty): covered by an in-progress
+    /// change on its service, or unscheduled — and then the implementers of in-progress
+    /// work nearby and the on-call of the owner teams on both sides (`oncall`, by team)
+    /// are told at once, each with the other's contact.
+    pub async fn record_change_event(
+        &self,
+        key_id: Option<&str>,
+        policy: &Policy<'_>,
+        event: &NewChangeEvent,
+        oncall: &HashMap<String, Vec<String>>,
+    ) -> Result<RecordedEvent> {
+        let now = ms(self.clock().now());
+        dispatch!(self, record_event(key_id, policy, event, oncall, now))
+    }
+
+    /// The change events of `service`, newest first.
+    pub async fn change_events(
+        &self,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        let rows: Vec<EventRow> = dispatch!(self, events(service, limit as i64))?;
+        rows.into_iter().map(event_json).collect()
     }
 
     /// What `change` (stored or not) collides with now: a dry run.

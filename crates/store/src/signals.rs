@@ -9,7 +9,6 @@ use muster_domain::audit::Actor;
 use muster_domain::signals::ingest::{self, AlertKey, Known, Prior, Write};
 use muster_domain::signals::matchers::{Matcher, MatcherBody};
 use muster_domain::signals::merge::Activity;
-use muster_domain::signals::pagerduty::ChangeEvent;
 use muster_domain::signals::silences::Silence;
 use muster_domain::signals::{Alert, EventKind, KeyScope, LabelSet, Source};
 use serde::Serialize;
@@ -185,17 +184,6 @@ fn alert_from_row(r: AlertRow) -> Result<StoredAlert> {
 
 /// seq, alert id, kind, at, source.
 type EventRow = (i64, i64, String, i64, String);
-/// id, summary, source, happened at, custom details, links, received at.
-type ChangeEventRow = (
-    i64,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-    String,
-    i64,
-);
-
 type SilenceRow = (
     String,
     Option<String>,
@@ -619,39 +607,6 @@ impl Store {
         ));
         let now = ms(self.clock().now());
         dispatch!(self, save_silences(&[expired, Some(silence)], entries, now))
-    }
-
-    /// Keeps a PagerDuty change event for the changes domain.
-    pub async fn add_change_event(
-        &self,
-        origin: &Origin,
-        service: &str,
-        event: &ChangeEvent,
-    ) -> Result<i64> {
-        let now = ms(self.clock().now());
-        dispatch!(self, add_change_event(origin, service, event, now))
-    }
-
-    /// The change events received for `service`, newest first.
-    pub async fn change_events(
-        &self,
-        service: &str,
-        limit: usize,
-    ) -> Result<Vec<serde_json::Value>> {
-        let rows: Vec<ChangeEventRow> = dispatch!(self, change_events(service, limit as i64))?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(serde_json::json!({
-                    "id": r.0,
-                    "summary": r.1,
-                    "source": r.2,
-                    "timestamp": from_ms(r.3)?,
-                    "custom_details": r.4.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()),
-                    "links": serde_json::from_str::<serde_json::Value>(&r.5).unwrap_or_default(),
-                    "received_at": from_ms(r.6)?,
-                }))
-            })
-            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 //! submission, freezes, and bad input refused with nothing changed.
 
 use crate::common::*;
+use crate::intake::service_key;
 use crate::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -493,7 +494,123 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Back
     assert_eq!(texts_at(&after["log"], "/kind"), ["created", "submit"]);
 }
 
+async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    // Story 2: rodney's phone-switch change, 03:00–06:00 America/Denver, under way.
+    let switch = create(
+        &server,
+        record(
+            "Patch and fail over the phone switch",
+            &["phone-switch"],
+            "2026-11-23T03:00:00-07:00",
+            3,
+            "rodney",
+        ),
+    )
+    .await;
+    let number = switch["number"].as_str().unwrap().to_string();
+    act_ok(&server, &number, "submit", json!({"by": "rodney"})).await;
+    server
+        .post(
+            &format!("/api/v1/changes/{number}/risk-acceptance"),
+            json!({"accepted_by": "rita", "on_behalf_of": "contact-centre", "reason": "Routine patch",
+                   "declined_recommendation": "Test on the backup switch"}),
+        )
+        .await;
+    act_ok(&server, &number, "approve", json!({"by": "rita"})).await;
+    act_ok(&server, &number, "start", json!({"by": "rodney"})).await;
+
+    // The GES team deploys with no change record; their pipeline sends a PagerDuty
+    // change event with the ges integration key.
+    let key = service_key(&server, "ges", "pipeline").await;
+    let event = json!({"routing_key": key, "payload": {"summary": "Deploy GES 4.2 to production",
+                       "source": "ges-pipeline", "timestamp": "2026-11-23T10:20:00Z"},
+                       "links": [{"href": "https://ci.client.test/ges/812", "text": "build 812"}]});
+    let (status, body) = send(
+        server
+            .request(Method::POST, "/v2/change/enqueue")
+            .json(&event),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (_, events) = server.get("/api/v1/services/ges/change-events").await;
+    let recorded = &events["items"][0];
+    assert_eq!(recorded["unscheduled"], true, "{events}");
+    assert_eq!(recorded["nearby"][0]["number"], number.as_str());
+    assert_eq!(
+        texts_at(&recorded["nearby"][0]["path"], ""),
+        ["ges", "agent-portal", "phone-switch"]
+    );
+    // rodney learns who is working on GES and how to reach its on-call; the GES on-call
+    // learns whose change is in progress and how to reach rodney.
+    let to_rodney = db
+        .texts(
+            "SELECT body FROM notifications WHERE dedup_key LIKE 'change-event:%:theirs:rodney:%'",
+        )
+        .await;
+    assert_eq!(to_rodney.len(), 1, "{to_rodney:?}");
+    assert!(
+        to_rodney[0].contains("Unscheduled work on GES reservations application (ges)"),
+        "{}",
+        to_rodney[0]
+    );
+    assert!(
+        to_rodney[0].contains("GES reservations application on-call (ges-team): "),
+        "{}",
+        to_rodney[0]
+    );
+    let ours = db
+        .texts("SELECT recipient FROM notifications WHERE dedup_key LIKE 'change-event:%:ours:%'")
+        .await;
+    assert!(!ours.is_empty(), "the GES on-call is told");
+    let to_ges = db
+        .texts("SELECT body FROM notifications WHERE dedup_key LIKE 'change-event:%:ours:%'")
+        .await;
+    assert!(
+        to_ges[0].contains("Rodney Blake (rodney, rodney@example.test)"),
+        "{}",
+        to_ges[0]
+    );
+    let (_, change) = server.get(&format!("/api/v1/changes/{number}")).await;
+    assert!(texts_at(&change["log"], "/kind").contains(&"unscheduled_nearby".to_string()));
+
+    // Work the change covers is planned, not flagged.
+    let (status, covered) = server
+        .post(
+            "/api/v1/change-events",
+            json!({"service": "phone-switch", "summary": "Failover to backup", "actor": "rodney", "source": "runbook"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{covered}");
+    assert_eq!(covered["unscheduled"], false);
+    assert_eq!(covered["covered_by"], number.as_str());
+    // Bad input names the field; nothing is stored.
+    let (status, body) = server
+        .post(
+            "/api/v1/change-events",
+            json!({"service": "nope", "summary": " "}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let named = problems(&body);
+    assert!(
+        named.iter().any(|p| p.starts_with("service:"))
+            && named.iter().any(|p| p.starts_with("summary:")),
+        "{named:?}"
+    );
+    let (status, _) = server
+        .post(
+            "/api/v1/change-events",
+            json!({"service": "ges", "summary": "x", "at": "yesterday"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, events) = server.get("/api/v1/services/ges/change-events").await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+}
+
 on_both_databases!(
+    unscheduled_work_near_a_change_tells_both_sides_at_once,
     story_4_the_change_the_customer_insisted_on,
     the_sandbox_conflict_runs_through_the_agent_portal,
     the_third_launch_in_a_month_needs_an_acknowledgement,

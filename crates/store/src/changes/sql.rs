@@ -506,3 +506,122 @@ pub async fn list(p: &crate::Pools<DB>, query: &ChangeQuery) -> Result<Vec<Chang
     changes.sort_by(|a, b| b.start.cmp(&a.start).then(b.id.cmp(&a.id)));
     Ok(changes)
 }
+
+/// The in-progress changes on `services`.
+async fn in_progress_on(tx: &mut Tx<'_>, services: &[String]) -> Result<Vec<Planned>> {
+    let mut ids: BTreeSet<i64> = BTreeSet::new();
+    for chunk in services.chunks(500) {
+        let sql = format!(
+            "SELECT DISTINCT c.id FROM changes c JOIN change_services s ON s.change_id = c.id \
+             WHERE c.state = 'in_progress' AND s.service_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(trusted(sql));
+        for service in chunk {
+            q = q.bind(service);
+        }
+        ids.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|r| r.0));
+    }
+    let ids: Vec<i64> = ids.into_iter().collect();
+    Ok(fetch_many(tx, &ids, "").await?.iter().map(Change::planned).collect())
+}
+
+pub async fn record_event(
+    p: &crate::Pools<DB>,
+    key_id: Option<&str>,
+    policy: &Policy<'_>,
+    event: &NewChangeEvent,
+    oncall: &HashMap<String, Vec<String>>,
+    now: i64,
+) -> Result<RecordedEvent> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let catalog = policy.catalog;
+    let mut near: Vec<String> = vec![event.service.clone()];
+    near.extend(policy.graph.neighbourhood(&event.service, policy.settings.hops).into_iter().map(|r| r.service));
+    let in_progress = in_progress_on(&mut tx, &near).await?;
+    let covered = covering(&event.service, &in_progress).and_then(|c| c.id);
+    let nearby = match covered {
+        Some(_) => Vec::new(),
+        None => nearby(&event.service, &in_progress, policy.graph, policy.settings.hops),
+    };
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO change_events (service_id, summary, source, happened_at, custom_details, links, key_id, received_at, actor, covered_by, unscheduled, nearby) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(&event.service)
+    .bind(&event.summary)
+    .bind(&event.source)
+    .bind(ms(event.at))
+    .bind(event.custom_details.as_ref().map(|d| d.to_string()))
+    .bind(serde_json::to_string(&event.links).expect("links serialise"))
+    .bind(key_id.unwrap_or(""))
+    .bind(now)
+    .bind(&event.actor)
+    .bind(covered)
+    .bind(covered.is_none() as i64)
+    .bind(serde_json::to_string(&nearby).expect("nearby serialises"))
+    .fetch_one(&mut *tx)
+    .await?;
+    let service_name = catalog.service(&event.service).map(|s| s.name.as_str()).unwrap_or(&event.service);
+    let owner = catalog.service(&event.service).map(|s| s.owner.clone()).unwrap_or_default();
+    let owner_oncall: Vec<String> = oncall.get(&owner).cloned().unwrap_or_default();
+    let who = event.actor.as_deref().or(event.source.as_deref()).unwrap_or("someone");
+    let mut told: BTreeSet<String> = BTreeSet::new();
+    let mut messages = Vec::new();
+    for work in &nearby {
+        let change_team = catalog.service(&work.service).map(|s| s.owner.clone()).unwrap_or_default();
+        let their_people: Vec<String> = work.implementer.iter().cloned().chain(oncall.get(&change_team).cloned().unwrap_or_default()).collect();
+        let contacts = |people: &[String]| people.iter().map(|p| contact(catalog, p)).collect::<Vec<_>>().join(", ");
+        let path = work.path.join(" – ");
+        let hops = format!("{} hop{} away ({path})", work.distance, if work.distance == 1 { "" } else { "s" });
+        // To the change's side: who is working on the event's service, and how to reach its on-call.
+        let subject = format!("Unscheduled work on {} during your change {}", event.service, work.number);
+        let body = format!(
+            "Unscheduled work on {service_name} ({}) during {} {:?} on {}, {hops}:\n{:?} by {who}.\n{} on-call ({owner}): {}\n",
+            event.service,
+            work.number,
+            work.title,
+            work.service,
+            event.summary,
+            service_name,
+            if owner_oncall.is_empty() { "nobody found".to_string() } else { contacts(&owner_oncall) }
+        );
+        let key = format!("change-event:{id}:{}:theirs", work.change);
+        messages.extend(notices(catalog, &their_people, &key, &subject, &body, now));
+        // To the event's side: whose change is in progress nearby, and how to reach them.
+        let subject = format!("Unscheduled work on {} while {} is in progress nearby", event.service, work.number);
+        let body = format!(
+            "{:?} on {} ({who}) is not covered by any change, and {} {:?} is in progress on {}, {hops}.\nImplementer and {change_team} on-call: {}\n",
+            event.summary,
+            event.service,
+            work.number,
+            work.title,
+            work.service,
+            contacts(&their_people)
+        );
+        let key = format!("change-event:{id}:{}:ours", work.change);
+        messages.extend(notices(catalog, &owner_oncall, &key, &subject, &body, now));
+        told.extend(their_people);
+        told.extend(owner_oncall.iter().cloned());
+        let text = format!("Unscheduled work on {} ({hops}): {:?} by {who}", event.service, event.summary);
+        log(&mut tx, work.change, now, "unscheduled_nearby", "muster", &text).await?;
+    }
+    if let Some(change) = covered {
+        let text = format!("Change event on {}: {:?} by {who}", event.service, event.summary);
+        log(&mut tx, change, now, "change_event", "muster", &text).await?;
+    }
+    notify_sql::insert(&mut tx, now, &messages).await?;
+    tx.commit().await?;
+    Ok(RecordedEvent { id, unscheduled: covered.is_none(), covered_by: covered.map(number), nearby, told: told.into_iter().collect() })
+}
+
+pub async fn events(p: &crate::Pools<DB>, service: &str, limit: i64) -> Result<Vec<EventRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, service_id, summary, source, happened_at, custom_details, links, received_at, actor, covered_by, unscheduled, nearby \
+         FROM change_events WHERE service_id = $1 ORDER BY happened_at DESC, id DESC LIMIT $2",
+    )
+    .bind(service)
+    .bind(limit)
+    .fetch_all(&p.reader)
+    .await?)
+}

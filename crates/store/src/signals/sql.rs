@@ -484,30 +484,3 @@ pub async fn save_silences(p: &crate::Pools<DB>, silences: &[Option<&Silence>], 
     Ok(())
 }
 
-pub async fn add_change_event(p: &crate::Pools<DB>, origin: &Origin, service: &str, e: &ChangeEvent, now: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO change_events (service_id, summary, source, happened_at, custom_details, links, key_id, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(service)
-    .bind(&e.summary)
-    .bind(&e.source)
-    .bind(ms(e.timestamp))
-    .bind(e.custom_details.as_ref().map(|d| d.to_string()))
-    .bind(json(&e.links))
-    .bind(origin.key_id.as_deref().unwrap_or(""))
-    .bind(now)
-    .fetch_one(&p.writer)
-    .await?)
-}
-
-pub async fn change_events(p: &crate::Pools<DB>, service: &str, limit: i64) -> Result<Vec<ChangeEventRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, summary, source, happened_at, custom_details, links, received_at FROM change_events \
-         WHERE service_id = $1 ORDER BY happened_at DESC, id DESC LIMIT $2",
-    )
-    .bind(service)
-    .bind(limit)
-    .fetch_all(&p.reader)
-    .await?)
-}

@@ -1,7 +1,8 @@
 //! Changes through the API: `GET|POST /api/v1/changes`, `POST /api/v1/changes/check`
 //! (a dry run), `GET|PUT /api/v1/changes/{id}` (`{id}` is the id or the `CHG-…`
 //! number), `POST /api/v1/changes/{id}/risk-acceptance` and
-//! `POST /api/v1/changes/{id}/{action}`.
+//! `POST /api/v1/changes/{id}/{action}`, and change events:
+//! `POST /api/v1/change-events` (PagerDuty's `/v2/change/enqueue` shares its path).
 
 use super::{Body, Params, acting_person, bounded};
 use crate::AppState;
@@ -15,16 +16,18 @@ use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
 use muster_domain::catalog::parse::from_value;
 use muster_domain::changes::conflicts::{Conflict, Planned};
+use muster_domain::changes::events::NewChangeEvent;
 use muster_domain::changes::policy::{self, Approval};
 use muster_domain::changes::{
     Action, ChangeType, Freeze, Risk, State as ChangeState, TestEvidence, Window, parse_reference,
 };
 use muster_store::catalog::CatalogSnapshot;
 use muster_store::changes::{
-    ChangeDetail, ChangeInput, ChangeQuery, NewRiskAcceptance, Policy, Transition,
+    ChangeDetail, ChangeInput, ChangeQuery, NewRiskAcceptance, Policy, RecordedEvent, Transition,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 10_000;
@@ -621,4 +624,111 @@ pub async fn accept_risk(
         StatusCode::CREATED,
         Json(change_json(&rules, &detail, &conflicts)),
     ))
+}
+
+/// Records a change event, from the API or PagerDuty: the on-call of every owner team
+/// in the event's neighbourhood is resolved first (schedules and overrides in force),
+/// so that unscheduled work can be told to both sides at once.
+pub(crate) async fn record_change_event(
+    state: &AppState,
+    key_id: Option<&str>,
+    event: &NewChangeEvent,
+) -> ApiResult<RecordedEvent> {
+    let rules = Rules::load(state).await?;
+    let catalog = &rules.snapshot.catalog;
+    let graph = &rules.snapshot.graph;
+    let now = state.store.clock().now();
+    let mut teams: Vec<String> = graph
+        .owner(&event.service)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    for reach in graph.neighbourhood(&event.service, rules.settings.hops) {
+        if !teams.contains(&reach.owner) {
+            teams.push(reach.owner);
+        }
+    }
+    let mut oncall: HashMap<String, Vec<String>> = HashMap::new();
+    for team in teams {
+        let people = super::oncall::first_page(state, catalog, &team, now)
+            .await?
+            .map(|page| page.people)
+            .unwrap_or_default();
+        oncall.insert(team, people);
+    }
+    Ok(state
+        .store
+        .record_change_event(key_id, &rules.policy(), event, &oncall)
+        .await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    service: String,
+    summary: String,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    custom_details: Option<Value>,
+    #[serde(default)]
+    links: Vec<Value>,
+}
+
+/// `POST /api/v1/change-events` with `{service, summary, actor, source, at}`: work as
+/// it happens, e.g. a deploy from CI. Answers whether it was unscheduled, the
+/// in-progress work nearby and who was told.
+pub async fn create_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let request: EventBody =
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let snapshot = state.store.catalog().await?;
+    let mut errors = FieldErrors::default();
+    let service = snapshot.catalog.service(&request.service);
+    if service.is_none() {
+        errors.push(
+            "service",
+            format!("no service with id {:?}", request.service),
+        );
+    }
+    caller.require(Permission::Respond, service.map(|s| s.owner.as_str()))?;
+    bounded(&mut errors, "summary", &request.summary, 1024, true);
+    for (field, text) in [("actor", &request.actor), ("source", &request.source)] {
+        if let Some(text) = text {
+            bounded(&mut errors, field, text, MAX_TITLE, false);
+        }
+    }
+    let at = match &request.at {
+        Some(text) => instant(&mut errors, "at", text),
+        None => Some(state.store.clock().now()),
+    };
+    if request.links.len() > 20 {
+        errors.push("links", "at most 20 links");
+    }
+    if let Some(details) = &request.custom_details
+        && details.to_string().len() > 16 * 1024
+    {
+        errors.push("custom_details", "at most 16 KiB of JSON");
+    }
+    let Some(at) = at.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
+    };
+    let event = NewChangeEvent {
+        service: request.service,
+        summary: request.summary.trim().to_string(),
+        actor: request.actor.filter(|a| !a.trim().is_empty()),
+        source: request.source.filter(|s| !s.trim().is_empty()),
+        at,
+        custom_details: request.custom_details,
+        links: request.links,
+    };
+    let recorded = record_change_event(&state, None, &event).await?;
+    Ok((StatusCode::CREATED, Json(json!(recorded))))
 }

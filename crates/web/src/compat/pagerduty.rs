@@ -137,11 +137,25 @@ pub async fn change_enqueue(State(state): State<AppState>, body: Bytes) -> Outco
     let service = service_of(&state.store, &key, &fields)
         .await
         .map_err(failed)?;
-    state
-        .store
-        .add_change_event(&origin(&key, Source::Pagerduty), &service, &event)
+    let event = muster_domain::changes::events::NewChangeEvent {
+        service,
+        summary: event.summary,
+        actor: None,
+        source: event.source,
+        at: event.timestamp,
+        custom_details: event.custom_details,
+        links: event.links,
+    };
+    let key_id = origin(&key, Source::Pagerduty).key_id;
+    crate::api::changes::record_change_event(&state, key_id.as_deref(), &event)
         .await
-        .map_err(failed)?;
+        .map_err(|e| {
+            tracing::error!(error = ?e, "PagerDuty change event failed");
+            answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"status": "error", "message": "internal error; the event was not stored"}),
+            )
+        })?;
     Ok(answer(
         StatusCode::ACCEPTED,
         json!({"status": "success", "message": "Change event processed"}),

@@ -1,0 +1,109 @@
+//! Change events: work reported as it happens (a deploy, a maintenance toggle, from CI
+//! or PagerDuty's change events). An event on a service that no in-progress change
+//! covers is unscheduled; when other work is in progress nearby in the graph, both
+//! sides are told at once.
+
+use super::conflicts::Planned;
+use super::{State, number};
+use crate::catalog::graph::ServiceGraph;
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+/// An event as received, from the API or PagerDuty's `/v2/change/enqueue`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewChangeEvent {
+    pub service: String,
+    pub summary: String,
+    /// Who did the work, as the sender names it.
+    pub actor: Option<String>,
+    /// What sent it, e.g. `github-actions`.
+    pub source: Option<String>,
+    pub at: Timestamp,
+    pub custom_details: Option<Value>,
+    pub links: Vec<Value>,
+}
+
+/// In-progress work near an unscheduled event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Nearby {
+    pub change: i64,
+    pub number: String,
+    pub title: String,
+    pub implementer: Option<String>,
+    /// The change's service nearest the event's.
+    pub service: String,
+    pub distance: u32,
+    /// From the event's service to the change's.
+    pub path: Vec<String>,
+}
+
+/// The in-progress change that covers work on `service`, if any.
+pub fn covering<'c>(service: &str, changes: &'c [Planned]) -> Option<&'c Planned> {
+    changes
+        .iter()
+        .find(|c| c.state == State::InProgress && c.services.iter().any(|s| s == service))
+}
+
+/// In-progress changes within `hops` of `service` (the conflict paths: up, down, or up
+/// then down), nearest first.
+pub fn nearby(service: &str, changes: &[Planned], graph: &ServiceGraph, hops: u32) -> Vec<Nearby> {
+    let reach = graph.neighbourhood(service, hops);
+    let mut found: Vec<Nearby> = changes
+        .iter()
+        .filter(|c| c.state == State::InProgress)
+        .filter_map(|c| {
+            let nearest = reach.iter().find(|r| c.services.contains(&r.service))?;
+            let id = c.id.unwrap_or_default();
+            Some(Nearby {
+                change: id,
+                number: number(id),
+                title: c.title.clone(),
+                implementer: c.implementer.clone(),
+                service: nearest.service.clone(),
+                distance: nearest.distance,
+                path: nearest.path.clone(),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.distance.cmp(&b.distance).then(a.change.cmp(&b.change)));
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::parse::{Format, parse_catalog};
+    use crate::changes::{ChangeType, Window};
+
+    fn in_progress(id: i64, services: &[&str]) -> Planned {
+        let at = |h: i64| Timestamp::from_second(h * 3600).unwrap();
+        Planned {
+            id: Some(id),
+            title: format!("change {id}"),
+            state: State::InProgress,
+            change_type: ChangeType::Normal,
+            services: services.iter().map(|s| s.to_string()).collect(),
+            window: Window::new(at(1), at(2)).unwrap(),
+            implementer: Some("rodney".into()),
+            launch: false,
+        }
+    }
+
+    #[test]
+    fn an_event_near_in_progress_work_names_the_path_and_covered_work_is_planned() {
+        let text = include_str!("../../../../fixtures/seed-world.yaml");
+        let graph = ServiceGraph::new(&parse_catalog(text, Format::Yaml).unwrap());
+        let switch = in_progress(1, &["phone-switch"]);
+        let mut approved = in_progress(2, &["agent-portal"]);
+        approved.state = State::Approved;
+        let changes = [switch.clone(), approved];
+        assert!(covering("ges", &changes).is_none());
+        let near = nearby("ges", &changes, &graph, 2);
+        assert_eq!(near.len(), 1, "only in-progress work counts");
+        assert_eq!(near[0].number, "CHG-1");
+        assert_eq!(near[0].path, ["ges", "agent-portal", "phone-switch"]);
+        assert_eq!(covering("phone-switch", &changes), Some(&switch));
+        assert!(nearby("helpdesk-portal", &changes, &graph, 2).is_empty());
+    }
+}
