@@ -19,7 +19,9 @@ const BATCH: usize = 1000;
 pub async fn run(store: Store, public_url: String) {
     loop {
         match escalate_once(&store, &public_url).await {
-            Ok(n) if n >= BATCH => continue,
+            // Work found: look again at once (more may have fallen due meanwhile);
+            // only an idle look waits for the next tick.
+            Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "escalating incidents failed; retrying"),
         }
