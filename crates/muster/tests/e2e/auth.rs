@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 44] = [
+pub const ROUTES: [(&str, &str); 52] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -57,6 +57,14 @@ pub const ROUTES: [(&str, &str); 44] = [
     ("GET", "/api/v1/reports"),
     ("POST", "/api/v1/reports"),
     ("POST", "/api/v1/reports/identity/route"),
+    ("GET", "/api/v1/changes"),
+    ("POST", "/api/v1/changes"),
+    ("POST", "/api/v1/changes/check"),
+    ("GET", "/api/v1/changes/identity"),
+    ("PUT", "/api/v1/changes/identity"),
+    ("POST", "/api/v1/changes/identity/risk-acceptance"),
+    ("POST", "/api/v1/changes/identity/acknowledge"),
+    ("POST", "/api/v1/change-events"),
 ];
 
 async fn every_api_route_needs_auth(backend: Backend) {
