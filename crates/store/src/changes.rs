@@ -455,6 +455,30 @@ impl Store {
         rows.into_iter().map(event_json).collect()
     }
 
+    /// Changes (not cancelled) on any of `services` whose window meets `[from, to)`.
+    pub async fn changes_on(
+        &self,
+        services: &[String],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Change>> {
+        dispatch!(self, on_services(services, ms(from), ms(to)))
+    }
+
+    /// Change events on any of `services` within `[from, to)`, newest first (at most
+    /// `limit`).
+    pub async fn change_events_on(
+        &self,
+        services: &[String],
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        let rows: Vec<EventRow> =
+            dispatch!(self, events_on(services, ms(from), ms(to), limit as i64))?;
+        rows.into_iter().map(event_json).collect()
+    }
+
     /// What `change` (stored or not) collides with now: a dry run.
     pub async fn change_conflicts(
         &self,

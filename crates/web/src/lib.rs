@@ -209,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/changes/check", post(api::changes::check))
         .route("/api/v1/change-events", post(api::changes::create_event))
+        .route("/api/v1/sandbox", get(api::changes::sandbox))
         .route(
             "/api/v1/changes/{id}",
             get(api::changes::get).put(api::changes::update),

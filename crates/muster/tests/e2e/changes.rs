@@ -574,6 +574,45 @@ async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backen
     let (_, change) = server.get(&format!("/api/v1/changes/{number}")).await;
     assert!(texts_at(&change["log"], "/kind").contains(&"unscheduled_nearby".to_string()));
 
+    // The sandbox view of the agent portal shows who is doing what around it.
+    let (status, sandbox) = server
+        .get("/api/v1/sandbox?service=agent-portal&at=2026-11-23T10:30:00Z")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sandbox}");
+    assert_eq!(sandbox["changes"][0]["number"], number.as_str());
+    assert_eq!(sandbox["changes"][0]["state"], "in_progress");
+    assert_eq!(
+        sandbox["changes"][0]["implementer"]["email"],
+        "rodney@example.test"
+    );
+    assert_eq!(
+        sandbox["changes"][0]["near"]["path"],
+        json!(["agent-portal", "phone-switch"])
+    );
+    assert_eq!(sandbox["change_events"][0]["unscheduled"], true);
+    assert_eq!(sandbox["change_events"][0]["near"]["service"], "ges");
+    assert!(sandbox["freezes"].as_array().unwrap().is_empty());
+    let (_, later) = server
+        .get("/api/v1/sandbox?service=agent-portal&at=2026-11-24T10:30:00Z")
+        .await;
+    assert!(
+        later["changes"].as_array().unwrap().is_empty(),
+        "a day later: {later}"
+    );
+    for (query, field) in [
+        ("", "service"),
+        ("service=nope", "service"),
+        ("service=ges&hours=0", "hours"),
+        ("service=ges&at=soon", "at"),
+    ] {
+        let (status, body) = server.get(&format!("/api/v1/sandbox?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(
+            problems(&body)[0].starts_with(&format!("{field}:")),
+            "{query}: {body}"
+        );
+    }
+
     // Work the change covers is planned, not flagged.
     let (status, covered) = server
         .post(

@@ -625,3 +625,48 @@ pub async fn events(p: &crate::Pools<DB>, service: &str, limit: i64) -> Result<V
     .fetch_all(&p.reader)
     .await?)
 }
+
+pub async fn on_services(p: &crate::Pools<DB>, services: &[String], from: i64, to: i64) -> Result<Vec<Change>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let mut ids: BTreeSet<i64> = BTreeSet::new();
+    for chunk in services.chunks(500) {
+        let sql = format!(
+            "SELECT DISTINCT s.change_id FROM change_services s JOIN changes c ON c.id = s.change_id \
+             WHERE s.service_id IN ({}) AND s.end_at > {} AND s.start_at < {} AND c.state <> 'cancelled'",
+            placeholders(1, chunk.len()),
+            placeholders(chunk.len() + 1, 1),
+            placeholders(chunk.len() + 2, 1)
+        );
+        let mut q = sqlx::query_as::<_, (i64,)>(trusted(sql));
+        for service in chunk {
+            q = q.bind(service);
+        }
+        ids.extend(q.bind(from).bind(to).fetch_all(&mut *tx).await?.into_iter().map(|r| r.0));
+    }
+    let ids: Vec<i64> = ids.into_iter().collect();
+    let changes = fetch_many(&mut tx, &ids, "").await?;
+    tx.commit().await?;
+    Ok(changes)
+}
+
+pub async fn events_on(p: &crate::Pools<DB>, services: &[String], from: i64, to: i64, limit: i64) -> Result<Vec<EventRow>> {
+    let mut rows: Vec<EventRow> = Vec::new();
+    for chunk in services.chunks(500) {
+        let sql = format!(
+            "SELECT id, service_id, summary, source, happened_at, custom_details, links, received_at, actor, covered_by, unscheduled, nearby \
+             FROM change_events WHERE service_id IN ({}) AND happened_at >= {} AND happened_at < {} ORDER BY happened_at DESC, id DESC LIMIT {}",
+            placeholders(1, chunk.len()),
+            placeholders(chunk.len() + 1, 1),
+            placeholders(chunk.len() + 2, 1),
+            placeholders(chunk.len() + 3, 1)
+        );
+        let mut q = sqlx::query_as::<_, EventRow>(trusted(sql));
+        for service in chunk {
+            q = q.bind(service);
+        }
+        rows.extend(q.bind(from).bind(to).bind(limit).fetch_all(&p.reader).await?);
+    }
+    rows.sort_by(|a, b| b.4.cmp(&a.4).then(b.0.cmp(&a.0)));
+    rows.truncate(limit as usize);
+    Ok(rows)
+}

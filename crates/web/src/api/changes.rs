@@ -732,3 +732,127 @@ pub async fn create_event(
     let recorded = record_change_event(&state, None, &event).await?;
     Ok((StatusCode::CREATED, Json(json!(recorded))))
 }
+
+/// The most neighbours the sandbox view looks at (nearest first).
+const SANDBOX_SERVICES: usize = 200;
+
+/// `GET /api/v1/sandbox?service=…&at=…&hours=4`: who else is playing in the sandbox —
+/// everything in progress or scheduled within `hours` (default 4, at most 72) of `at`
+/// (default now) on the service and its neighbourhood (the conflict paths): changes
+/// with their implementer and contact, change events (unscheduled ones marked), the
+/// freezes in force and open incidents, each with its distance and path.
+pub async fn sandbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let at = params.instant_or_now("at", &state)?;
+    let hours = match params.text("hours") {
+        None => 4,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|h| (1..=72).contains(h))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "hours",
+                    format!("must be a whole number from 1 to 72, got {text:?}"),
+                )
+            })?,
+    };
+    let rules = Rules::load(&state).await?;
+    let catalog = &rules.snapshot.catalog;
+    let Some(service) = params.text("service") else {
+        return Err(ApiError::field("service", "is required: a service id"));
+    };
+    if catalog.service(service).is_none() {
+        return Err(ApiError::field(
+            "service",
+            format!("no service with id {service:?}"),
+        ));
+    }
+    let span = jiff::SignedDuration::from_hours(hours);
+    let (from, to) = (at - span, at + span);
+    // Distance and path from the service to each neighbour (itself at 0).
+    let mut near: Vec<(String, u32, Vec<String>)> =
+        vec![(service.to_string(), 0, vec![service.to_string()])];
+    near.extend(
+        rules
+            .snapshot
+            .graph
+            .neighbourhood(service, rules.settings.hops)
+            .into_iter()
+            .map(|r| (r.service, r.distance, r.path)),
+    );
+    near.truncate(SANDBOX_SERVICES);
+    let ids: Vec<String> = near.iter().map(|n| n.0.clone()).collect();
+    let place = |services: &[String]| -> Value {
+        let nearest = near.iter().find(|n| services.contains(&n.0));
+        match nearest {
+            Some((id, distance, path)) => {
+                json!({"service": id, "distance": distance, "path": path})
+            }
+            None => Value::Null,
+        }
+    };
+    let contact = |person: &Option<String>| {
+        person
+            .as_deref()
+            .and_then(|id| catalog.person(id))
+            .map(|p| json!({"id": p.id, "name": p.name, "email": p.email}))
+    };
+    let changes: Vec<Value> = state
+        .store
+        .changes_on(&ids, from, to)
+        .await?
+        .into_iter()
+        .map(|c| {
+            json!({"number": c.number, "title": c.title, "state": c.state, "type": c.change_type,
+                   "start": c.start, "end": c.end, "services": c.services,
+                   "implementer": contact(&c.implementer), "near": place(&c.services)})
+        })
+        .collect();
+    let events: Vec<Value> = state
+        .store
+        .change_events_on(&ids, from, to, 200)
+        .await?
+        .into_iter()
+        .map(|mut e| {
+            let service = e["service"].as_str().unwrap_or_default().to_string();
+            e["near"] = place(&[service]);
+            e
+        })
+        .collect();
+    let freezes: Vec<&Freeze> = rules
+        .freezes
+        .iter()
+        .filter(|f| {
+            f.window.overlaps(&Window {
+                start: from,
+                end: to,
+            }) && f.covers(service)
+        })
+        .collect();
+    let mut incidents: Vec<Value> = Vec::new();
+    for (id, _, _) in &near {
+        let query = muster_store::incidents::IncidentQuery {
+            states: muster_domain::incidents::State::ALL
+                .into_iter()
+                .filter(|s| s.is_open())
+                .collect(),
+            service: Some(id.clone()),
+            before_id: None,
+            limit: 20,
+        };
+        for incident in state.store.incidents(&query).await? {
+            incidents.push(json!({"number": incident.number, "title": incident.title, "state": incident.state,
+                                  "severity": incident.severity, "service": incident.service,
+                                  "opened_at": incident.opened_at, "near": place(std::slice::from_ref(id))}));
+        }
+    }
+    Ok(Json(json!({
+        "service": service, "at": at, "from": from, "to": to,
+        "changes": changes, "change_events": events, "freezes": freezes, "incidents": incidents,
+    })))
+}
