@@ -4,7 +4,7 @@
 //! sides are told at once.
 
 use super::conflicts::Planned;
-use super::{State, number};
+use super::number;
 use crate::catalog::graph::ServiceGraph;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -38,20 +38,25 @@ pub struct Nearby {
     pub path: Vec<String>,
 }
 
-/// The in-progress change that covers work on `service`, if any.
-pub fn covering<'c>(service: &str, changes: &'c [Planned]) -> Option<&'c Planned> {
-    changes
+/// Of `in_progress` (the changes under way when the event happened), the one that
+/// covers work on `service`, if any.
+pub fn covering<'c>(service: &str, in_progress: &'c [Planned]) -> Option<&'c Planned> {
+    in_progress
         .iter()
-        .find(|c| c.state == State::InProgress && c.services.iter().any(|s| s == service))
+        .find(|c| c.services.iter().any(|s| s == service))
 }
 
-/// In-progress changes within `hops` of `service` (the conflict paths: up, down, or up
-/// then down), nearest first.
-pub fn nearby(service: &str, changes: &[Planned], graph: &ServiceGraph, hops: u32) -> Vec<Nearby> {
+/// Of `in_progress`, those within `hops` of `service` (the conflict paths: up, down,
+/// or up then down), nearest first.
+pub fn nearby(
+    service: &str,
+    in_progress: &[Planned],
+    graph: &ServiceGraph,
+    hops: u32,
+) -> Vec<Nearby> {
     let reach = graph.neighbourhood(service, hops);
-    let mut found: Vec<Nearby> = changes
+    let mut found: Vec<Nearby> = in_progress
         .iter()
-        .filter(|c| c.state == State::InProgress)
         .filter_map(|c| {
             let nearest = reach.iter().find(|r| c.services.contains(&r.service))?;
             let id = c.id.unwrap_or_default();
@@ -74,7 +79,7 @@ pub fn nearby(service: &str, changes: &[Planned], graph: &ServiceGraph, hops: u3
 mod tests {
     use super::*;
     use crate::catalog::parse::{Format, parse_catalog};
-    use crate::changes::{ChangeType, Window};
+    use crate::changes::{ChangeType, State, Window};
 
     fn in_progress(id: i64, services: &[&str]) -> Planned {
         let at = |h: i64| Timestamp::from_second(h * 3600).unwrap();
@@ -95,14 +100,17 @@ mod tests {
         let text = include_str!("../../../../fixtures/seed-world.yaml");
         let graph = ServiceGraph::new(&parse_catalog(text, Format::Yaml).unwrap());
         let switch = in_progress(1, &["phone-switch"]);
-        let mut approved = in_progress(2, &["agent-portal"]);
-        approved.state = State::Approved;
-        let changes = [switch.clone(), approved];
+        let portal = in_progress(2, &["agent-portal"]);
+        let changes = [switch.clone(), portal];
         assert!(covering("ges", &changes).is_none());
         let near = nearby("ges", &changes, &graph, 2);
-        assert_eq!(near.len(), 1, "only in-progress work counts");
-        assert_eq!(near[0].number, "CHG-1");
-        assert_eq!(near[0].path, ["ges", "agent-portal", "phone-switch"]);
+        assert_eq!(near.len(), 2);
+        assert_eq!(
+            near[0].number, "CHG-2",
+            "nearest first: the portal is one hop away"
+        );
+        assert_eq!(near[1].number, "CHG-1");
+        assert_eq!(near[1].path, ["ges", "agent-portal", "phone-switch"]);
         assert_eq!(covering("phone-switch", &changes), Some(&switch));
         assert!(nearby("helpdesk-portal", &changes, &graph, 2).is_empty());
     }

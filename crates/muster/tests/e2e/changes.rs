@@ -36,6 +36,38 @@ async fn act_ok(server: &Server, number: &str, action: &str, body: Value) -> Val
     answer
 }
 
+/// A responder token linked to `person`: approvals and rejections are given by people.
+fn person_token(db: &Database, person: &str) -> String {
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    db.token(&format!("{person}-{n}"), "responder", &["--person", person])
+}
+
+async fn act_as(
+    server: &Server,
+    token: &str,
+    number: &str,
+    action: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    send(
+        server
+            .as_token(
+                Method::POST,
+                &format!("/api/v1/changes/{number}/{action}"),
+                token,
+            )
+            .json(&body),
+    )
+    .await
+}
+
+async fn act_as_ok(server: &Server, token: &str, number: &str, action: &str, body: Value) -> Value {
+    let (status, answer) = act_as(server, token, number, action, body).await;
+    assert_eq!(status, StatusCode::OK, "{action}: {answer}");
+    answer
+}
+
 fn kinds(change: &Value) -> Vec<String> {
     texts_at(&change["conflicts"], "/kind")
 }
@@ -68,7 +100,14 @@ async fn story_4_the_change_the_customer_insisted_on(backend: Backend) {
     act_ok(&server, &number, "submit", json!({"by": "hank"})).await;
 
     // Approval is refused until a risk acceptance is recorded; nothing changes.
-    let (status, refused) = act(&server, &number, "approve", json!({"by": "hiro"})).await;
+    let (status, refused) = act_as(
+        &server,
+        &person_token(&db, "hiro"),
+        &number,
+        "approve",
+        json!({"by": "hiro"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
     assert!(
         refused["detail"]
@@ -100,14 +139,22 @@ async fn story_4_the_change_the_customer_insisted_on(backend: Backend) {
     assert_eq!(recorded["missing"].as_array().unwrap().len(), 2);
 
     // The implementer cannot approve their own change; hiro (hosting) can.
-    let (status, own) = act(&server, &number, "approve", json!({"by": "hank"})).await;
+    let (status, own) = act_as(
+        &server,
+        &person_token(&db, "hank"),
+        &number,
+        "approve",
+        json!({"by": "hank"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(
         own["detail"].as_str().unwrap().contains("self-approval"),
         "{own}"
     );
-    let approved = act_ok(
+    let approved = act_as_ok(
         &server,
+        &person_token(&db, "hiro"),
         &number,
         "approve",
         json!({"by": "hiro", "reason": "risk accepted by the customer"}),
@@ -204,7 +251,14 @@ async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
                    "declined_recommendation": "Test on the backup switch"}),
         )
         .await;
-    let approved = act_ok(&server, &number, "approve", json!({"by": "rita"})).await;
+    let approved = act_as_ok(
+        &server,
+        &person_token(&db, "rita"),
+        &number,
+        "approve",
+        json!({"by": "rita"}),
+    )
+    .await;
     assert_eq!(approved["state"], "approved", "{approved}");
 
     // A dry run for GES work in the same window shows the collision two hops away.
@@ -253,7 +307,14 @@ async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
                    "declined_recommendation": "Test on staging"}),
         )
         .await;
-    let (status, refused) = act(&server, ges_number, "approve", json!({"by": "jo"})).await;
+    let (status, refused) = act_as(
+        &server,
+        &person_token(&db, "jo"),
+        ges_number,
+        "approve",
+        json!({"by": "jo"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(
         refused["detail"]
@@ -262,8 +323,9 @@ async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
             .contains("acknowledge_conflicts"),
         "{refused}"
     );
-    let approved = act_ok(
+    let approved = act_as_ok(
         &server,
+        &person_token(&db, "jo"),
         ges_number,
         "approve",
         json!({"by": "jo", "acknowledge_conflicts": true}),
@@ -278,7 +340,7 @@ async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
 }
 
 async fn the_third_launch_in_a_month_needs_an_acknowledgement(backend: Backend) {
-    let (_db, server) = seeded(backend).await;
+    let (db, server) = seeded(backend).await;
     let launch = |title: &str, start: &str| {
         let mut body = record(title, &["helpdesk-portal"], start, 2, "hal");
         body["launch"] = json!(true);
@@ -300,10 +362,18 @@ async fn the_third_launch_in_a_month_needs_an_acknowledgement(backend: Backend) 
     );
     let number = third["number"].as_str().unwrap();
     act_ok(&server, number, "submit", json!({"by": "hal"})).await;
-    let (status, _) = act(&server, number, "approve", json!({"by": "hope"})).await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    let approved = act_ok(
+    let (status, _) = act_as(
         &server,
+        &person_token(&db, "hope"),
+        number,
+        "approve",
+        json!({"by": "hope"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let approved = act_as_ok(
+        &server,
+        &person_token(&db, "hope"),
         number,
         "approve",
         json!({"by": "hope", "acknowledge_conflicts": true}),
@@ -316,7 +386,7 @@ async fn the_third_launch_in_a_month_needs_an_acknowledgement(backend: Backend) 
 }
 
 async fn an_edit_after_submission_clears_approvals_and_stales_evidence(backend: Backend) {
-    let (_db, server) = seeded(backend).await;
+    let (db, server) = seeded(backend).await;
     let mut body = record(
         "Rotate identity keys",
         &["identity"],
@@ -330,7 +400,14 @@ async fn an_edit_after_submission_clears_approvals_and_stales_evidence(backend: 
     assert!(change["safeguards_missing"].as_array().unwrap().is_empty());
     let number = change["number"].as_str().unwrap();
     act_ok(&server, number, "submit", json!({"by": "pia"})).await;
-    let approved = act_ok(&server, number, "approve", json!({"by": "pete"})).await;
+    let approved = act_as_ok(
+        &server,
+        &person_token(&db, "pete"),
+        number,
+        "approve",
+        json!({"by": "pete"}),
+    )
+    .await;
     assert_eq!(approved["state"], "approved");
     // A new description: back to submitted, approvals cleared, the evidence stale.
     body["description"] = json!("Also rotate the vendor-auth client secret");
@@ -351,6 +428,15 @@ async fn an_edit_after_submission_clears_approvals_and_stales_evidence(backend: 
             .unwrap()
             .starts_with("fresh test evidence")
     );
+    // A later edit of the title alone keeps the same evidence stale.
+    body["title"] = json!("Rotate identity keys (v2)");
+    let (_, retitled) = send(
+        server
+            .request(Method::PUT, &format!("/api/v1/changes/{number}"))
+            .json(&body),
+    )
+    .await;
+    assert_eq!(retitled["test_evidence"]["stale"], true, "{retitled}");
     // New evidence makes it fresh again.
     body["test_evidence"]["tested_at"] = json!("2026-11-23T09:00:00Z");
     let (_, fresh) = send(
@@ -361,7 +447,14 @@ async fn an_edit_after_submission_clears_approvals_and_stales_evidence(backend: 
     .await;
     assert_eq!(fresh["test_evidence"]["stale"], false, "{fresh}");
     // Under way, the record is no longer edited.
-    act_ok(&server, number, "approve", json!({"by": "pete"})).await;
+    act_as_ok(
+        &server,
+        &person_token(&db, "pete"),
+        number,
+        "approve",
+        json!({"by": "pete"}),
+    )
+    .await;
     act_ok(&server, number, "start", json!({"by": "pia"})).await;
     let (status, refused) = send(
         server
@@ -379,7 +472,7 @@ async fn an_edit_after_submission_clears_approvals_and_stales_evidence(backend: 
 }
 
 async fn freezes_hold_all_but_emergencies(backend: Backend) {
-    let (_db, server) = seeded(backend).await;
+    let (db, server) = seeded(backend).await;
     // The seed world's year-end freeze covers every service.
     let mut body = record(
         "Holiday patch",
@@ -393,8 +486,9 @@ async fn freezes_hold_all_but_emergencies(backend: Backend) {
     assert_eq!(frozen["conflicts"][0]["blocking"], true);
     let number = frozen["number"].as_str().unwrap();
     act_ok(&server, number, "submit", json!({"by": "hal"})).await;
-    let (status, refused) = act(
+    let (status, refused) = act_as(
         &server,
+        &person_token(&db, "hope"),
         number,
         "approve",
         json!({"by": "hope", "acknowledge_conflicts": true}),
@@ -415,8 +509,9 @@ async fn freezes_hold_all_but_emergencies(backend: Backend) {
     let number = emergency["number"].as_str().unwrap();
     act_ok(&server, number, "submit", json!({"by": "hal"})).await;
     act_ok(&server, number, "start", json!({"by": "hal"})).await;
-    let approved = act_ok(
+    let approved = act_as_ok(
         &server,
+        &person_token(&db, "hope"),
         number,
         "approve",
         json!({"by": "hope", "acknowledge_conflicts": true}),
@@ -427,7 +522,7 @@ async fn freezes_hold_all_but_emergencies(backend: Backend) {
 }
 
 async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Backend) {
-    let (_db, server) = seeded(backend).await;
+    let (db, server) = seeded(backend).await;
     let good = record("Patch", &["ges"], "2026-11-25T10:00:00Z", 1, "jared");
     let mut bad = good.clone();
     bad["end"] = json!("2026-11-25T09:00:00Z");
@@ -484,7 +579,35 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Back
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(problems(&body)[0].starts_with("by: no person"), "{body}");
     act_ok(&server, number, "submit", json!({"by": "jared"})).await;
-    let (status, body) = act(&server, number, "reject", json!({"by": "jo"})).await;
+    // Decisions are a person's: a token without one cannot approve, and nobody approves
+    // under another's name.
+    let (status, body) = act(&server, number, "approve", json!({"by": "jo"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not linked to a person"),
+        "{body}"
+    );
+    let (status, body) = act_as(
+        &server,
+        &person_token(&db, "jo"),
+        number,
+        "approve",
+        json!({"by": "jared"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(problems(&body)[0].starts_with("by: you are jo"), "{body}");
+    let (status, body) = act_as(
+        &server,
+        &person_token(&db, "jo"),
+        number,
+        "reject",
+        json!({"by": "jo"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(problems(&body)[0].starts_with("reason:"));
     let (status, _) = server.get("/api/v1/changes/CHG-999").await;
@@ -517,7 +640,14 @@ async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backen
                    "declined_recommendation": "Test on the backup switch"}),
         )
         .await;
-    act_ok(&server, &number, "approve", json!({"by": "rita"})).await;
+    act_as_ok(
+        &server,
+        &person_token(&db, "rita"),
+        &number,
+        "approve",
+        json!({"by": "rita"}),
+    )
+    .await;
     act_ok(&server, &number, "start", json!({"by": "rodney"})).await;
 
     // The GES team deploys with no change record; their pipeline sends a PagerDuty

@@ -243,6 +243,24 @@ async fn incidents_follow_their_alerts(backend: Backend) {
         b["state"] == "resolved"
     })
     .await;
+
+    // A trigger and its acknowledgement in one grouping batch: the incident opened by
+    // the first is acknowledged by the second (grouping never stalls on it).
+    let key = service_key(&server, "forms-printing", "pd-burst").await;
+    let mut burst = json!({"routing_key": key, "event_action": "trigger", "dedup_key": "q-2",
+                           "payload": {"summary": "Spooler stuck", "source": "spooler", "severity": "error"}});
+    send(server.request(Method::POST, "/v2/enqueue").json(&burst)).await;
+    burst["event_action"] = json!("acknowledge");
+    send(server.request(Method::POST, "/v2/enqueue").json(&burst)).await;
+    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
+        b["items"].as_array().unwrap().len() == 1
+    })
+    .await;
+    let number = open["items"][0]["number"].as_str().unwrap().to_string();
+    wait_for(&server, &format!("/api/v1/incidents/{number}"), |b| {
+        b["state"] == "acknowledged"
+    })
+    .await;
 }
 
 async fn the_lifecycle_refuses_what_is_out_of_order(backend: Backend) {

@@ -4,6 +4,14 @@ use muster_domain::audit::NewAuditEntry;
 
 type Tx<'a> = sqlx::Transaction<'a, DB>;
 
+/// Takes the `changes` engine lock for the transaction: writers of changes take turns,
+/// so each sees the others' work when it checks for conflicts.
+async fn lock(tx: &mut Tx<'_>) -> Result<()> {
+    let sql = format!("SELECT name FROM engine_locks WHERE name = 'changes'{LOCK}");
+    let _: Option<(String,)> = sqlx::query_as(trusted(sql)).fetch_optional(&mut **tx).await?;
+    Ok(())
+}
+
 /// The services of each change in `ids`, sorted.
 async fn services_of(tx: &mut Tx<'_>, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
     let mut services: HashMap<i64, Vec<String>> = HashMap::new();
@@ -193,6 +201,7 @@ fn evidence_json(evidence: &Option<TestEvidence>) -> Option<String> {
 
 pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, input: &ChangeInput, now: i64) -> Result<i64> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO changes (title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, \
          test_evidence, rollback_plan, public, launch, created_by, created_at, updated_at) \
@@ -230,6 +239,7 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
 
 pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, now: i64) -> Result<()> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
     let before = fetch(&mut tx, id, LOCK).await?;
     if !before.state.editable() {
         return Err(StoreError::Conflict(format!(
@@ -239,12 +249,13 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     }
     // Evidence vouches for the change as it was tested: a new scope makes it stale.
     let mut evidence = input.test_evidence.clone();
-    let rescoped = before.services != input.services || before.description != input.description;
+    let sorted = |services: &[String]| -> BTreeSet<String> { services.iter().cloned().collect() };
+    let rescoped = sorted(&before.services) != sorted(&input.services) || before.description != input.description;
     if let Some(e) = evidence.as_mut()
-        && rescoped
-        && before.test_evidence.as_ref().is_some_and(|old| old.tested_at == e.tested_at && old.environment == e.environment)
+        && let Some(old) = before.test_evidence.as_ref().filter(|old| old.tested_at == e.tested_at && old.environment == e.environment)
     {
-        e.stale = true;
+        // The same evidence stays stale once it is; new evidence starts fresh.
+        e.stale = rescoped || old.stale;
     }
     let state = match before.state {
         State::Draft => State::Draft,
@@ -330,8 +341,20 @@ async fn acceptances(tx: &mut Tx<'_>, id: i64) -> Result<Vec<RiskAcceptance>> {
         .collect()
 }
 
+/// Whether a risk acceptance recorded since the change's last edit or rejection covers
+/// every safeguard it lacks now (an older one vouched for a different change).
+async fn acceptance_covers(tx: &mut Tx<'_>, id: i64, missing: &[String]) -> Result<bool> {
+    let since: Option<i64> = sqlx::query_scalar("SELECT MAX(at) FROM change_log WHERE change_id = $1 AND kind IN ('edited', 'reject')")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let since = since.unwrap_or(i64::MIN);
+    Ok(acceptances(tx, id).await?.iter().any(|a| ms(a.at) >= since && missing.iter().all(|m| a.missing.contains(m))))
+}
+
 pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, request: &Transition, now: i64) -> Result<()> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
     let before = fetch(&mut tx, id, LOCK).await?;
     let to = transition(before.change_type, before.state, request.action).map_err(StoreError::Conflict)?;
     let found = conflicts_of(&mut tx, policy, &before.planned()).await?;
@@ -345,10 +368,7 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
             let risk = policy::assess(&facts, policy.catalog, &found).risk;
             let required = policy::requirements(&facts, risk, policy.catalog, policy.graph);
             let missing = policy::missing_safeguards(&facts, policy.catalog);
-            let accepted: Option<(i64,)> = sqlx::query_as("SELECT id FROM change_risk_acceptances WHERE change_id = $1 LIMIT 1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let risk_accepted = acceptance_covers(&mut tx, id, &missing).await?;
             let approver_teams: Vec<String> = policy.catalog.teams.iter().filter(|t| t.members.iter().any(|m| m == by)).map(|t| t.id.clone()).collect();
             let approval = policy::approve(
                 &policy::ApprovalRequest {
@@ -363,7 +383,7 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
                     conflicts: &found,
                     acknowledge_conflicts: request.acknowledge_conflicts,
                     missing_safeguards: &missing,
-                    risk_accepted: accepted.is_some(),
+                    risk_accepted,
                 },
                 policy.settings,
             )
@@ -395,7 +415,27 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
             (to, format!("Rejected by {by}: {reason}; back to draft, approvals cleared"))
         }
         Action::Submit => (to, format!("Submitted by {by}{because}")),
-        Action::Start => (to, format!("Started by {by}{because}")),
+        Action::Start => {
+            // Approved earlier, but the world may have moved: a freeze since, or new
+            // conflicts that raised the risk and the approvals it needs.
+            if before.change_type != ChangeType::Emergency {
+                if let Some(freeze) = found.iter().find(|c| c.blocking) {
+                    return Err(StoreError::Conflict(format!("cannot start: freeze: {}", freeze.message)));
+                }
+                let facts = before.facts();
+                let risk = policy::assess(&facts, policy.catalog, &found).risk;
+                let required = policy::requirements(&facts, risk, policy.catalog, policy.graph);
+                let given = approvals(&mut tx, id).await?;
+                let waiting: Vec<String> = policy::outstanding(&required, &given).iter().map(|w| format!("{} ({})", w.teams.join(" or "), w.why)).collect();
+                if !waiting.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "cannot start: approvals still needed since the change was approved (its risk or conflicts changed): {}",
+                        waiting.join("; ")
+                    )));
+                }
+            }
+            (to, format!("Started by {by}{because}"))
+        }
         Action::Complete => (to, format!("Completed by {by}{because}")),
         Action::Rollback => (to, format!("Rolled back by {by}{because}")),
         Action::Fail => (to, format!("Failed, reported by {by}{because}")),
@@ -422,6 +462,7 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
 
 pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, acceptance: &NewRiskAcceptance, now: i64) -> Result<()> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
     let change = fetch(&mut tx, id, LOCK).await?;
     if change.state.has_ended() {
         return Err(StoreError::Conflict(format!(
@@ -507,20 +548,23 @@ pub async fn list(p: &crate::Pools<DB>, query: &ChangeQuery) -> Result<Vec<Chang
     Ok(changes)
 }
 
-/// The in-progress changes on `services`.
-async fn in_progress_on(tx: &mut Tx<'_>, services: &[String]) -> Result<Vec<Planned>> {
+/// The changes on `services` that were in progress at `at` (started, and not ended
+/// then): an event sent late is judged by the work under way when it happened.
+async fn in_progress_on(tx: &mut Tx<'_>, services: &[String], at: i64) -> Result<Vec<Planned>> {
     let mut ids: BTreeSet<i64> = BTreeSet::new();
     for chunk in services.chunks(500) {
         let sql = format!(
             "SELECT DISTINCT c.id FROM changes c JOIN change_services s ON s.change_id = c.id \
-             WHERE c.state = 'in_progress' AND s.service_id IN ({})",
-            placeholders(1, chunk.len())
+             WHERE s.service_id IN ({}) AND c.started_at <= {} AND (c.ended_at IS NULL OR c.ended_at > {}) AND c.state <> 'cancelled'",
+            placeholders(1, chunk.len()),
+            placeholders(chunk.len() + 1, 1),
+            placeholders(chunk.len() + 2, 1)
         );
         let mut q = sqlx::query_as::<_, (i64,)>(trusted(sql));
         for service in chunk {
             q = q.bind(service);
         }
-        ids.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|r| r.0));
+        ids.extend(q.bind(at).bind(at).fetch_all(&mut **tx).await?.into_iter().map(|r| r.0));
     }
     let ids: Vec<i64> = ids.into_iter().collect();
     Ok(fetch_many(tx, &ids, "").await?.iter().map(Change::planned).collect())
@@ -535,10 +579,11 @@ pub async fn record_event(
     now: i64,
 ) -> Result<RecordedEvent> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
     let catalog = policy.catalog;
     let mut near: Vec<String> = vec![event.service.clone()];
     near.extend(policy.graph.neighbourhood(&event.service, policy.settings.hops).into_iter().map(|r| r.service));
-    let in_progress = in_progress_on(&mut tx, &near).await?;
+    let in_progress = in_progress_on(&mut tx, &near, ms(event.at)).await?;
     let covered = covering(&event.service, &in_progress).and_then(|c| c.id);
     let nearby = match covered {
         Some(_) => Vec::new(),

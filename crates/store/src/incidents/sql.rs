@@ -507,9 +507,10 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                     match kind.as_str() {
                         "resolved" => resolved_in.push(incident),
                         "acknowledged" => {
+                            // The incident may be one this batch opened and has not written yet.
+                            pending.write(&mut tx, at).await?;
                             let row = fetch_or_not_found(&mut tx, incident).await?;
                             if row.state == "triggered" {
-                                pending.write(&mut tx, at).await?;
                                 let text = format!("Acknowledged by a PagerDuty acknowledge event on alert #{alert}");
                                 set_state(&mut tx, incident, State::Acknowledged, "pagerduty", at, &text).await?;
                             }
@@ -894,9 +895,18 @@ async fn newest_open(tx: &mut Tx<'_>, service: &str) -> Result<Option<i64>> {
 }
 
 /// Locks `incident` for the transaction and says whether it is still open (it may have
-/// been resolved or merged since it was read).
+/// been resolved or merged since it was read). A closed one is let go at once (its lock
+/// taken inside a savepoint that is rolled back), so a report that goes on to take the
+/// `incidents` lock never holds a row grouping may wait for.
 async fn still_open(tx: &mut Tx<'_>, incident: i64) -> Result<bool> {
-    Ok(fetch(tx, incident).await?.is_some_and(|row| row.state != "resolved"))
+    let mut savepoint = sqlx::Connection::begin(&mut **tx).await?;
+    let open = fetch(&mut savepoint, incident).await?.is_some_and(|row| row.state != "resolved");
+    if open {
+        savepoint.commit().await?;
+    } else {
+        savepoint.rollback().await?;
+    }
+    Ok(open)
 }
 
 /// Places a report waiting in triage (see [`Store::add_report`]).

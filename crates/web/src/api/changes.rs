@@ -116,6 +116,9 @@ struct EvidenceBody {
     #[serde(default)]
     link: Option<String>,
     tested_at: String,
+    /// Accepted as read back from a change, and ignored: Muster decides staleness.
+    #[serde(default, rename = "stale")]
+    _stale: Option<bool>,
 }
 
 /// A change record as written to `POST /api/v1/changes` and `PUT …/{id}`.
@@ -516,6 +519,36 @@ fn acting(rules: &Rules, caller: &Caller, by: Option<&str>, errors: &mut FieldEr
     }
 }
 
+/// Approvals and rejections are decisions a person answers for: only a caller linked
+/// to a person gives them (as that person), with responder rights over one of that
+/// person's teams — the policy then says whether their approval counts.
+fn require_decider(caller: &Caller, rules: &Rules) -> ApiResult<()> {
+    let Some(person) = &caller.principal.person else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is not linked to a person: approvals and rejections are given by people (sign in, or use a token made with `muster token create --person`)",
+                caller.principal.label
+            ),
+        ));
+    };
+    let teams: Vec<&str> = rules
+        .snapshot
+        .catalog
+        .teams
+        .iter()
+        .filter(|t| t.members.iter().any(|m| m == person))
+        .map(|t| t.id.as_str())
+        .collect();
+    if teams
+        .iter()
+        .any(|t| caller.principal.grant.allows(Permission::Respond, Some(t)))
+    {
+        return Ok(());
+    }
+    caller.require(Permission::Respond, teams.first().copied())
+}
+
 /// `POST /api/v1/changes/{id}/{action}` with `{by, reason, acknowledge_conflicts}`.
 pub async fn act(
     State(state): State<AppState>,
@@ -537,7 +570,12 @@ pub async fn act(
     };
     let current = detail_or_404(&state, id).await?;
     let rules = Rules::load(&state).await?;
-    require_owners(&caller, &rules, &current.change.services)?;
+    let deciding = matches!(action, Action::Approve | Action::Reject);
+    if deciding {
+        require_decider(&caller, &rules)?;
+    } else {
+        require_owners(&caller, &rules, &current.change.services)?;
+    }
     let mut errors = FieldErrors::default();
     let by = acting(&rules, &caller, request.by.as_deref(), &mut errors);
     if let Some(reason) = &request.reason {
