@@ -221,6 +221,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/changes/{id}/{action}", post(api::changes::act))
         .route("/api/v1/incidents/{id}/{action}", post(api::incidents::act))
         .route(
+            "/api/v1/incidents/{id}/changes",
+            get(api::changes::near_incident),
+        )
+        .route(
             "/api/v1/reports",
             get(api::incidents::list_reports).post(api::incidents::create_report),
         )

@@ -4,6 +4,7 @@
 //! computed risk and approvals, `conflicts` the collisions over the dependency graph.
 
 pub mod conflicts;
+pub mod correlation;
 pub mod events;
 pub mod policy;
 

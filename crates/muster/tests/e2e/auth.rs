@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 53] = [
+pub const ROUTES: [(&str, &str); 54] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -66,6 +66,7 @@ pub const ROUTES: [(&str, &str); 53] = [
     ("POST", "/api/v1/changes/identity/acknowledge"),
     ("POST", "/api/v1/change-events"),
     ("GET", "/api/v1/sandbox"),
+    ("GET", "/api/v1/incidents/identity/changes"),
 ];
 
 async fn every_api_route_needs_auth(backend: Backend) {

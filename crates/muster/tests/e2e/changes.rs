@@ -649,6 +649,10 @@ async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backen
     )
     .await;
     act_ok(&server, &number, "start", json!({"by": "rodney"})).await;
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"advance": "30m"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
 
     // The GES team deploys with no change record; their pipeline sends a PagerDuty
     // change event with the ges integration key.
@@ -742,6 +746,37 @@ async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backen
             "{query}: {body}"
         );
     }
+
+    // Agents report GES broken in the portal: the incident on agent-portal shows both
+    // pieces of work near it, the unscheduled GES deploy first.
+    let (status, incident) = server
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "agent-portal", "title": "GES broken in the agent portal"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let (status, near) = server
+        .get(&format!(
+            "/api/v1/incidents/{}/changes",
+            incident["number"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{near}");
+    assert_eq!(
+        texts_at(&near["items"], "/kind"),
+        ["change_event", "change"],
+        "{near}"
+    );
+    assert_eq!(near["items"][0]["unscheduled"], true);
+    assert_eq!(near["items"][0]["service"], "ges");
+    assert_eq!(near["items"][1]["number"], number.as_str());
+    assert_eq!(
+        near["items"][1]["path"],
+        json!(["agent-portal", "phone-switch"])
+    );
+    let (status, _) = server.get("/api/v1/incidents/INC-999/changes").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Work the change covers is planned, not flagged.
     let (status, covered) = server

@@ -894,3 +894,109 @@ pub async fn sandbox(
         "changes": changes, "change_events": events, "freezes": freezes, "incidents": incidents,
     })))
 }
+
+/// `GET /api/v1/incidents/{id}/changes`: "changes near this" — changes and change
+/// events on the incident's services and their neighbourhood in the day before it
+/// began, and changes in progress, nearest first (unscheduled work before planned work
+/// at equal distance, then closest in time to the incident's start).
+pub async fn near_incident(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    use muster_domain::changes::correlation::{LOOKBACK, NearWork, rank};
+    caller.require(Permission::Read, None)?;
+    let number = super::incidents::reference(&id)?;
+    let detail = state
+        .store
+        .incident(number)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
+    let rules = Rules::load(&state).await?;
+    let graph = &rules.snapshot.graph;
+    let reach = super::incidents::Reach::of(graph, &detail);
+    // Each nearby service once, at its shortest distance from any impacted service.
+    let mut near: HashMap<String, (u32, Vec<String>)> = HashMap::new();
+    for service in &reach.services {
+        near.insert(service.to_string(), (0, vec![service.to_string()]));
+        for r in graph.neighbourhood(service, rules.settings.hops) {
+            if near.get(&r.service).is_none_or(|(d, _)| r.distance < *d) {
+                near.insert(r.service, (r.distance, r.path));
+            }
+        }
+    }
+    let ids: Vec<String> = near.keys().cloned().collect();
+    let place = |services: &[String]| {
+        services
+            .iter()
+            .filter_map(|s| near.get(s).map(|(d, p)| (s.clone(), *d, p.clone())))
+            .min_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)))
+    };
+    let began = detail.incident.opened_at;
+    let since = began - LOOKBACK;
+    let now = state.store.clock().now();
+    let mut work: Vec<NearWork> = Vec::new();
+    for change in state
+        .store
+        .changes_on(
+            &ids,
+            since,
+            now.max(began) + jiff::SignedDuration::from_secs(1),
+        )
+        .await?
+    {
+        let under_way = change.state == ChangeState::InProgress;
+        if !(under_way || change.start <= began) {
+            continue;
+        }
+        let Some((service, distance, path)) = place(&change.services) else {
+            continue;
+        };
+        work.push(NearWork {
+            kind: "change",
+            id: change.id,
+            number: Some(change.number.clone()),
+            title: change.title.clone(),
+            state: Some(change.state.as_str().to_string()),
+            who: change.implementer.clone(),
+            at: change.started_at.unwrap_or(change.start),
+            unscheduled: false,
+            service,
+            distance,
+            path,
+        });
+    }
+    for event in state
+        .store
+        .change_events_on(&ids, since, began + jiff::SignedDuration::from_secs(1), 500)
+        .await?
+    {
+        let service = event["service"].as_str().unwrap_or_default().to_string();
+        let Some((service, distance, path)) = place(&[service]) else {
+            continue;
+        };
+        let Some(at) = event["timestamp"].as_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        work.push(NearWork {
+            kind: "change_event",
+            id: event["id"].as_i64().unwrap_or_default(),
+            number: None,
+            title: event["summary"].as_str().unwrap_or_default().to_string(),
+            state: None,
+            who: event["actor"]
+                .as_str()
+                .or(event["source"].as_str())
+                .map(str::to_string),
+            at,
+            unscheduled: event["unscheduled"].as_bool().unwrap_or(false),
+            service,
+            distance,
+            path,
+        });
+    }
+    rank(&mut work, began);
+    Ok(Json(
+        json!({"incident": detail.incident.number, "began": began, "since": since, "items": work}),
+    ))
+}
