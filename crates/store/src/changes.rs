@@ -13,6 +13,7 @@ use muster_domain::catalog::Catalog;
 use muster_domain::catalog::graph::ServiceGraph;
 use muster_domain::changes::conflicts::{Conflict, Planned, conflicts};
 use muster_domain::changes::events::{Nearby, NewChangeEvent, covering, nearby};
+use muster_domain::changes::outcomes::Ended;
 use muster_domain::changes::policy::{self, Approval, Facts};
 use muster_domain::changes::{
     Action, ChangeType, Freeze, Risk, Settings, State, TestEvidence, Window, number, transition,
@@ -128,6 +129,8 @@ pub struct ChangeDetail {
     pub approvals: Vec<Approval>,
     pub risk_acceptances: Vec<RiskAcceptance>,
     pub log: Vec<LogEntry>,
+    /// Incidents marked as caused by this change (`INC-…`).
+    pub caused_incidents: Vec<String>,
 }
 
 /// What the change rules read besides the database.
@@ -453,6 +456,38 @@ impl Store {
     ) -> Result<Vec<serde_json::Value>> {
         let rows: Vec<EventRow> = dispatch!(self, events(service, limit as i64))?;
         rows.into_iter().map(event_json).collect()
+    }
+
+    /// Marks `incident` as caused by `change` (an outcome kept apart from the change's
+    /// state), on both their records; refused when already marked.
+    pub async fn mark_caused_by(
+        &self,
+        actor: &Actor,
+        incident: i64,
+        change: i64,
+        by: &str,
+    ) -> Result<()> {
+        let now = ms(self.clock().now());
+        dispatch!(self, mark_caused(actor, incident, change, by, now))
+    }
+
+    /// The changes that ended (completed, rolled back or failed) within `[from, to)`,
+    /// as the change failure rate counts them.
+    pub async fn ended_changes(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Ended>> {
+        let rows: Vec<(i64, String, i64)> = dispatch!(self, ended_between(ms(from), ms(to)))?;
+        let services: HashMap<i64, Vec<String>> = dispatch!(
+            self,
+            services_by_change(&rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        )?;
+        rows.into_iter()
+            .map(|(id, state, caused)| {
+                Ok(Ended {
+                    state: word(State::parse, "change state", &state)?,
+                    services: services.get(&id).cloned().unwrap_or_default(),
+                    caused_incident: caused > 0,
+                })
+            })
+            .collect()
     }
 
     /// Changes (not cancelled) on any of `services` whose window meets `[from, to)`.

@@ -225,6 +225,14 @@ pub fn router(state: AppState) -> Router {
             get(api::changes::near_incident),
         )
         .route(
+            "/api/v1/incidents/{id}/caused-by",
+            post(api::changes::mark_caused_by),
+        )
+        .route(
+            "/api/v1/reports/change-failure-rate",
+            get(api::changes::failure_rate),
+        )
+        .route(
             "/api/v1/reports",
             get(api::incidents::list_reports).post(api::incidents::create_report),
         )

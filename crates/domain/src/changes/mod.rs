@@ -6,6 +6,7 @@
 pub mod conflicts;
 pub mod correlation;
 pub mod events;
+pub mod outcomes;
 pub mod policy;
 
 use crate::catalog::Catalog;

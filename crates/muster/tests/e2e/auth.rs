@@ -12,7 +12,7 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 54] = [
+pub const ROUTES: [(&str, &str); 56] = [
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),
@@ -67,6 +67,8 @@ pub const ROUTES: [(&str, &str); 54] = [
     ("POST", "/api/v1/change-events"),
     ("GET", "/api/v1/sandbox"),
     ("GET", "/api/v1/incidents/identity/changes"),
+    ("POST", "/api/v1/incidents/identity/caused-by"),
+    ("GET", "/api/v1/reports/change-failure-rate"),
 ];
 
 async fn every_api_route_needs_auth(backend: Backend) {

@@ -188,6 +188,84 @@ async fn story_4_the_change_the_customer_insisted_on(backend: Backend) {
         ]
     );
 
+    // The incident is marked caused by the change: an outcome kept apart from its state.
+    let (status, incident) = server
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "northwind-login", "title": "Northwind logins fail"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let inc = incident["number"].as_str().unwrap().to_string();
+    let caused_by = format!("/api/v1/incidents/{inc}/caused-by");
+    let (status, marked) = server
+        .post(
+            &caused_by,
+            json!({"change": number, "by": "hank", "reason": "config change broke logins"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{marked}");
+    assert_eq!(marked["caused_incidents"], json!([inc]));
+    assert_eq!(marked["state"], "rolled_back", "the state is unchanged");
+    let (status, _) = server
+        .post(&caused_by, json!({"change": number, "by": "hank"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "marked once");
+    let (status, body) = server
+        .post(&caused_by, json!({"change": "yesterday's", "by": "hank"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(problems(&body)[0].starts_with("change:"), "{body}");
+    let (status, _) = server
+        .post(&caused_by, json!({"change": "CHG-999", "by": "hank"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, timeline) = server.get(&format!("/api/v1/incidents/{inc}")).await;
+    assert!(
+        texts_at(&timeline["timeline"], "/kind").contains(&"caused_by".to_string()),
+        "{timeline}"
+    );
+
+    // A change on the backup server completes cleanly: hosting's failure rate is 1 of 2.
+    let backup = create(
+        &server,
+        record(
+            "Rotate backup logs",
+            &["northwind-login-backup"],
+            "2026-11-24T22:00:00Z",
+            1,
+            "hank",
+        ),
+    )
+    .await;
+    let backup = backup["number"].as_str().unwrap();
+    act_ok(&server, backup, "submit", json!({"by": "hank"})).await;
+    act_as_ok(
+        &server,
+        &person_token(&db, "hiro"),
+        backup,
+        "approve",
+        json!({}),
+    )
+    .await;
+    act_ok(&server, backup, "start", json!({"by": "hank"})).await;
+    act_ok(&server, backup, "complete", json!({"by": "hank"})).await;
+    let (status, rate) = server
+        .get("/api/v1/reports/change-failure-rate?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&team=hosting")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rate}");
+    assert_eq!(
+        rate["overall"],
+        json!({"ended": 2, "failed": 1, "rate": 0.5})
+    );
+    assert_eq!(rate["services"]["northwind-login"]["failed"], 1);
+    assert_eq!(rate["services"]["northwind-login-backup"]["failed"], 0);
+    let (status, body) = server
+        .get("/api/v1/reports/change-failure-rate?team=nope")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(problems(&body)[0].starts_with("team:"), "{body}");
+
     // The paper trail: the audit log and a message to every party at each step.
     let audited = db
         .texts(&format!(
@@ -202,7 +280,8 @@ async fn story_4_the_change_the_customer_insisted_on(backend: Backend) {
             "change.risk_acceptance",
             "change.approve",
             "change.start",
-            "change.rollback"
+            "change.rollback",
+            "change.caused_incident"
         ]
     );
     let told = db

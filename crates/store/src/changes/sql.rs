@@ -512,12 +512,17 @@ pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<ChangeDetail
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+    let caused: Vec<(i64,)> = sqlx::query_as("SELECT incident_id FROM change_incidents WHERE change_id = $1 ORDER BY incident_id")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     let log = rows
         .into_iter()
         .map(|(at, kind, actor, text)| Ok(LogEntry { at: from_ms(at)?, kind, actor, text }))
         .collect::<Result<_>>()?;
-    Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log }))
+    let caused_incidents = caused.into_iter().map(|r| muster_domain::incidents::number(r.0)).collect();
+    Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log, caused_incidents }))
 }
 
 pub async fn list(p: &crate::Pools<DB>, query: &ChangeQuery) -> Result<Vec<Change>> {
@@ -714,4 +719,52 @@ pub async fn events_on(p: &crate::Pools<DB>, services: &[String], from: i64, to:
     rows.sort_by(|a, b| b.4.cmp(&a.4).then(b.0.cmp(&a.0)));
     rows.truncate(limit as usize);
     Ok(rows)
+}
+
+pub async fn mark_caused(p: &crate::Pools<DB>, actor: &Actor, incident: i64, change: i64, by: &str, now: i64) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
+    let record = fetch(&mut tx, change, LOCK).await?;
+    let incident_number = muster_domain::incidents::number(incident);
+    let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE id = $1").bind(incident).fetch_optional(&mut *tx).await?;
+    if found.is_none() {
+        return Err(StoreError::NotFound(format!("no incident {incident_number}")));
+    }
+    let added = sqlx::query("INSERT INTO change_incidents (change_id, incident_id, marked_by, at) VALUES ($1, $2, $3, $4) ON CONFLICT (change_id, incident_id) DO NOTHING")
+        .bind(change)
+        .bind(incident)
+        .bind(by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if added == 0 {
+        return Err(StoreError::Conflict(format!("{incident_number} is already marked as caused by {}", record.number)));
+    }
+    let text = format!("Caused {incident_number} (marked by {by})");
+    log(&mut tx, change, now, "caused_incident", by, &text).await?;
+    let text = format!("Caused by {} {:?} ({}; marked by {by})", record.number, record.title, record.state.as_str().replace('_', " "));
+    incidents_sql::timeline(&mut tx, incident, now, "caused_by", by, &text).await?;
+    let entry = actor.entry("change.caused_incident", format!("change:{}", record.number), None, Some(incident_number));
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn ended_between(p: &crate::Pools<DB>, from: i64, to: i64) -> Result<Vec<(i64, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.state, (SELECT COUNT(*) FROM change_incidents ci WHERE ci.change_id = c.id) FROM changes c \
+         WHERE c.ended_at >= $1 AND c.ended_at < $2 AND c.state IN ('completed', 'rolled_back', 'failed') ORDER BY c.id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&p.reader)
+    .await?)
+}
+
+pub async fn services_by_change(p: &crate::Pools<DB>, ids: &[i64]) -> Result<HashMap<i64, Vec<String>>> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let services = services_of(&mut tx, ids).await?;
+    tx.commit().await?;
+    Ok(services)
 }

@@ -1000,3 +1000,108 @@ pub async fn near_incident(
         json!({"incident": detail.incident.number, "began": began, "since": since, "items": work}),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CausedBody {
+    change: String,
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{id}/caused-by` with `{change, by, reason}`: marks the
+/// incident as caused by a change — an outcome of the change, kept apart from its
+/// state, counted by the change failure rate. Answers the change.
+pub async fn mark_caused_by(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let number = super::incidents::reference(&id)?;
+    let request: CausedBody =
+        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let incident = state
+        .store
+        .incident(number)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
+    let rules = Rules::load(&state).await?;
+    let catalog = &rules.snapshot.catalog;
+    let owner = catalog
+        .service(&incident.incident.service)
+        .map(|s| s.owner.as_str());
+    caller.require(Permission::Respond, owner)?;
+    let mut errors = FieldErrors::default();
+    let change = parse_reference(&request.change);
+    if change.is_none() {
+        errors.push("change", "must be a change id or number, e.g. CHG-42");
+    }
+    let by = acting_person(catalog, &caller, request.by.as_deref(), &mut errors);
+    if let Some(reason) = &request.reason {
+        bounded(&mut errors, "reason", reason, MAX_TEXT, false);
+    }
+    let Some(change) = change.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
+    };
+    let actor = caller
+        .actor()
+        .with_reason(request.reason.or(caller.reason.clone()));
+    state
+        .store
+        .mark_caused_by(&actor, number, change, &by)
+        .await?;
+    let detail = detail_or_404(&state, change).await?;
+    let conflicts = state
+        .store
+        .change_conflicts(&rules.policy(), &detail.change.planned())
+        .await?;
+    Ok(Json(change_json(&rules, &detail, &conflicts)))
+}
+
+/// `GET /api/v1/reports/change-failure-rate?from=&to=&team=`: of the changes that ended
+/// in `[from, to)` (default: the last 30 days), those that failed, were rolled back or
+/// caused an incident — overall, per owner team and per service (with `team`, only that
+/// team and its services).
+pub async fn failure_rate(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    let to = params.instant_or_now("to", &state)?;
+    let from = params
+        .instant("from")?
+        .unwrap_or(to - jiff::SignedDuration::from_hours(30 * 24));
+    if from >= to {
+        return Err(ApiError::field("from", format!("must be before to ({to})")));
+    }
+    let snapshot = state.store.catalog().await?;
+    let catalog = &snapshot.catalog;
+    let team = params.text("team");
+    if let Some(team) = team
+        && catalog.team(team).is_none()
+    {
+        return Err(ApiError::field("team", format!("no team with id {team:?}")));
+    }
+    let ended = state.store.ended_changes(from, to).await?;
+    let owner = |service: &str| catalog.service(service).map(|s| s.owner.as_str());
+    let rate = muster_domain::changes::outcomes::failure_rate(&ended, owner);
+    Ok(Json(match team {
+        None => {
+            json!({"from": from, "to": to, "overall": rate.overall, "teams": rate.teams, "services": rate.services})
+        }
+        Some(team) => {
+            let services: serde_json::Map<String, Value> = rate
+                .services
+                .iter()
+                .filter(|(s, _)| owner(s) == Some(team))
+                .map(|(s, r)| (s.clone(), json!(r)))
+                .collect();
+            json!({"from": from, "to": to, "team": team,
+                   "overall": rate.teams.get(team).cloned().unwrap_or_default(), "services": services})
+        }
+    }))
+}
