@@ -304,15 +304,16 @@ async fn story_4_the_change_the_customer_insisted_on(backend: Backend) {
     );
 }
 
-async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
-    let (db, server) = seeded(backend).await;
-    // rodney: the phone switch, 03:00–06:00 America/Denver. Nothing conflicts.
+/// rodney's phone-switch change from `start` for three hours, approved. Nothing
+/// conflicts with it; it is tier 1 without test evidence, so contact-centre records a
+/// risk acceptance and rita approves. Answers its number.
+async fn approved_phone_switch_change(db: &Database, server: &Server, start: &str) -> String {
     let switch = create(
-        &server,
+        server,
         record(
             "Patch and fail over the phone switch",
             &["phone-switch"],
-            "2026-11-25T03:00:00-07:00",
+            start,
             3,
             "rodney",
         ),
@@ -320,25 +321,31 @@ async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
     .await;
     assert!(kinds(&switch).is_empty(), "{switch}");
     let number = switch["number"].as_str().unwrap().to_string();
-    act_ok(&server, &number, "submit", json!({"by": "rodney"})).await;
-    // The phone switch is tier 1: medium risk with evidence-free… high, so evidence is
-    // missing; contact-centre records the acceptance and rita approves.
-    server
+    act_ok(server, &number, "submit", json!({"by": "rodney"})).await;
+    let (status, accepted) = server
         .post(
             &format!("/api/v1/changes/{number}/risk-acceptance"),
             json!({"accepted_by": "rita", "on_behalf_of": "contact-centre", "reason": "Routine patch",
                    "declined_recommendation": "Test on the backup switch"}),
         )
         .await;
+    assert_eq!(status, StatusCode::CREATED, "{accepted}");
     let approved = act_as_ok(
-        &server,
-        &person_token(&db, "rita"),
+        server,
+        &person_token(db, "rita"),
         &number,
         "approve",
-        json!({"by": "rita"}),
+        json!({}),
     )
     .await;
     assert_eq!(approved["state"], "approved", "{approved}");
+    number
+}
+
+async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    // rodney: the phone switch, 03:00–06:00 America/Denver. Nothing conflicts.
+    let number = approved_phone_switch_change(&db, &server, "2026-11-25T03:00:00-07:00").await;
 
     // A dry run for GES work in the same window shows the collision two hops away.
     let ges = record(
@@ -699,34 +706,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Back
 async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backend) {
     let (db, server) = seeded(backend).await;
     // Story 2: rodney's phone-switch change, 03:00–06:00 America/Denver, under way.
-    let switch = create(
-        &server,
-        record(
-            "Patch and fail over the phone switch",
-            &["phone-switch"],
-            "2026-11-23T03:00:00-07:00",
-            3,
-            "rodney",
-        ),
-    )
-    .await;
-    let number = switch["number"].as_str().unwrap().to_string();
-    act_ok(&server, &number, "submit", json!({"by": "rodney"})).await;
-    server
-        .post(
-            &format!("/api/v1/changes/{number}/risk-acceptance"),
-            json!({"accepted_by": "rita", "on_behalf_of": "contact-centre", "reason": "Routine patch",
-                   "declined_recommendation": "Test on the backup switch"}),
-        )
-        .await;
-    act_as_ok(
-        &server,
-        &person_token(&db, "rita"),
-        &number,
-        "approve",
-        json!({"by": "rita"}),
-    )
-    .await;
+    let number = approved_phone_switch_change(&db, &server, "2026-11-23T03:00:00-07:00").await;
     act_ok(&server, &number, "start", json!({"by": "rodney"})).await;
     let (status, _) = server
         .post("/api/v1/test/clock", json!({"advance": "30m"}))
