@@ -354,8 +354,8 @@ fn notices(
 }
 
 impl Store {
-    /// Records a new change as a draft (or, for `submit`, submitted) and answers what it
-    /// collides with; approved work it now collides with learns of it.
+    /// Records a new change as a draft and answers what it collides with; approved work
+    /// it now collides with learns of it.
     pub async fn create_change(
         &self,
         actor: &Actor,
@@ -363,8 +363,8 @@ impl Store {
         input: &ChangeInput,
     ) -> Result<(ChangeDetail, Vec<Conflict>)> {
         let now = ms(self.clock().now());
-        let id: i64 = dispatch!(self, create(actor, policy, input, now))?;
-        self.change_outcome(policy, id).await
+        let (id, found) = dispatch!(self, create(actor, policy, input, now))?;
+        self.change_outcome(id, found).await
     }
 
     /// Rewrites a change that is not under way; after submission it goes back to
@@ -378,8 +378,8 @@ impl Store {
         input: &ChangeInput,
     ) -> Result<(ChangeDetail, Vec<Conflict>)> {
         let now = ms(self.clock().now());
-        dispatch!(self, update(actor, policy, id, input, now))?;
-        self.change_outcome(policy, id).await
+        let found = dispatch!(self, update(actor, policy, id, input, now))?;
+        self.change_outcome(id, found).await
     }
 
     /// Applies a transition, refused (`Conflict`, naming the rule) when the lifecycle
@@ -392,8 +392,8 @@ impl Store {
         transition: &Transition,
     ) -> Result<(ChangeDetail, Vec<Conflict>)> {
         let now = ms(self.clock().now());
-        dispatch!(self, act(actor, policy, id, transition, now))?;
-        self.change_outcome(policy, id).await
+        let found = dispatch!(self, act(actor, policy, id, transition, now))?;
+        self.change_outcome(id, found).await
     }
 
     /// Records a risk acceptance (who accepted, on whose behalf, why, what was
@@ -406,22 +406,21 @@ impl Store {
         acceptance: &NewRiskAcceptance,
     ) -> Result<(ChangeDetail, Vec<Conflict>)> {
         let now = ms(self.clock().now());
-        dispatch!(self, accept_risk(actor, policy, id, acceptance, now))?;
-        self.change_outcome(policy, id).await
+        let found = dispatch!(self, accept_risk(actor, policy, id, acceptance, now))?;
+        self.change_outcome(id, found).await
     }
 
+    /// The change as it stands after a write, with the conflicts the write found
+    /// (checked inside its transaction, not again).
     async fn change_outcome(
         &self,
-        policy: &Policy<'_>,
         id: i64,
+        found: Vec<Conflict>,
     ) -> Result<(ChangeDetail, Vec<Conflict>)> {
         let detail = self
             .change(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("no change {}", number(id))))?;
-        let found = self
-            .change_conflicts(policy, &detail.change.planned())
-            .await?;
         Ok((detail, found))
     }
 

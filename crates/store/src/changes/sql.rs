@@ -199,7 +199,7 @@ fn evidence_json(evidence: &Option<TestEvidence>) -> Option<String> {
     evidence.as_ref().map(|e| serde_json::to_string(e).expect("evidence serialises"))
 }
 
-pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, input: &ChangeInput, now: i64) -> Result<i64> {
+pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, input: &ChangeInput, now: i64) -> Result<(i64, Vec<Conflict>)> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
     let (id,): (i64,) = sqlx::query_as(
@@ -234,10 +234,10 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.create", &change, None)]).await?;
     tx.commit().await?;
-    Ok(id)
+    Ok((id, found))
 }
 
-pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, now: i64) -> Result<()> {
+pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, now: i64) -> Result<Vec<Conflict>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
     let before = fetch(&mut tx, id, LOCK).await?;
@@ -300,7 +300,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     }
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.update", &change, Some(&before))]).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(found)
 }
 
 async fn approvals(tx: &mut Tx<'_>, id: i64) -> Result<Vec<Approval>> {
@@ -352,7 +352,7 @@ async fn acceptance_covers(tx: &mut Tx<'_>, id: i64, missing: &[String]) -> Resu
     Ok(acceptances(tx, id).await?.iter().any(|a| ms(a.at) >= since && missing.iter().all(|m| a.missing.contains(m))))
 }
 
-pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, request: &Transition, now: i64) -> Result<()> {
+pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, request: &Transition, now: i64) -> Result<Vec<Conflict>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
     let before = fetch(&mut tx, id, LOCK).await?;
@@ -457,10 +457,10 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
     tell_parties(&mut tx, policy, &change, &found, request.action.as_str(), &text, now).await?;
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, &format!("change.{}", request.action.as_str()), &change, Some(&before))]).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(found)
 }
 
-pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, acceptance: &NewRiskAcceptance, now: i64) -> Result<()> {
+pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, acceptance: &NewRiskAcceptance, now: i64) -> Result<Vec<Conflict>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
     let change = fetch(&mut tx, id, LOCK).await?;
@@ -498,7 +498,7 @@ pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_
     let entry = actor.entry("change.risk_acceptance", format!("change:{}", change.number), None, Some(text.clone()));
     audit_sql::append(&mut tx, now, vec![entry]).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(found)
 }
 
 pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<ChangeDetail>> {
