@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
-use muster_domain::catalog::parse::from_value;
 use muster_domain::changes::conflicts::{Conflict, Planned};
 use muster_domain::changes::events::NewChangeEvent;
 use muster_domain::changes::policy::{self, Approval};
@@ -181,8 +180,7 @@ fn word<T: Copy>(
 
 /// Reads and checks a record against the catalog, naming every bad field.
 fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
-    let record: Record =
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let record: Record = body.parse()?;
     let catalog = &rules.snapshot.catalog;
     let mut errors = FieldErrors::default();
     bounded(&mut errors, "title", &record.title, MAX_TITLE, true);
@@ -563,11 +561,7 @@ pub async fn act(
             Action::names()
         )));
     };
-    let request: ActionBody = if body.bytes.is_empty() {
-        ActionBody::default()
-    } else {
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?
-    };
+    let request: ActionBody = body.parse_or_default()?;
     let current = detail_or_404(&state, id).await?;
     let rules = Rules::load(&state).await?;
     let deciding = matches!(action, Action::Approve | Action::Reject);
@@ -617,8 +611,7 @@ pub async fn accept_risk(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = reference(&id)?;
-    let request: AcceptanceBody =
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let request: AcceptanceBody = body.parse()?;
     let current = detail_or_404(&state, id).await?;
     let rules = Rules::load(&state).await?;
     require_owners(&caller, &rules, &current.change.services)?;
@@ -725,8 +718,7 @@ pub async fn create_event(
     caller: Caller,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let request: EventBody =
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let request: EventBody = body.parse()?;
     let snapshot = state.store.catalog().await?;
     let mut errors = FieldErrors::default();
     let service = snapshot.catalog.service(&request.service);
@@ -1021,8 +1013,7 @@ pub async fn mark_caused_by(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let number = super::incidents::reference(&id)?;
-    let request: CausedBody =
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let request: CausedBody = body.parse()?;
     let incident = state
         .store
         .incident(number)

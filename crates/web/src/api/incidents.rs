@@ -14,7 +14,6 @@ use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
 use muster_domain::catalog::Catalog;
 use muster_domain::catalog::graph::ServiceGraph;
-use muster_domain::catalog::parse::from_value;
 use muster_domain::incidents::grouping::MAX_TITLE;
 use muster_domain::incidents::reports::NewReport;
 use muster_domain::incidents::{Action, Rules, Severity, State as IncidentState, parse_reference};
@@ -173,8 +172,7 @@ pub async fn declare(
     caller: Caller,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let declared: Declared =
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let declared: Declared = body.parse()?;
     let snapshot = state.store.catalog().await?;
     let catalog = &snapshot.catalog;
     let mut errors = FieldErrors::default();
@@ -312,11 +310,7 @@ pub async fn act(
 ) -> ApiResult<Json<Value>> {
     let action = Action::parse(&action).map_err(ApiError::not_found)?;
     let number = reference(&id)?;
-    let request: ActionBody = if body.bytes.is_empty() {
-        ActionBody::default()
-    } else {
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?
-    };
+    let request: ActionBody = body.parse_or_default()?;
     apply_action(&state, &caller, number, action, request).await?;
     let detail = state
         .store
@@ -366,8 +360,7 @@ pub async fn create_report(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(Permission::Respond, None)?;
-    let report: NewReport =
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let report: NewReport = body.parse()?;
     let snapshot = state.store.catalog().await?;
     check_report(&snapshot.catalog, &report)?;
     let stored = state
@@ -418,8 +411,7 @@ pub async fn route_report(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("no report {id:?}")))?;
-    let request: RouteBody =
-        from_value(body.value()?).map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))?;
+    let request: RouteBody = body.parse()?;
     let snapshot = state.store.catalog().await?;
     let route = match (request.incident.as_deref(), request.service) {
         (Some(incident), None) => Route::Incident(parse_reference(incident).ok_or_else(|| {

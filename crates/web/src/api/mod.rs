@@ -154,6 +154,22 @@ impl Body {
             .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))
     }
 
+    /// The body read as `T`: a syntax error or a field of the wrong shape or name is a
+    /// `400` naming it.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
+        muster_domain::catalog::parse::from_value(self.value()?)
+            .map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))
+    }
+
+    /// As [`Body::parse`], with `T`'s default for an empty body.
+    pub fn parse_or_default<T: serde::de::DeserializeOwned + Default>(&self) -> ApiResult<T> {
+        if self.bytes.is_empty() {
+            Ok(T::default())
+        } else {
+            self.parse()
+        }
+    }
+
     /// The body as JSON (or YAML, by `Content-Type`), naming the position of a syntax
     /// error.
     pub fn value(&self) -> ApiResult<Value> {
