@@ -38,6 +38,9 @@ pub struct ChangeInput {
     pub rollback_plan: String,
     pub public: bool,
     pub launch: bool,
+    /// While in progress, alerts on its services are recorded against it instead of
+    /// paging.
+    pub suppress_alerts: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,6 +62,7 @@ pub struct Change {
     pub rollback_plan: String,
     pub public: bool,
     pub launch: bool,
+    pub suppress_alerts: bool,
     pub created_by: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -121,6 +125,17 @@ pub struct LogEntry {
     pub text: String,
 }
 
+/// An alert that fired on a change's service while the change was in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaintenanceAlert {
+    pub alert: i64,
+    pub service: String,
+    /// Its `alertname`, else "alert".
+    pub name: String,
+    pub at: Timestamp,
+    pub firing: bool,
+}
+
 /// A change with its approvals, risk acceptances and log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeDetail {
@@ -131,6 +146,8 @@ pub struct ChangeDetail {
     pub log: Vec<LogEntry>,
     /// Incidents marked as caused by this change (`INC-…`).
     pub caused_incidents: Vec<String>,
+    /// Alerts recorded "during maintenance" while it was in progress.
+    pub maintenance_alerts: Vec<MaintenanceAlert>,
 }
 
 /// What the change rules read besides the database.
@@ -245,6 +262,7 @@ pub(crate) struct ChangeRow {
     rollback_plan: String,
     public: i64,
     launch: i64,
+    suppress_alerts: i64,
     created_by: String,
     created_at: i64,
     updated_at: i64,
@@ -252,7 +270,7 @@ pub(crate) struct ChangeRow {
     ended_at: Option<i64>,
 }
 
-const CHANGE_COLUMNS: &str = "id, title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, test_evidence, rollback_plan, public, launch, created_by, created_at, updated_at, started_at, ended_at";
+const CHANGE_COLUMNS: &str = "id, title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, test_evidence, rollback_plan, public, launch, suppress_alerts, created_by, created_at, updated_at, started_at, ended_at";
 
 fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
@@ -291,6 +309,7 @@ impl ChangeRow {
             rollback_plan: self.rollback_plan,
             public: self.public != 0,
             launch: self.launch != 0,
+            suppress_alerts: self.suppress_alerts != 0,
             created_by: self.created_by,
             created_at: from_ms(self.created_at)?,
             updated_at: from_ms(self.updated_at)?,

@@ -85,6 +85,15 @@ named!(
     }
 );
 
+impl ChangeType {
+    /// Whether its work suppresses alerts on its services unless the change says
+    /// otherwise: planned and routine work does; emergency work is usually a fix, whose
+    /// alerts people want to see.
+    pub fn suppresses_alerts_by_default(self) -> bool {
+        self != ChangeType::Emergency
+    }
+}
+
 impl State {
     /// Over: completed, rolled back, failed or cancelled. Ended changes no longer
     /// conflict with anything.

@@ -1,10 +1,12 @@
 //! Where a firing alert goes: Alertmanager-style groups per service, one open incident
 //! per group, silenced alerts held until their silences end, and alerts of an incident
-//! resolved by hand held for `refire_after` before they may open a new one.
+//! resolved by hand held for `refire_after` before they may open a new one; alerts
+//! during maintenance (an in-progress change on their service) recorded against the
+//! change instead of paging.
 
 use crate::signals::LabelSet;
 use crate::signals::silences::Silence;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 /// What happens to a firing alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +16,9 @@ pub enum Placement {
     /// Silenced: joined to nothing, looked at again when the last silence muting it
     /// ends (`until`).
     Hold { until: Timestamp },
+    /// During maintenance: recorded against `change`, paging nobody, looked at again
+    /// at `until` (or as soon as the change ends).
+    Maintenance { change: i64, until: Timestamp },
     /// Joins its group's open incident.
     Join(i64),
     /// Opens a new incident for its group.
@@ -21,18 +26,37 @@ pub enum Placement {
 }
 
 /// Places a firing alert: `in_open_incident` whether it is in one already; `muted_until`
-/// the end of the latest silence muting it now; `open_in_group` its group's open incident.
+/// the end of the latest silence muting it now; `maintenance` the change it fired
+/// during (see [`maintenance`]); `open_in_group` its group's open incident.
 pub fn place(
     in_open_incident: bool,
     muted_until: Option<Timestamp>,
+    maintenance: Option<(i64, Timestamp)>,
     open_in_group: Option<i64>,
 ) -> Placement {
-    match (in_open_incident, muted_until, open_in_group) {
+    match (in_open_incident, muted_until, maintenance, open_in_group) {
         (true, ..) => Placement::Stay,
-        (false, Some(until), _) => Placement::Hold { until },
-        (false, None, Some(incident)) => Placement::Join(incident),
-        (false, None, None) => Placement::Open,
+        (false, Some(until), ..) => Placement::Hold { until },
+        (false, None, Some((change, until)), _) => Placement::Maintenance { change, until },
+        (false, None, None, Some(incident)) => Placement::Join(incident),
+        (false, None, None, None) => Placement::Open,
     }
+}
+
+/// How soon an alert held for a change still in progress after its planned end is
+/// looked at again (the change's end wakes it at once; this bounds a missed wake).
+pub const OVERRUN_RECHECK: SignedDuration = SignedDuration::from_mins(5);
+
+/// The change an alert on a service fires during, and when to look at it again:
+/// `in_progress` holds (change, planned end) of each in-progress change that suppresses
+/// alerts on the service. The change planned to end last wins; past its planned end
+/// the alert is looked at again every [`OVERRUN_RECHECK`].
+pub fn maintenance(in_progress: &[(i64, Timestamp)], now: Timestamp) -> Option<(i64, Timestamp)> {
+    let (change, end) = in_progress
+        .iter()
+        .copied()
+        .max_by_key(|(id, end)| (*end, *id))?;
+    Some((change, end.max(now + OVERRUN_RECHECK)))
 }
 
 /// When the latest silence muting an alert ends, if any mutes it at `now`.
@@ -83,15 +107,39 @@ mod tests {
     }
 
     #[test]
-    fn placement_prefers_staying_then_silence_then_the_open_incident() {
+    fn placement_prefers_staying_then_silence_then_maintenance_then_the_open_incident() {
         let until = at("2026-11-24T12:00:00Z");
-        assert_eq!(place(true, Some(until), None), Placement::Stay);
+        let change = Some((3, until));
+        assert_eq!(place(true, Some(until), change, None), Placement::Stay);
         assert_eq!(
-            place(false, Some(until), Some(7)),
+            place(false, Some(until), change, Some(7)),
             Placement::Hold { until }
         );
-        assert_eq!(place(false, None, Some(7)), Placement::Join(7));
-        assert_eq!(place(false, None, None), Placement::Open);
+        assert_eq!(
+            place(false, None, change, Some(7)),
+            Placement::Maintenance { change: 3, until }
+        );
+        assert_eq!(place(false, None, None, Some(7)), Placement::Join(7));
+        assert_eq!(place(false, None, None, None), Placement::Open);
+    }
+
+    #[test]
+    fn maintenance_waits_for_the_change_planned_to_end_last_then_rechecks_an_overrun() {
+        let now = at("2026-11-24T10:00:00Z");
+        assert_eq!(maintenance(&[], now), None);
+        let changes = [
+            (1, at("2026-11-24T11:00:00Z")),
+            (2, at("2026-11-24T13:00:00Z")),
+        ];
+        assert_eq!(
+            maintenance(&changes, now),
+            Some((2, at("2026-11-24T13:00:00Z")))
+        );
+        let overrun = [(4, at("2026-11-24T09:00:00Z"))];
+        assert_eq!(
+            maintenance(&overrun, now),
+            Some((4, at("2026-11-24T10:05:00Z")))
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! submission, freezes, and bad input refused with nothing changed.
 
 use crate::common::*;
-use crate::intake::service_key;
+use crate::incidents::{alerts_json, open_incidents, settle, wait_for};
+use crate::intake::{post_alerts, service_key};
 use crate::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -872,7 +873,97 @@ async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backen
     assert_eq!(events["items"].as_array().unwrap().len(), 1);
 }
 
+async fn alerts_during_maintenance_page_nobody_until_the_change_ends(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    // Story 2: rodney's phone-switch change is under way.
+    let number = approved_phone_switch_change(&db, &server, "2026-11-23T03:00:00-07:00").await;
+    let started = act_ok(&server, &number, "start", json!({"by": "rodney"})).await;
+    assert_eq!(started["suppress_alerts"], true, "normal changes suppress");
+
+    // The switch alerts during its own window; GES alerts too, outside any change.
+    let switch = service_key(&server, "phone-switch", "prom").await;
+    post_alerts(&server, &switch, &alerts_json(&["SwitchFailover"])).await;
+    let ges = service_key(&server, "ges", "prom").await;
+    post_alerts(&server, &ges, &alerts_json(&["GesDown"])).await;
+    wait_for(&server, "/api/v1/incidents?status=open", |b| {
+        b["items"].as_array().unwrap().len() == 1
+    })
+    .await;
+    settle().await;
+    let open = open_incidents(&server).await;
+    assert_eq!(
+        texts_at(&Value::Array(open.clone()), "/service"),
+        ["ges"],
+        "only the GES alert opens an incident: {open:?}"
+    );
+    let (_, change) = server.get(&format!("/api/v1/changes/{number}")).await;
+    let during = &change["maintenance_alerts"];
+    assert_eq!(during.as_array().unwrap().len(), 1, "{change}");
+    assert_eq!(during[0]["name"], "SwitchFailover");
+    assert_eq!(during[0]["service"], "phone-switch");
+    assert_eq!(during[0]["firing"], true);
+    assert!(texts_at(&change["log"], "/kind").contains(&"maintenance_alert".to_string()));
+    // Sent again (Alertmanager resends every minute), it is still recorded once.
+    post_alerts(&server, &switch, &alerts_json(&["SwitchFailover"])).await;
+    settle().await;
+    let (_, again) = server.get(&format!("/api/v1/changes/{number}")).await;
+    assert_eq!(again["maintenance_alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(open_incidents(&server).await.len(), 1);
+
+    // Still firing when the change completes: it is newly firing, and pages.
+    let completed = act_ok(&server, &number, "complete", json!({"by": "rodney"})).await;
+    let last = completed["log"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["text"]
+            .as_str()
+            .unwrap()
+            .contains("1 alert still firing from the maintenance now page as newly firing"),
+        "{last}"
+    );
+    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
+        b["items"].as_array().unwrap().len() == 2
+    })
+    .await;
+    let switch_incident = open["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["service"] == "phone-switch")
+        .unwrap()["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, detail) = server
+        .get(&format!("/api/v1/incidents/{switch_incident}"))
+        .await;
+    let texts = texts_at(&detail["timeline"], "/text");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("joined (still firing after its maintenance ended)")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("Paged")),
+        "step one pages at once: {texts:?}"
+    );
+
+    // Emergency work does not suppress unless it says so; anyone may opt out.
+    let mut emergency = record("Hotfix", &["ges"], "2026-11-23T12:00:00Z", 1, "jared");
+    emergency["type"] = json!("emergency");
+    assert_eq!(create(&server, emergency).await["suppress_alerts"], false);
+    let mut loud = record("Loud", &["ges"], "2026-11-23T12:00:00Z", 1, "jared");
+    loud["suppress_alerts"] = json!(false);
+    assert_eq!(create(&server, loud).await["suppress_alerts"], false);
+    let mut wrong = record("Wrong", &["ges"], "2026-11-23T12:00:00Z", 1, "jared");
+    wrong["suppress_alerts"] = json!("yes");
+    let (status, body) = server.post("/api/v1/changes", wrong).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(problems(&body)[0].contains("suppress_alerts"), "{body}");
+}
+
 on_both_databases!(
+    alerts_during_maintenance_page_nobody_until_the_change_ends,
     unscheduled_work_near_a_change_tells_both_sides_at_once,
     story_4_the_change_the_customer_insisted_on,
     the_sandbox_conflict_runs_through_the_agent_portal,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Polls `path` until `done` holds (the engine works on a 250 ms tick).
-async fn wait_for(server: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(server: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..100 {
         let (status, body) = server.get(path).await;
@@ -26,11 +26,11 @@ async fn wait_for(server: &Server, path: &str, done: impl Fn(&Value) -> bool) ->
 
 /// Gives the engine several ticks to act (or, when asserting nothing happens, to
 /// have had the chance).
-async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(900)).await;
 }
 
-async fn open_incidents(server: &Server) -> Vec<Value> {
+pub(crate) async fn open_incidents(server: &Server) -> Vec<Value> {
     let (_, list) = server.get("/api/v1/incidents?status=open").await;
     list["items"].as_array().unwrap().clone()
 }
@@ -64,7 +64,7 @@ async fn advance(servers: &[&Server], by: &str) {
     }
 }
 
-fn alerts_json(names: &[&str]) -> String {
+pub(crate) fn alerts_json(names: &[&str]) -> String {
     let alerts: Vec<Value> = names
         .iter()
         .map(|n| json!({"labels": {"alertname": n, "severity": "critical"}, "annotations": {"summary": format!("{n} is failing")}}))

@@ -204,8 +204,8 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
     lock(&mut tx).await?;
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO changes (title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, \
-         test_evidence, rollback_plan, public, launch, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+         test_evidence, rollback_plan, public, launch, suppress_alerts, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
     )
     .bind(&input.title)
     .bind(&input.description)
@@ -219,6 +219,7 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
     .bind(&input.rollback_plan)
     .bind(input.public as i64)
     .bind(input.launch as i64)
+    .bind(input.suppress_alerts as i64)
     .bind(&actor.label)
     .bind(now)
     .fetch_one(&mut *tx)
@@ -263,7 +264,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     };
     sqlx::query(
         "UPDATE changes SET title = $2, description = $3, change_type = $4, declared_risk = $5, state = $6, start_at = $7, end_at = $8, \
-         requested_by = $9, implementer = $10, test_evidence = $11, rollback_plan = $12, public = $13, launch = $14, updated_at = $15 WHERE id = $1",
+         requested_by = $9, implementer = $10, test_evidence = $11, rollback_plan = $12, public = $13, launch = $14, suppress_alerts = $15, updated_at = $16 WHERE id = $1",
     )
     .bind(id)
     .bind(&input.title)
@@ -279,6 +280,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     .bind(&input.rollback_plan)
     .bind(input.public as i64)
     .bind(input.launch as i64)
+    .bind(input.suppress_alerts as i64)
     .bind(now)
     .execute(&mut *tx)
     .await?;
@@ -452,12 +454,36 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
         q = q.bind(now);
     }
     q.execute(&mut *tx).await?;
+    let mut text = text;
+    if before.state == State::InProgress && state.has_ended() {
+        let woken = end_maintenance(&mut tx, id, now).await?;
+        if woken > 0 {
+            text.push_str(&format!("; {woken} alert{} still firing from the maintenance now page as newly firing", if woken == 1 { "" } else { "s" }));
+        }
+    }
     let change = fetch(&mut tx, id, "").await?;
     log(&mut tx, id, now, request.action.as_str(), by, &text).await?;
     tell_parties(&mut tx, policy, &change, &found, request.action.as_str(), &text, now).await?;
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, &format!("change.{}", request.action.as_str()), &change, Some(&before))]).await?;
     tx.commit().await?;
     Ok(found)
+}
+
+/// Ends a change's maintenance: its alerts still firing (held for it) are looked at
+/// again now, as newly firing. Takes the `incidents` lock so that grouping, which
+/// reads in-progress changes under it, never holds an alert for a change that has
+/// just ended. Answers how many were woken.
+async fn end_maintenance(tx: &mut Tx<'_>, id: i64, now: i64) -> Result<u64> {
+    incidents_sql::lock(tx).await?;
+    let woken = sqlx::query(
+        "UPDATE held_alerts SET recheck_at = $1 WHERE reason = 'maintenance' \
+         AND alert_id IN (SELECT alert_id FROM change_alerts WHERE change_id = $2)",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(woken.rows_affected())
 }
 
 pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, acceptance: &NewRiskAcceptance, now: i64) -> Result<Vec<Conflict>> {
@@ -516,13 +542,27 @@ pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<ChangeDetail
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+    let during: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT a.id, a.service_id, a.labels, ca.at, a.firing FROM change_alerts ca JOIN alerts a ON a.id = ca.alert_id \
+         WHERE ca.change_id = $1 ORDER BY ca.at, a.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
+    let maintenance_alerts = during
+        .into_iter()
+        .map(|(alert, service, labels, at, firing)| {
+            let name = crate::signals::labels(&labels)?.get("alertname").cloned().unwrap_or_else(|| "alert".to_string());
+            Ok(MaintenanceAlert { alert, service, name, at: from_ms(at)?, firing: firing != 0 })
+        })
+        .collect::<Result<_>>()?;
     let log = rows
         .into_iter()
         .map(|(at, kind, actor, text)| Ok(LogEntry { at: from_ms(at)?, kind, actor, text }))
         .collect::<Result<_>>()?;
     let caused_incidents = caused.into_iter().map(|r| muster_domain::incidents::number(r.0)).collect();
-    Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log, caused_incidents }))
+    Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log, caused_incidents, maintenance_alerts }))
 }
 
 pub async fn list(p: &crate::Pools<DB>, query: &ChangeQuery) -> Result<Vec<Change>> {

@@ -1,6 +1,6 @@
 // Incident queries, compiled once per database (see `per_dialect!`).
 
-use muster_domain::incidents::grouping::{Placement, alert_title, muted_until, place, truncate};
+use muster_domain::incidents::grouping::{Placement, alert_title, maintenance, muted_until, place, truncate};
 use muster_domain::incidents::pages::page_prefix;
 use muster_domain::incidents::reports::{Candidate, flood, resemble};
 use muster_domain::incidents::{Action, Rules, group_key, transition};
@@ -10,7 +10,7 @@ type Tx<'a> = sqlx::Transaction<'a, DB>;
 
 /// Takes the `incidents` engine lock for the transaction: whatever may open an
 /// incident runs one at a time.
-async fn lock(tx: &mut Tx<'_>) -> Result<()> {
+pub(crate) async fn lock(tx: &mut Tx<'_>) -> Result<()> {
     let sql = format!("SELECT name FROM engine_locks WHERE name = 'incidents'{LOCK}");
     let _: Option<(String,)> = sqlx::query_as(trusted(sql)).fetch_optional(&mut **tx).await?;
     Ok(())
@@ -445,6 +445,56 @@ async fn open_memberships(tx: &mut Tx<'_>, ids: &[i64]) -> Result<HashMap<i64, i
     Ok(found)
 }
 
+/// The in-progress changes that suppress alerts on each of `services`: (change,
+/// planned end). Read under the `incidents` lock, which a change's end also takes.
+async fn maintenance_windows(tx: &mut Tx<'_>, services: &[&str]) -> Result<HashMap<String, Vec<(i64, Timestamp)>>> {
+    let mut windows: HashMap<String, Vec<(i64, Timestamp)>> = HashMap::new();
+    for chunk in services.chunks(500) {
+        let sql = format!(
+            "SELECT s.service_id, c.id, c.end_at FROM change_services s JOIN changes c ON c.id = s.change_id \
+             WHERE c.state = 'in_progress' AND c.suppress_alerts = 1 AND s.service_id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, i64, i64)>(trusted(sql));
+        for service in chunk {
+            q = q.bind(*service);
+        }
+        for (service, change, end) in q.fetch_all(&mut **tx).await? {
+            windows.entry(service).or_default().push((change, from_ms(end)?));
+        }
+    }
+    Ok(windows)
+}
+
+/// Records a firing alert as "during maintenance" of `change` (once: a later look
+/// leaves the change's log alone) and holds it until `until`.
+async fn hold_for_maintenance(tx: &mut Tx<'_>, alert: i64, name: &str, service: &str, change: i64, until: Timestamp, at: i64) -> Result<()> {
+    let recorded: Option<(i64,)> = sqlx::query_as("INSERT INTO change_alerts (change_id, alert_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING change_id")
+        .bind(change)
+        .bind(alert)
+        .bind(at)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if recorded.is_some() {
+        let text = format!("Alert #{alert} {name} on {service} during maintenance: recorded, not paged");
+        sqlx::query("INSERT INTO change_log (change_id, at, kind, actor, text) VALUES ($1, $2, 'maintenance_alert', 'muster', $3)")
+            .bind(change)
+            .bind(at)
+            .bind(text)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO held_alerts (alert_id, reason, recheck_at) VALUES ($1, 'maintenance', $2) \
+         ON CONFLICT (alert_id) DO UPDATE SET reason = excluded.reason, recheck_at = excluded.recheck_at",
+    )
+    .bind(alert)
+    .bind(ms(until))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// One thing grouping looks at, in order: an alert event, or a held alert due again.
 enum Work {
     Event { kind: String, alert: i64 },
@@ -492,8 +542,9 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
     let ids: Vec<i64> = work.iter().map(|w| match w { Work::Event { alert, .. } | Work::Held { alert, .. } => *alert }).collect::<HashSet<_>>().into_iter().collect();
     let facts = alert_facts(&mut tx, &ids).await?;
     let mut member = open_memberships(&mut tx, &ids).await?;
-    let services: HashSet<&str> = facts.values().map(|f| f.service_id.as_str()).collect();
-    let mut groups = OpenGroups::load(&mut tx, &services.into_iter().collect::<Vec<_>>()).await?;
+    let services: Vec<&str> = facts.values().map(|f| f.service_id.as_str()).collect::<HashSet<_>>().into_iter().collect();
+    let mut groups = OpenGroups::load(&mut tx, &services).await?;
+    let windows = maintenance_windows(&mut tx, &services).await?;
     let mut pending = Pending::default();
     let mut opened: Vec<Due> = Vec::new();
     let mut resolved_in: Vec<i64> = Vec::new();
@@ -535,15 +586,22 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
         let rules = service.map(Rules::of).unwrap_or_default();
         let key = group_key(&labels, &rules.group_by);
         let muted = muted_until(grouping.silences, &alert.service_id, &labels, now);
+        let during = windows.get(&alert.service_id).and_then(|w| maintenance(w, now));
         let open_in_group = groups.get(&alert.service_id, &key);
         let severity = Severity::of_labels(&labels);
+        let name = labels.get("alertname").map(String::as_str).unwrap_or("alert");
         let why = match item {
             Work::Held { reason, .. } if reason == "silenced" => " (its silence ended)",
+            Work::Held { reason, .. } if reason == "maintenance" => " (still firing after its maintenance ended)",
             Work::Held { .. } => " (still firing after its incident was resolved by hand)",
             Work::Event { .. } => "",
         };
-        let incident = match place(member.contains_key(&alert_id), muted, open_in_group.map(|g| g.0)) {
+        let incident = match place(member.contains_key(&alert_id), muted, during, open_in_group.map(|g| g.0)) {
             Placement::Stay => continue,
+            Placement::Maintenance { change, until } => {
+                hold_for_maintenance(&mut tx, alert_id, name, &alert.service_id, change, until, at).await?;
+                continue;
+            }
             Placement::Hold { until } => {
                 sqlx::query(
                     "INSERT INTO held_alerts (alert_id, reason, recheck_at) VALUES ($1, 'silenced', $2) \
@@ -582,7 +640,6 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
         pending.joins.push((incident, alert_id, at));
         pending.released.push(alert_id);
         member.insert(alert_id, incident);
-        let name = labels.get("alertname").map(String::as_str).unwrap_or("alert");
         pending.note(incident, at, "alert_joined", format!("Alert #{alert_id} {name} joined{why}"));
         if alert.firing == 0 {
             resolved_in.push(incident);

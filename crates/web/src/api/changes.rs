@@ -146,6 +146,9 @@ struct Record {
     public: bool,
     #[serde(default)]
     launch: bool,
+    /// Absent: on for normal and standard changes, off for emergencies.
+    #[serde(default)]
+    suppress_alerts: Option<bool>,
 }
 
 fn instant(errors: &mut FieldErrors, field: &str, text: &str) -> Option<Timestamp> {
@@ -298,6 +301,9 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
         rollback_plan: record.rollback_plan,
         public: record.public,
         launch: record.launch,
+        suppress_alerts: record
+            .suppress_alerts
+            .unwrap_or(change_type.suppresses_alerts_by_default()),
     })
 }
 
