@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod changes;
 pub mod clock;
+pub mod ical;
 pub mod incidents;
 pub mod notify;
 pub mod oncall;

@@ -6,6 +6,7 @@
 //! team's launches), and queues the notices each step sends in that transaction.
 
 use crate::notify::NewNotification;
+use crate::secrets::{credential_hash, random_token};
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
 use muster_domain::audit::Actor;
@@ -182,7 +183,8 @@ pub struct ChangeQuery {
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
     pub states: Vec<State>,
-    pub service: Option<String>,
+    /// Only changes on any of these services (`None`: on any service).
+    pub services: Option<Vec<String>>,
     pub limit: usize,
 }
 
@@ -199,6 +201,23 @@ pub struct RecordedEvent {
     /// Who was told at once.
     pub told: Vec<String>,
 }
+
+/// An iCalendar feed of the change calendar (its secret link is shown once, at
+/// creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeFeed {
+    pub id: i64,
+    pub name: String,
+    /// Only changes on this team's services.
+    pub team: Option<String>,
+    /// Only changes on this service.
+    pub service: Option<String>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// Prefix of change calendar feed tokens.
+pub const CHANGE_FEED_PREFIX: &str = "chcal_";
 
 /// id, service, summary, source, happened at, custom details, links, received at,
 /// actor, covered by, unscheduled, nearby.
@@ -244,6 +263,20 @@ fn contact(catalog: &Catalog, person: &str) -> String {
         },
         None => person.to_string(),
     }
+}
+
+/// id, name, team, service, created at, created by.
+type FeedRow = (i64, String, Option<String>, Option<String>, i64, String);
+
+fn feed_from_row(r: FeedRow) -> Result<ChangeFeed> {
+    Ok(ChangeFeed {
+        id: r.0,
+        name: r.1,
+        team: r.2,
+        service: r.3,
+        created_at: from_ms(r.4)?,
+        created_by: r.5,
+    })
 }
 
 #[derive(sqlx::FromRow, Clone)]
@@ -413,6 +446,51 @@ impl Store {
         let now = ms(self.clock().now());
         let found = dispatch!(self, act(actor, policy, id, transition, now))?;
         self.change_outcome(id, found).await
+    }
+
+    /// A new feed of the change calendar: answers it and its secret token.
+    pub async fn create_change_feed(
+        &self,
+        actor: &Actor,
+        name: &str,
+        team: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<(ChangeFeed, String)> {
+        let token = format!("{CHANGE_FEED_PREFIX}{}", random_token(40));
+        let now = ms(self.clock().now());
+        let id = dispatch!(
+            self,
+            put_change_feed(actor, &credential_hash(&token), name, team, service, now)
+        )?;
+        let feed = ChangeFeed {
+            id,
+            name: name.to_string(),
+            team: team.map(str::to_string),
+            service: service.map(str::to_string),
+            created_at: from_ms(now)?,
+            created_by: actor.label.clone(),
+        };
+        Ok((feed, token))
+    }
+
+    pub async fn change_feeds(&self) -> Result<Vec<ChangeFeed>> {
+        let rows: Vec<FeedRow> = dispatch!(self, change_feeds())?;
+        rows.into_iter().map(feed_from_row).collect()
+    }
+
+    /// The feed a token opens, if it is live.
+    pub async fn change_feed(&self, token: &str) -> Result<Option<ChangeFeed>> {
+        if !token.starts_with(CHANGE_FEED_PREFIX) {
+            return Ok(None);
+        }
+        let row: Option<FeedRow> = dispatch!(self, change_feed(&credential_hash(token)))?;
+        row.map(feed_from_row).transpose()
+    }
+
+    /// Revokes a feed: its link stops working. False when there was none.
+    pub async fn revoke_change_feed(&self, actor: &Actor, id: i64) -> Result<bool> {
+        let now = ms(self.clock().now());
+        dispatch!(self, delete_change_feed(actor, id, now))
     }
 
     /// Records a risk acceptance (who accepted, on whose behalf, why, what was

@@ -211,6 +211,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/change-events", post(api::changes::create_event))
         .route("/api/v1/sandbox", get(api::changes::sandbox))
         .route(
+            "/api/v1/change-feeds",
+            get(api::change_calendar::list_feeds).post(api::change_calendar::create_feed),
+        )
+        .route(
+            "/api/v1/change-feeds/{id}",
+            delete(api::change_calendar::revoke_feed),
+        )
+        .route(
+            "/calendar/changes/{file}",
+            get(api::change_calendar::serve_feed),
+        )
+        .route(
             "/api/v1/changes/{id}",
             get(api::changes::get).put(api::changes::update),
         )

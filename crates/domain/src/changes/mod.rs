@@ -3,6 +3,7 @@
 //! the catalog, and the settings the policy and the conflict checks use; `policy` holds
 //! computed risk and approvals, `conflicts` the collisions over the dependency graph.
 
+pub mod calendar;
 pub mod conflicts;
 pub mod correlation;
 pub mod events;

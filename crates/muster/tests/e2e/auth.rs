@@ -12,7 +12,10 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 56] = [
+pub const ROUTES: [(&str, &str); 59] = [
+    ("GET", "/api/v1/change-feeds"),
+    ("POST", "/api/v1/change-feeds"),
+    ("DELETE", "/api/v1/change-feeds/identity"),
     ("GET", "/api/v1/catalog"),
     ("PUT", "/api/v1/catalog"),
     ("GET", "/api/v1/services"),

@@ -7,6 +7,7 @@ use crate::common::*;
 use crate::incidents::{alerts_json, open_incidents, settle, wait_for};
 use crate::intake::{post_alerts, service_key};
 use crate::on_both_databases;
+use crate::oncall::parse_ical;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -962,7 +963,150 @@ async fn alerts_during_maintenance_page_nobody_until_the_change_ends(backend: Ba
     assert!(problems(&body)[0].contains("suppress_alerts"), "{body}");
 }
 
+async fn fetch_feed(url: &str) -> (StatusCode, String) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
+async fn the_change_calendar_is_a_revocable_icalendar_feed(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    let switch = approved_phone_switch_change(&db, &server, "2026-11-25T03:00:00-07:00").await;
+    let ges = create(
+        &server,
+        record(
+            "Deploy GES 4.2",
+            &["ges"],
+            "2026-11-26T10:00:00Z",
+            1,
+            "jared",
+        ),
+    )
+    .await["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dropped = create(
+        &server,
+        record("Dropped idea", &["ges"], "2026-11-27T10:00:00Z", 1, "jared"),
+    )
+    .await["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    act_ok(&server, &dropped, "cancel", json!({"by": "jared"})).await;
+
+    // The contact-centre's feed holds its change only, approved.
+    let (status, made) = server
+        .post("/api/v1/change-feeds", json!({"team": "contact-centre"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["name"], "Changes: contact-centre");
+    let url = made["url"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/calendar/changes/chcal_", server.base)),
+        "{url}"
+    );
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/calendar")
+    );
+    let events = parse_ical(&response.text().await.unwrap());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0],
+        [
+            format!("{switch} Patch and fail over the phone switch (approved)"),
+            "2026-11-25T10:00:00+00:00".to_string(),
+            "2026-11-25T13:00:00+00:00".to_string(),
+            format!("{switch}@muster"),
+        ]
+    );
+
+    // Everyone's feed holds all three; the cancelled one is marked so apps drop it.
+    let (_, all) = server.post("/api/v1/change-feeds", json!({})).await;
+    let (_, text) = fetch_feed(all["url"].as_str().unwrap()).await;
+    let summaries: Vec<String> = parse_ical(&text)
+        .into_iter()
+        .map(|e| e[0].clone())
+        .collect();
+    assert_eq!(summaries.len(), 3, "{summaries:?}");
+    assert!(summaries.contains(&format!("{ges} Deploy GES 4.2 (draft)")));
+    assert!(summaries.contains(&format!("{dropped} Dropped idea (cancelled)")));
+    assert!(text.contains("STATUS:CANCELLED\r\n") && text.contains("STATUS:TENTATIVE\r\n"));
+    // A service feed follows the service.
+    let (_, by_service) = server
+        .post(
+            "/api/v1/change-feeds",
+            json!({"service": "ges", "name": "GES work"}),
+        )
+        .await;
+    let (_, text) = fetch_feed(by_service["url"].as_str().unwrap()).await;
+    assert!(text.contains("X-WR-CALNAME:GES work\r\n"));
+    assert_eq!(parse_ical(&text).len(), 2);
+
+    // The list never shows links; bad input names the field and stores nothing.
+    let (_, listed) = server.get("/api/v1/change-feeds").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    assert!(!listed.to_string().contains("chcal_"), "{listed}");
+    for (body, field, code) in [
+        (
+            json!({"team": "nope"}),
+            "team",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"service": "nope"}),
+            "service",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"name": "x".repeat(201)}),
+            "name",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"colour": "red"}), "colour", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, answer) = server.post("/api/v1/change-feeds", body.clone()).await;
+        assert_eq!(status, code, "{body}: {answer}");
+        assert!(answer.to_string().contains(field), "{body}: {answer}");
+    }
+    let (_, listed) = server.get("/api/v1/change-feeds").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+
+    // Only its maker or an editor revokes it; then the link is gone for good.
+    let id = made["id"].as_i64().unwrap();
+    let jared = person_token(&db, "jared");
+    let (status, _) = send(server.as_token(
+        Method::DELETE,
+        &format!("/api/v1/change-feeds/{id}"),
+        &jared,
+    ))
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) =
+        send(server.request(Method::DELETE, &format!("/api/v1/change-feeds/{id}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(fetch_feed(&url).await.0, StatusCode::NOT_FOUND);
+    let (status, _) =
+        send(server.request(Method::DELETE, &format!("/api/v1/change-feeds/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in ["nope.ics", "chcal_nope.ics", "cal_x", ""] {
+        let (status, _) = fetch_feed(&format!("{}/calendar/changes/{bad}", server.base)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad:?}");
+    }
+    let (_, audit) = server.get("/api/v1/audit?limit=1000").await;
+    let actions = texts_at(&audit["items"], "/action");
+    assert!(actions.contains(&"change_feed.create".to_string()));
+    assert!(actions.contains(&"change_feed.revoke".to_string()));
+}
+
 on_both_databases!(
+    the_change_calendar_is_a_revocable_icalendar_feed,
     alerts_during_maintenance_page_nobody_until_the_change_ends,
     unscheduled_work_near_a_change_tells_both_sides_at_once,
     story_4_the_change_the_customer_insisted_on,

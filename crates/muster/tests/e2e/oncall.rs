@@ -358,7 +358,7 @@ async fn a_service_answers_who_its_first_page_reaches(backend: Backend) {
 
 /// Parses iCalendar text with Python's `icalendar` (a real RFC 5545 parser) and returns
 /// the events as `[summary, start, end, uid]`.
-fn parse_ical(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn parse_ical(text: &str) -> Vec<Vec<String>> {
     use std::io::Write;
     let script = r#"
 import json, sys, icalendar

@@ -573,19 +573,23 @@ pub async fn list(p: &crate::Pools<DB>, query: &ChangeQuery) -> Result<Vec<Chang
         let names: Vec<String> = query.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
         filters.push(format!("c.state IN ({})", names.join(", ")));
     }
-    if query.service.is_some() {
-        filters.push("EXISTS (SELECT 1 FROM change_services s WHERE s.change_id = c.id AND s.service_id = $4)".into());
-    } else {
-        filters.push("$4 IS NULL".into());
+    if let Some(services) = &query.services {
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Numbered like the rest of the statement (never mixed with anonymous ones).
+        let list = crate::placeholder_list(false, 4, services.len());
+        filters.push(format!("EXISTS (SELECT 1 FROM change_services s WHERE s.change_id = c.id AND s.service_id IN ({list}))"));
     }
     let sql = format!("SELECT c.id FROM changes c WHERE {} ORDER BY c.start_at DESC, c.id DESC LIMIT $3", filters.join(" AND "));
-    let ids: Vec<(i64,)> = sqlx::query_as(trusted(sql))
+    let mut q = sqlx::query_as::<_, (i64,)>(trusted(sql))
         .bind(query.from.map(ms).unwrap_or(i64::MIN))
         .bind(query.to.map(ms).unwrap_or(i64::MAX))
-        .bind(query.limit as i64)
-        .bind(query.service.as_deref())
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(query.limit as i64);
+    for service in query.services.iter().flatten() {
+        q = q.bind(service);
+    }
+    let ids = q.fetch_all(&mut *tx).await?;
     let ids: Vec<i64> = ids.into_iter().map(|r| r.0).collect();
     let mut changes = fetch_many(&mut tx, &ids, "").await?;
     tx.commit().await?;
@@ -807,4 +811,44 @@ pub async fn services_by_change(p: &crate::Pools<DB>, ids: &[i64]) -> Result<Has
     let services = services_of(&mut tx, ids).await?;
     tx.commit().await?;
     Ok(services)
+}
+
+pub async fn put_change_feed(p: &crate::Pools<DB>, actor: &Actor, hash: &str, name: &str, team: Option<&str>, service: Option<&str>, now: i64) -> Result<i64> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let (id,): (i64,) = sqlx::query_as("INSERT INTO change_feeds (token_hash, name, team, service, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+        .bind(hash)
+        .bind(name)
+        .bind(team)
+        .bind(service)
+        .bind(now)
+        .bind(&actor.label)
+        .fetch_one(&mut *tx)
+        .await?;
+    let scope = serde_json::json!({"name": name, "team": team, "service": service}).to_string();
+    audit_sql::append(&mut tx, now, vec![actor.entry("change_feed.create", format!("change_feed:{id}"), None, Some(scope))]).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+const FEED_COLUMNS: &str = "id, name, team, service, created_at, created_by";
+
+pub async fn change_feeds(p: &crate::Pools<DB>) -> Result<Vec<FeedRow>> {
+    let sql = format!("SELECT {FEED_COLUMNS} FROM change_feeds ORDER BY id");
+    Ok(sqlx::query_as(trusted(sql)).fetch_all(&p.reader).await?)
+}
+
+pub async fn change_feed(p: &crate::Pools<DB>, hash: &str) -> Result<Option<FeedRow>> {
+    let sql = format!("SELECT {FEED_COLUMNS} FROM change_feeds WHERE token_hash = $1");
+    Ok(sqlx::query_as(trusted(sql)).bind(hash).fetch_optional(&p.reader).await?)
+}
+
+pub async fn delete_change_feed(p: &crate::Pools<DB>, actor: &Actor, id: i64, now: i64) -> Result<bool> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let done = sqlx::query("DELETE FROM change_feeds WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    audit_sql::append(&mut tx, now, vec![actor.entry("change_feed.revoke", format!("change_feed:{id}"), None, None)]).await?;
+    tx.commit().await?;
+    Ok(true)
 }

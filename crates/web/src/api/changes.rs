@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
+use muster_domain::catalog::Catalog;
 use muster_domain::changes::conflicts::{Conflict, Planned};
 use muster_domain::changes::events::NewChangeEvent;
 use muster_domain::changes::policy::{self, Approval};
@@ -321,8 +322,41 @@ fn require_owners(caller: &Caller, rules: &Rules, services: &[String]) -> ApiRes
     Ok(())
 }
 
-/// `GET /api/v1/changes?from=&to=&state=&service=&limit=`: changes whose window meets
-/// `[from, to)`, latest start first.
+/// The services a `team` and `service` filter leave (`None`: every service); unknown
+/// ones are named in `errors`.
+pub(crate) fn scope(
+    catalog: &Catalog,
+    team: Option<&str>,
+    service: Option<&str>,
+    errors: &mut FieldErrors,
+) -> Option<Vec<String>> {
+    let team = team.filter(|t| !t.is_empty());
+    let service = service.filter(|s| !s.is_empty());
+    if let Some(id) = team
+        && catalog.team(id).is_none()
+    {
+        errors.push("team", format!("no team with id {id:?}"));
+    }
+    if let Some(id) = service
+        && catalog.service(id).is_none()
+    {
+        errors.push("service", format!("no service with id {id:?}"));
+    }
+    if team.is_none() && service.is_none() {
+        return None;
+    }
+    Some(
+        catalog
+            .services
+            .iter()
+            .filter(|s| team.is_none_or(|t| s.owner == t) && service.is_none_or(|id| s.id == id))
+            .map(|s| s.id.clone())
+            .collect(),
+    )
+}
+
+/// `GET /api/v1/changes?from=&to=&state=&team=&service=&limit=`: changes whose window
+/// meets `[from, to)`, latest start first; `team` keeps those on its services.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -354,6 +388,13 @@ pub async fn list(
         })
         .unwrap_or_default();
     let limit = params.limit()?;
+    let snapshot = state.store.catalog().await?;
+    let services = scope(
+        &snapshot.catalog,
+        params.text("team"),
+        params.text("service"),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(ApiError::invalid(StatusCode::BAD_REQUEST, errors));
     }
@@ -361,7 +402,7 @@ pub async fn list(
         from,
         to,
         states,
-        service: params.text("service").map(str::to_owned),
+        services,
         limit,
     };
     let items = state.store.changes(&query).await?;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod change_calendar;
 pub mod changes;
 pub mod clock;
 pub mod incidents;
