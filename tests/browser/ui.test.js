@@ -224,3 +224,73 @@ test("the helpdesk records reports until the flood opens an incident; the list s
   await list.close();
   await form.close();
 });
+
+test("plan two changes in one sandbox: the form checks live, the calendar flags the conflict, the change page acts", async () => {
+  const page = await browser.newPage();
+  await signIn(page);
+  // Tomorrow, in UTC (the demo admin is no catalog person, so pages show UTC).
+  const day = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  const plan = async (service, title, implementer, from, to) => {
+    await page.goto(`${base}/changes/new?service=${service}`);
+    await page.getByLabel("Title").fill(title);
+    await page.getByLabel("Implementer").selectOption(implementer);
+    await page.getByLabel(/^Start/).fill(`${day}T${from}`);
+    await page.getByLabel(/^End/).fill(`${day}T${to}`);
+  };
+  await plan("phone-switch", "Patch and fail over the phone switch", "rodney", "03:00", "06:00");
+  await page.locator("#live-check").getByText("No conflicts.").waitFor();
+  await page.getByRole("button", { name: "Save as draft" }).click();
+  assert.match(page.url(), /\/changes\/CHG-\d+$/);
+  const switchNumber = page.url().match(/CHG-\d+/)[0];
+  assert.match(await page.locator("#conflicts + p").textContent(), /None/);
+
+  // The GES deploy in the same window: the form shows the collision two hops away, and
+  // who is doing what around GES, before anything is saved.
+  await plan("ges", "Deploy GES 4.2", "jared", "04:00", "05:00");
+  const live = page.locator("#live-check");
+  await live.getByText("dependency").waitFor();
+  assert.match(await live.textContent(), new RegExp(`${switchNumber}.*phone-switch`, "s"));
+  assert.match(await live.textContent(), /ges → agent-portal → phone-switch|ges – agent-portal – phone-switch/);
+  await page.locator("#live-sandbox").getByText(switchNumber, { exact: false }).first().waitFor();
+  await page.screenshot({ path: join(results, "change-form.png"), fullPage: true });
+  // A window that ends before it starts is named before saving.
+  await page.getByLabel(/^End/).fill(`${day}T02:00`);
+  await live.getByText(/end: must be after start/).waitFor();
+  await page.getByLabel(/^End/).fill(`${day}T05:00`);
+  await page.getByRole("button", { name: "Save as draft" }).click();
+  assert.match(page.url(), /\/changes\/CHG-\d+$/);
+  const gesNumber = page.url().match(/CHG-\d+/)[0];
+  assert.match(await page.locator("ul.conflicts").textContent(), /dependency/);
+
+  // Submit; an approval needs a person, which the demo admin is not: the page says so.
+  await page.getByRole("button", { name: "Submit for approval" }).click();
+  assert.match(await page.locator("h1 + p").textContent(), /submitted/);
+  await page.getByRole("button", { name: "Approve" }).click();
+  assert.match(await page.getByRole("alert").textContent(), /not linked to a person/);
+
+  // The week's calendar shows both, the GES deploy flagged; filtered by team, one.
+  await page.goto(`${base}/changes?view=week&at=${day}`);
+  const cell = page.locator(`td[data-date="${day}"]`);
+  assert.match(await cell.locator(`a[href="/changes/${gesNumber}"]`).textContent(), /Deploy GES 4.2.*⚠ 1/s);
+  assert.match(await cell.locator(`a[href="/changes/${gesNumber}"]`).getAttribute("class"), /state-submitted/);
+  assert.match(await cell.locator(`a[href="/changes/${switchNumber}"]`).getAttribute("class"), /state-draft/);
+  await page.screenshot({ path: join(results, "changes-week.png"), fullPage: true });
+  await page.getByLabel("Team").selectOption("contact-centre");
+  await page.getByRole("button", { name: "Show" }).click();
+  assert.equal(await page.locator("a.entry[href^='/changes/CHG-']").count(), 1);
+
+  // An iCalendar link for the filtered calendar, shown once, serves both as events.
+  await page.getByRole("button", { name: /Make an iCalendar link for contact-centre/ }).click();
+  const url = (await page.locator("#feed-url").textContent()).trim();
+  assert.match(url, /\/calendar\/changes\/chcal_\w+\.ics$/);
+  const feed = await (await fetch(url)).text();
+  assert.match(feed, new RegExp(`SUMMARY:${switchNumber} Patch and fail over the phone switch \\(draft\\)`));
+  assert.doesNotMatch(feed, /Deploy GES/);
+
+  // The agent portal's sandbox at 04:30 shows who else is playing in it (the panel its
+  // service page shows for now).
+  await page.goto(`${base}/sandbox?service=agent-portal&at=${day}T04:30`);
+  const sandbox = await page.locator(".sandbox").textContent();
+  assert.ok(sandbox.includes(switchNumber) && sandbox.includes(gesNumber), sandbox);
+  await page.close();
+});

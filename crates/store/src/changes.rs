@@ -616,7 +616,17 @@ impl Store {
         policy: &Policy<'_>,
         change: &Planned,
     ) -> Result<Vec<Conflict>> {
-        dispatch!(self, check(policy, change))
+        let mut found = dispatch!(self, check(policy, std::slice::from_ref(change)))?;
+        Ok(found.pop().unwrap_or_default())
+    }
+
+    /// What each of `changes` collides with now, read in one snapshot (the calendar).
+    pub async fn conflicts_of_changes(
+        &self,
+        policy: &Policy<'_>,
+        changes: &[Planned],
+    ) -> Result<Vec<Vec<Conflict>>> {
+        dispatch!(self, check(policy, changes))
     }
 }
 

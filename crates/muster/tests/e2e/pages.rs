@@ -8,7 +8,8 @@ use serde_json::json;
 on_both_databases!(
     sign_in_is_protected_and_throttled,
     sessions_need_csrf_for_writes_and_pages_escape_text,
-    on_call_pages_show_schedules_people_and_the_notification_log
+    on_call_pages_show_schedules_people_and_the_notification_log,
+    change_pages_plan_check_act_and_show_the_sandbox
 );
 
 fn no_redirects() -> Client {
@@ -494,4 +495,254 @@ async fn on_call_pages_show_schedules_people_and_the_notification_log(backend: B
     )
     .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// Signs `user` in (made with `role`, acting as catalog person `person`) and answers
+/// the session cookie.
+async fn person_session(
+    db: &crate::common::Database,
+    client: &Client,
+    base: &str,
+    person: &str,
+) -> String {
+    db.cli_ok(
+        &[
+            "user",
+            "create",
+            "--username",
+            person,
+            "--role",
+            "responder",
+            "--person",
+            person,
+            "--password-stdin",
+        ],
+        Some("a long enough password"),
+    );
+    let form = sign_in_form(client, base).await;
+    let response = post_sign_in(client, base, &form, person, "a long enough password", "/").await;
+    format!(
+        "muster_session={}",
+        set_cookie(&response, "muster_session").unwrap().0
+    )
+}
+
+async fn change_pages_plan_check_act_and_show_the_sandbox(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    let client = no_redirects();
+    let base = &server.base;
+    let rodney = person_session(&db, &client, base, "rodney").await;
+    let rita = person_session(&db, &client, base, "rita").await;
+    let get = |cookie: &str, path: &str| {
+        let (client, cookie, url) = (&client, cookie.to_string(), format!("{base}{path}"));
+        async move { signed_in_get(client, &cookie, url).await }
+    };
+    let form = get(&rodney, "/changes/new?service=phone-switch").await;
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().await.unwrap();
+    assert!(
+        html.contains("<option value=\"phone-switch\" selected>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Start (America/Denver)"),
+        "times in rodney's zone"
+    );
+    let csrf = hidden(&html, "csrf");
+    // rodney types Denver times: 03:00–06:00 is 10:00–13:00 UTC.
+    let fields = |csrf: &str, title: &str, service: &str, start: &str, end: &str| {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("title", title.to_string()),
+            ("services", service.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            ("type", "normal".to_string()),
+            ("risk", "low".to_string()),
+            ("implementer", "rodney".to_string()),
+            ("rollback_plan", "Fail back".to_string()),
+            ("suppress_alerts", "1".to_string()),
+        ]
+    };
+    let post = |cookie: &str, path: &str, form: Vec<(&'static str, String)>| {
+        let (client, cookie, url) = (&client, cookie.to_string(), format!("{base}{path}"));
+        async move {
+            client
+                .post(url)
+                .header(header::COOKIE, cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let forged = post(
+        &rodney,
+        "/changes/new",
+        fields(
+            "forged",
+            "x",
+            "phone-switch",
+            "2026-11-25T03:00",
+            "2026-11-25T06:00",
+        ),
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let saved = post(
+        &rodney,
+        "/changes/new",
+        fields(
+            &csrf,
+            "Patch <the> switch",
+            "phone-switch",
+            "2026-11-25T03:00",
+            "2026-11-25T06:00",
+        ),
+    )
+    .await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let location = saved.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(location, "/changes/CHG-1");
+    let (_, stored) = server.get("/api/v1/changes/CHG-1").await;
+    assert_eq!(stored["start"], "2026-11-25T10:00:00Z");
+    assert_eq!(stored["suppress_alerts"], true);
+
+    // The live check names the collision for GES work in the same window, and what a
+    // bad window lacks; nothing is stored by checking.
+    let check = post(
+        &rodney,
+        "/changes/check",
+        fields(&csrf, "GES", "ges", "2026-11-25T04:00", "2026-11-25T05:00"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        check.contains(">dependency</span>") && check.contains("CHG-1"),
+        "{check}"
+    );
+    let check = post(
+        &rodney,
+        "/changes/check",
+        fields(&csrf, "GES", "ges", "2026-11-25T04:00", "2026-11-25T03:00"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(check.contains("end: must be after start"), "{check}");
+    // A refused save keeps what was typed and names each problem.
+    let refused = post(
+        &rodney,
+        "/changes/new",
+        fields(&csrf, "", "nope", "2026-11-25T04:00", "2026-11-25T05:00"),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("title: is required") && html.contains("services[0]: no service"));
+    assert!(html.contains("value=\"2026-11-25T04:00\""));
+    let (_, listed) = server.get("/api/v1/changes").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    // The change page escapes text and offers what the state allows.
+    let page = get(&rodney, "/changes/CHG-1").await.text().await.unwrap();
+    assert!(
+        page.contains("Patch &#60;the&#62; switch") || page.contains("Patch &lt;the&gt; switch"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"submit\"") && !page.contains("value=\"start\""));
+    let act = |cookie: &str, action: &str| {
+        post(
+            cookie,
+            "/changes/CHG-1/act",
+            vec![
+                ("csrf", csrf.clone()),
+                ("action", action.to_string()),
+                ("reason", String::new()),
+            ],
+        )
+    };
+    assert_eq!(act(&rodney, "submit").await.status(), StatusCode::SEE_OTHER);
+    // rita's session has its own CSRF token.
+    let rita_page = get(&rita, "/changes/CHG-1").await.text().await.unwrap();
+    let rita_csrf = hidden(&rita_page, "csrf");
+    let approve = post(
+        &rita,
+        "/changes/CHG-1/act",
+        vec![("csrf", rita_csrf.clone()), ("action", "approve".into())],
+    )
+    .await;
+    assert_eq!(
+        approve.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "tier 1 without evidence"
+    );
+    assert!(approve.text().await.unwrap().contains("risk acceptance"));
+    let accepted = post(
+        &rita,
+        "/changes/CHG-1/risk-acceptance",
+        vec![
+            ("csrf", rita_csrf.clone()),
+            ("accepted_by", "rita".into()),
+            ("on_behalf_of", "contact-centre".into()),
+            ("reason", "Routine patch".into()),
+            (
+                "declined_recommendation",
+                "Test on the backup switch".into(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    let approve = post(
+        &rita,
+        "/changes/CHG-1/act",
+        vec![("csrf", rita_csrf), ("action", "approve".into())],
+    )
+    .await;
+    assert_eq!(approve.status(), StatusCode::SEE_OTHER);
+    let page = get(&rodney, "/changes/CHG-1").await.text().await.unwrap();
+    assert!(page.contains("Risk accepted") && page.contains("Test on the backup switch"));
+    assert!(page.contains("state-approved") && page.contains("value=\"start\""));
+
+    // The calendar shows it on its day, in rodney's zone; a bad filter is named.
+    let calendar = get(&rodney, "/changes?view=week&at=2026-11-25")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(calendar.contains("data-date=\"2026-11-25\""), "{calendar}");
+    assert!(calendar.contains("03:00–06:00</span> CHG-1"), "{calendar}");
+    let bad = get(&rodney, "/changes?view=year").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("view"));
+    assert_eq!(
+        get(&rodney, "/changes/CHG-99").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The sandbox panel for the change form, and on the agent portal's page.
+    let sandbox = get(&rodney, "/sandbox?service=agent-portal&at=2026-11-25T04:00")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sandbox.contains("CHG-1") && sandbox.contains("agent-portal → phone-switch"),
+        "{sandbox}"
+    );
+    let service = get(&rodney, "/services/phone-switch")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(service.contains("Who else is playing in the sandbox"));
+    let missing = get(&rodney, "/sandbox?service=nope").await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
 }

@@ -139,9 +139,13 @@ async fn conflicts_of(tx: &mut Tx<'_>, policy: &Policy<'_>, change: &Planned) ->
     Ok(conflicts(change, &others, policy.freezes, policy.graph, policy.settings))
 }
 
-pub async fn check(p: &crate::Pools<DB>, policy: &Policy<'_>, change: &Planned) -> Result<Vec<Conflict>> {
+/// The conflicts of each change, in one snapshot.
+pub async fn check(p: &crate::Pools<DB>, policy: &Policy<'_>, changes: &[Planned]) -> Result<Vec<Vec<Conflict>>> {
     let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
-    let found = conflicts_of(&mut tx, policy, change).await?;
+    let mut found = Vec::with_capacity(changes.len());
+    for change in changes {
+        found.push(conflicts_of(&mut tx, policy, change).await?);
+    }
     tx.commit().await?;
     Ok(found)
 }

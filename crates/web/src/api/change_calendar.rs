@@ -42,6 +42,13 @@ pub async fn create_feed(
     caller: Caller,
     body: Body,
 ) -> ApiResult<Response> {
+    let made = make_feed(&state, &caller, &body).await?;
+    Ok((StatusCode::CREATED, Json(made)).into_response())
+}
+
+/// Makes a feed from a `{name, team, service}` body, for the API and the calendar
+/// page; answers it with its link.
+pub(crate) async fn make_feed(state: &AppState, caller: &Caller, body: &Body) -> ApiResult<Value> {
     caller.require(Permission::Read, None)?;
     let request: NewFeed = body.parse_or_default()?;
     let snapshot = state.store.catalog().await?;
@@ -79,9 +86,9 @@ pub async fn create_feed(
             service.as_deref(),
         )
         .await?;
-    let mut body = json!(feed);
-    body["url"] = json!(format!("{}/calendar/changes/{token}.ics", state.public_url));
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let mut made = json!(feed);
+    made["url"] = json!(format!("{}/calendar/changes/{token}.ics", state.public_url));
+    Ok(made)
 }
 
 /// `GET /api/v1/change-feeds`: the feeds (never their links).

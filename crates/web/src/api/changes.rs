@@ -36,7 +36,7 @@ const MAX_SERVICES: usize = 100;
 const MAX_WINDOW_DAYS: i64 = 92;
 
 /// Reads `{id}`: a number or `CHG-<number>`.
-fn reference(text: &str) -> ApiResult<i64> {
+pub(crate) fn reference(text: &str) -> ApiResult<i64> {
     parse_reference(text).ok_or_else(|| {
         ApiError::not_found(format!(
             "no change {text:?}: use its id or its number, e.g. CHG-42"
@@ -45,14 +45,14 @@ fn reference(text: &str) -> ApiResult<i64> {
 }
 
 /// The catalog, its freezes and the configured settings: what the rules read.
-struct Rules {
-    snapshot: std::sync::Arc<CatalogSnapshot>,
-    freezes: Vec<Freeze>,
-    settings: muster_domain::changes::Settings,
+pub(crate) struct Rules {
+    pub snapshot: std::sync::Arc<CatalogSnapshot>,
+    pub freezes: Vec<Freeze>,
+    pub settings: muster_domain::changes::Settings,
 }
 
 impl Rules {
-    async fn load(state: &AppState) -> ApiResult<Rules> {
+    pub(crate) async fn load(state: &AppState) -> ApiResult<Rules> {
         let snapshot = state.store.catalog().await?;
         let freezes = Freeze::of_catalog(&snapshot.catalog);
         Ok(Rules {
@@ -62,7 +62,7 @@ impl Rules {
         })
     }
 
-    fn policy(&self) -> Policy<'_> {
+    pub(crate) fn policy(&self) -> Policy<'_> {
         Policy {
             catalog: &self.snapshot.catalog,
             graph: &self.snapshot.graph,
@@ -415,17 +415,40 @@ pub async fn create(
     caller: Caller,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let rules = Rules::load(&state).await?;
-    let input = read_record(&rules, &body)?;
-    require_owners(&caller, &rules, &input.services)?;
-    let (detail, conflicts) = state
-        .store
-        .create_change(&caller.actor(), &rules.policy(), &input)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(change_json(&rules, &detail, &conflicts)),
-    ))
+    let answer = save(&state, &caller, None, &body).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// Creates a change (`id` none) or rewrites one from a record body, for the API and
+/// the change form; answers the change as the API shows it.
+pub(crate) async fn save(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<i64>,
+    body: &Body,
+) -> ApiResult<Value> {
+    let rules = Rules::load(state).await?;
+    if let Some(id) = id {
+        let current = detail_or_404(state, id).await?;
+        require_owners(caller, &rules, &current.change.services)?;
+    }
+    let input = read_record(&rules, body)?;
+    require_owners(caller, &rules, &input.services)?;
+    let (detail, conflicts) = match id {
+        None => {
+            state
+                .store
+                .create_change(&caller.actor(), &rules.policy(), &input)
+                .await?
+        }
+        Some(id) => {
+            state
+                .store
+                .update_change(&caller.actor(), &rules.policy(), id, &input)
+                .await?
+        }
+    };
+    Ok(change_json(&rules, &detail, &conflicts))
 }
 
 /// `POST /api/v1/changes/check`: what a record would collide with and how the policy
@@ -437,8 +460,13 @@ pub async fn check(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
-    let rules = Rules::load(&state).await?;
-    let mut value = body.value()?;
+    Ok(Json(dry_run(&state, body.value()?).await?))
+}
+
+/// What a record (with an optional stored `id` to leave out) would collide with and
+/// how the policy would treat it, for the API and the change form's live check.
+pub(crate) async fn dry_run(state: &AppState, mut value: Value) -> ApiResult<Value> {
+    let rules = Rules::load(state).await?;
     let id = match value.as_object_mut().and_then(|o| o.remove("id")) {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -480,12 +508,12 @@ pub async fn check(
     };
     let assessment = policy::assess(&facts, catalog, &conflicts);
     let required = policy::requirements(&facts, assessment.risk, catalog, &rules.snapshot.graph);
-    Ok(Json(json!({
+    Ok(json!({
         "conflicts": conflicts,
         "risk": {"declared": input.risk, "computed": assessment.risk, "reasons": assessment.reasons},
         "approval": {"required": required},
         "safeguards_missing": policy::missing_safeguards(&facts, catalog),
-    })))
+    }))
 }
 
 async fn detail_or_404(state: &AppState, id: i64) -> ApiResult<ChangeDetail> {
@@ -501,14 +529,18 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
-    let id = reference(&id)?;
-    let detail = detail_or_404(&state, id).await?;
-    let rules = Rules::load(&state).await?;
+    Ok(Json(view(&state, reference(&id)?).await?))
+}
+
+/// A stored change as the API shows it, with its conflicts as they stand now.
+pub(crate) async fn view(state: &AppState, id: i64) -> ApiResult<Value> {
+    let detail = detail_or_404(state, id).await?;
+    let rules = Rules::load(state).await?;
     let conflicts = state
         .store
         .change_conflicts(&rules.policy(), &detail.change.planned())
         .await?;
-    Ok(Json(change_json(&rules, &detail, &conflicts)))
+    Ok(change_json(&rules, &detail, &conflicts))
 }
 
 /// `PUT /api/v1/changes/{id}`: rewrites the record (drafts, submitted and approved
@@ -521,27 +553,18 @@ pub async fn update(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let id = reference(&id)?;
-    let current = detail_or_404(&state, id).await?;
-    let rules = Rules::load(&state).await?;
-    require_owners(&caller, &rules, &current.change.services)?;
-    let input = read_record(&rules, &body)?;
-    require_owners(&caller, &rules, &input.services)?;
-    let (detail, conflicts) = state
-        .store
-        .update_change(&caller.actor(), &rules.policy(), id, &input)
-        .await?;
-    Ok(Json(change_json(&rules, &detail, &conflicts)))
+    Ok(Json(save(&state, &caller, Some(id), &body).await?))
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
+pub(crate) struct ActionBody {
     #[serde(default)]
-    by: Option<String>,
+    pub by: Option<String>,
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
     #[serde(default)]
-    acknowledge_conflicts: bool,
+    pub acknowledge_conflicts: bool,
 }
 
 /// Who acts on a change: a person. Signed-in people act as themselves (an approval is
@@ -609,16 +632,28 @@ pub async fn act(
         )));
     };
     let request: ActionBody = body.parse_or_default()?;
-    let current = detail_or_404(&state, id).await?;
-    let rules = Rules::load(&state).await?;
+    Ok(Json(apply(&state, &caller, id, action, request).await?))
+}
+
+/// Applies an action for the API and the change page; answers the change as the API
+/// shows it.
+pub(crate) async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    action: Action,
+    request: ActionBody,
+) -> ApiResult<Value> {
+    let current = detail_or_404(state, id).await?;
+    let rules = Rules::load(state).await?;
     let deciding = matches!(action, Action::Approve | Action::Reject);
     if deciding {
-        require_decider(&caller, &rules)?;
+        require_decider(caller, &rules)?;
     } else {
-        require_owners(&caller, &rules, &current.change.services)?;
+        require_owners(caller, &rules, &current.change.services)?;
     }
     let mut errors = FieldErrors::default();
-    let by = acting(&rules, &caller, request.by.as_deref(), &mut errors);
+    let by = acting(&rules, caller, request.by.as_deref(), &mut errors);
     if let Some(reason) = &request.reason {
         bounded(&mut errors, "reason", reason, MAX_TEXT, false);
     }
@@ -636,7 +671,7 @@ pub async fn act(
         .store
         .act_on_change(&actor, &rules.policy(), id, &transition)
         .await?;
-    Ok(Json(change_json(&rules, &detail, &conflicts)))
+    Ok(change_json(&rules, &detail, &conflicts))
 }
 
 #[derive(Deserialize)]
@@ -658,10 +693,22 @@ pub async fn accept_risk(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = reference(&id)?;
+    let recorded = record_acceptance(&state, &caller, id, &body).await?;
+    Ok((StatusCode::CREATED, Json(recorded)))
+}
+
+/// Records a risk acceptance from its body, for the API and the change page; answers
+/// the change.
+pub(crate) async fn record_acceptance(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    body: &Body,
+) -> ApiResult<Value> {
     let request: AcceptanceBody = body.parse()?;
-    let current = detail_or_404(&state, id).await?;
-    let rules = Rules::load(&state).await?;
-    require_owners(&caller, &rules, &current.change.services)?;
+    let current = detail_or_404(state, id).await?;
+    let rules = Rules::load(state).await?;
+    require_owners(caller, &rules, &current.change.services)?;
     let mut errors = FieldErrors::default();
     bounded(
         &mut errors,
@@ -698,10 +745,7 @@ pub async fn accept_risk(
         .store
         .accept_change_risk(&caller.actor(), &rules.policy(), id, &acceptance)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(change_json(&rules, &detail, &conflicts)),
-    ))
+    Ok(change_json(&rules, &detail, &conflicts))
 }
 
 /// Records a change event, from the API or PagerDuty: the on-call of every owner team
@@ -838,11 +882,22 @@ pub async fn sandbox(
                 )
             })?,
     };
-    let rules = Rules::load(&state).await?;
-    let catalog = &rules.snapshot.catalog;
     let Some(service) = params.text("service") else {
         return Err(ApiError::field("service", "is required: a service id"));
     };
+    Ok(Json(sandbox_view(&state, service, at, hours).await?))
+}
+
+/// Who else is playing in the sandbox of `service` within `hours` of `at`, for the
+/// API, the service page and the change form.
+pub(crate) async fn sandbox_view(
+    state: &AppState,
+    service: &str,
+    at: Timestamp,
+    hours: i64,
+) -> ApiResult<Value> {
+    let rules = Rules::load(state).await?;
+    let catalog = &rules.snapshot.catalog;
     if catalog.service(service).is_none() {
         return Err(ApiError::field(
             "service",
@@ -928,10 +983,10 @@ pub async fn sandbox(
                                   "opened_at": incident.opened_at, "near": place(std::slice::from_ref(id))}));
         }
     }
-    Ok(Json(json!({
+    Ok(json!({
         "service": service, "at": at, "from": from, "to": to,
         "changes": changes, "change_events": events, "freezes": freezes, "incidents": incidents,
-    })))
+    }))
 }
 
 /// `GET /api/v1/incidents/{id}/changes`: "changes near this" — changes and change
@@ -943,15 +998,21 @@ pub async fn near_incident(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    use muster_domain::changes::correlation::{LOOKBACK, NearWork, rank};
     caller.require(Permission::Read, None)?;
     let number = super::incidents::reference(&id)?;
+    Ok(Json(near_view(&state, number, &id).await?))
+}
+
+/// "Changes near this" for incident `number` (`id` as the caller wrote it), for the
+/// API and the incident page.
+pub(crate) async fn near_view(state: &AppState, number: i64, id: &str) -> ApiResult<Value> {
+    use muster_domain::changes::correlation::{LOOKBACK, NearWork, rank};
     let detail = state
         .store
         .incident(number)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
-    let rules = Rules::load(&state).await?;
+    let rules = Rules::load(state).await?;
     let graph = &rules.snapshot.graph;
     let reach = super::incidents::Reach::of(graph, &detail);
     // Each nearby service once, at its shortest distance from any impacted service.
@@ -1035,9 +1096,7 @@ pub async fn near_incident(
         });
     }
     rank(&mut work, began);
-    Ok(Json(
-        json!({"incident": detail.incident.number, "began": began, "since": since, "items": work}),
-    ))
+    Ok(json!({"incident": detail.incident.number, "began": began, "since": since, "items": work}))
 }
 
 #[derive(Deserialize)]

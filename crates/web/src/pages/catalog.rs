@@ -123,6 +123,8 @@ struct ServicePage {
     dependents: Vec<String>,
     graph: GraphView,
     impact: Impact,
+    /// Who else is playing in its sandbox now, rendered.
+    sandbox: String,
 }
 
 pub async fn service(
@@ -143,8 +145,16 @@ pub async fn service(
         .graph
         .impact(&id)
         .ok_or_else(|| missing(&viewer, id.clone()))?;
+    let now = state.store.clock().now();
+    let sandbox = super::changes::sandbox_panel(&state, &viewer, &id, now)
+        .await
+        .map_err(fail)?
+        .render()
+        .map_err(ApiError::internal)
+        .map_err(fail)?;
     let page = ServicePage {
         nav: viewer.nav("/services"),
+        sandbox,
         owner_name: snapshot
             .catalog
             .team(&service.owner)

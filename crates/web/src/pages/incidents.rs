@@ -117,6 +117,8 @@ struct DetailPage {
     alerts: Vec<(i64, String, bool, String)>,
     reports: Vec<(i64, String, String, String, String)>,
     timeline: Vec<(TimeView, String, String, String)>,
+    /// "Changes near this": (link, label, who and when, path, unscheduled).
+    near: Vec<(Option<String>, String, String, String, bool)>,
 }
 
 async fn detail_page(
@@ -137,8 +139,51 @@ async fn detail_page(
         reach.using.len(),
         reach.services.join(", "),
     );
+    let near = crate::api::changes::near_view(state, number, id)
+        .await
+        .map_err(fail)?;
+    let near = near["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            let text = |key: &str| w[key].as_str().unwrap_or_default().to_string();
+            let at = w["at"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .map(|at| viewer.time(at, now).relative)
+                .unwrap_or_default();
+            let state = w["state"]
+                .as_str()
+                .map(|s| format!("{}, ", s.replace('_', " ")))
+                .unwrap_or_default();
+            let path: Vec<&str> = w["path"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+                .collect();
+            match w["number"].as_str() {
+                Some(number) => (
+                    Some(format!("/changes/{number}")),
+                    format!("{number} {}", text("title")),
+                    format!("{state}{} · started {at}", text("who")),
+                    path.join(" → "),
+                    false,
+                ),
+                None => (
+                    None,
+                    format!("change event: {}", text("title")),
+                    format!("{} · {at}", text("who")),
+                    path.join(" → "),
+                    w["unscheduled"].as_bool().unwrap_or(false),
+                ),
+            }
+        })
+        .collect();
     let i = &detail.incident;
     let page = DetailPage {
+        near,
         nav: viewer.nav("/incidents"),
         error,
         opened: viewer.time(i.opened_at, now),

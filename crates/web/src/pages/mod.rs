@@ -5,6 +5,7 @@ mod ack;
 mod alerts;
 mod audit;
 mod catalog;
+mod changes;
 mod graph;
 mod home;
 mod incidents;
@@ -67,6 +68,18 @@ pub fn router() -> Router<AppState> {
             get(incidents::reports).post(incidents::create_report),
         )
         .route("/reports/{id}/route", post(incidents::route))
+        .route("/changes", get(changes::calendar))
+        .route("/changes/feeds", post(changes::create_feed))
+        .route("/changes/new", get(changes::new_form).post(changes::create))
+        .route("/changes/check", post(changes::check_fragment))
+        .route("/changes/{id}", get(changes::detail))
+        .route("/changes/{id}/act", post(changes::act))
+        .route("/changes/{id}/risk-acceptance", post(changes::accept_risk))
+        .route(
+            "/changes/{id}/edit",
+            get(changes::edit_form).post(changes::update),
+        )
+        .route("/sandbox", get(changes::sandbox_fragment))
         .route("/static/muster.css", get(stylesheet))
 }
 
@@ -200,7 +213,7 @@ impl Viewer {
             ("On call", "/oncall", true),
             ("Alerts", "/alerts", true),
             ("Incidents", "/incidents", true),
-            ("Changes", "/changes", false),
+            ("Changes", "/changes", true),
             ("Renewals", "/renewals", false),
             ("Audit", "/audit", true),
         ]
