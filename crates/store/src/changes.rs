@@ -16,6 +16,7 @@ use muster_domain::changes::conflicts::{Conflict, Planned, conflicts};
 use muster_domain::changes::events::{Nearby, NewChangeEvent, covering, nearby};
 use muster_domain::changes::outcomes::Ended;
 use muster_domain::changes::policy::{self, Approval, Facts};
+use muster_domain::changes::templates::ChangeTemplate;
 use muster_domain::changes::{
     Action, ChangeType, Freeze, Risk, Settings, State, TestEvidence, Window, number, transition,
 };
@@ -42,6 +43,8 @@ pub struct ChangeInput {
     /// While in progress, alerts on its services are recorded against it instead of
     /// paging.
     pub suppress_alerts: bool,
+    /// The template a standard change follows.
+    pub template: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,6 +67,7 @@ pub struct Change {
     pub public: bool,
     pub launch: bool,
     pub suppress_alerts: bool,
+    pub template: Option<String>,
     pub created_by: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -102,6 +106,7 @@ impl Change {
             implementer: self.implementer.as_deref(),
             test_evidence: self.test_evidence.as_ref(),
             rollback_plan: &self.rollback_plan,
+            template: self.template.as_deref(),
         }
     }
 }
@@ -296,6 +301,7 @@ pub(crate) struct ChangeRow {
     public: i64,
     launch: i64,
     suppress_alerts: i64,
+    template: Option<String>,
     created_by: String,
     created_at: i64,
     updated_at: i64,
@@ -303,7 +309,7 @@ pub(crate) struct ChangeRow {
     ended_at: Option<i64>,
 }
 
-const CHANGE_COLUMNS: &str = "id, title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, test_evidence, rollback_plan, public, launch, suppress_alerts, created_by, created_at, updated_at, started_at, ended_at";
+const CHANGE_COLUMNS: &str = "id, title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, test_evidence, rollback_plan, public, launch, suppress_alerts, template, created_by, created_at, updated_at, started_at, ended_at";
 
 fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
@@ -343,6 +349,7 @@ impl ChangeRow {
             public: self.public != 0,
             launch: self.launch != 0,
             suppress_alerts: self.suppress_alerts != 0,
+            template: self.template,
             created_by: self.created_by,
             created_at: from_ms(self.created_at)?,
             updated_at: from_ms(self.updated_at)?,
@@ -363,7 +370,7 @@ fn parties(change: &Change, policy: &Policy, conflicts: &[Conflict]) -> Vec<Stri
     if policy.catalog.person(&change.requested_by).is_some() {
         people.insert(change.requested_by.clone());
     }
-    for requirement in policy::requirements(&facts, risk, policy.catalog, policy.graph) {
+    for requirement in policy::requirements(&facts, risk, conflicts, policy.catalog, policy.graph) {
         for team in requirement.teams {
             if let Some(team) = policy.catalog.team(&team) {
                 people.extend(team.members.iter().cloned());

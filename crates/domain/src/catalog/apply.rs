@@ -383,6 +383,7 @@ fn section_len(catalog: &Catalog, kind: Kind) -> usize {
         Kind::EscalationPolicy => catalog.escalation_policies.len(),
         Kind::Freeze => catalog.freezes.len(),
         Kind::Renewable => catalog.renewables.len(),
+        Kind::ChangeTemplate => catalog.change_templates.len(),
     }
 }
 

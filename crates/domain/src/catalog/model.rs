@@ -29,6 +29,9 @@ pub struct Catalog {
     pub freezes: Vec<Value>,
     #[serde(default)]
     pub renewables: Vec<Value>,
+    /// Standard changes' templates, each approved once by the owner teams.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub change_templates: Vec<Value>,
 }
 
 impl Default for Catalog {
@@ -43,6 +46,7 @@ impl Default for Catalog {
             escalation_policies: Vec::new(),
             freezes: Vec::new(),
             renewables: Vec::new(),
+            change_templates: Vec::new(),
         }
     }
 }
@@ -227,10 +231,11 @@ pub enum Kind {
     EscalationPolicy,
     Freeze,
     Renewable,
+    ChangeTemplate,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Team,
         Kind::Person,
         Kind::Service,
@@ -239,6 +244,7 @@ impl Kind {
         Kind::EscalationPolicy,
         Kind::Freeze,
         Kind::Renewable,
+        Kind::ChangeTemplate,
     ];
 
     /// The document section, also the table and the API collection name.
@@ -252,6 +258,7 @@ impl Kind {
             Kind::EscalationPolicy => "escalation_policies",
             Kind::Freeze => "freezes",
             Kind::Renewable => "renewables",
+            Kind::ChangeTemplate => "change_templates",
         }
     }
 
@@ -266,6 +273,7 @@ impl Kind {
             Kind::EscalationPolicy => "escalation_policy",
             Kind::Freeze => "freeze",
             Kind::Renewable => "renewable",
+            Kind::ChangeTemplate => "change_template",
         }
     }
 
@@ -300,6 +308,7 @@ impl Catalog {
         add(Kind::EscalationPolicy, self.escalation_policies.clone());
         add(Kind::Freeze, self.freezes.clone());
         add(Kind::Renewable, self.renewables.clone());
+        add(Kind::ChangeTemplate, self.change_templates.clone());
         out
     }
 
@@ -327,6 +336,7 @@ impl Catalog {
                 Kind::EscalationPolicy => catalog.escalation_policies.push(body),
                 Kind::Freeze => catalog.freezes.push(body),
                 Kind::Renewable => catalog.renewables.push(body),
+                Kind::ChangeTemplate => catalog.change_templates.push(body),
             }
         }
         Ok(catalog)
@@ -377,6 +387,7 @@ impl Catalog {
             Kind::EscalationPolicy => find(&self.escalation_policies),
             Kind::Freeze => find(&self.freezes),
             Kind::Renewable => find(&self.renewables),
+            Kind::ChangeTemplate => find(&self.change_templates),
         }
     }
 
@@ -391,6 +402,7 @@ impl Catalog {
             &mut self.escalation_policies,
             &mut self.freezes,
             &mut self.renewables,
+            &mut self.change_templates,
         ] {
             values.sort_by(|a, b| entity_id(a).cmp(&entity_id(b)));
         }

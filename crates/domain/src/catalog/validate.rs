@@ -102,6 +102,7 @@ impl<'a> Ids<'a> {
             (Kind::EscalationPolicy, &catalog.escalation_policies),
             (Kind::Freeze, &catalog.freezes),
             (Kind::Renewable, &catalog.renewables),
+            (Kind::ChangeTemplate, &catalog.change_templates),
         ] {
             of.insert(kind, values.iter().filter_map(entity_id).collect());
         }
@@ -243,6 +244,9 @@ pub fn validate(catalog: &Catalog, paths: &Paths) -> Result<(), FieldErrors> {
     for (i, value) in catalog.renewables.iter().enumerate() {
         check_renewable(&mut check, i, value);
     }
+    for (i, value) in catalog.change_templates.iter().enumerate() {
+        check_change_template(&mut check, i, value, catalog);
+    }
     check.errors.into_result(())
 }
 
@@ -266,6 +270,7 @@ fn check_ids(check: &mut Check, catalog: &Catalog) {
             Kind::EscalationPolicy => catalog.escalation_policies.iter().map(entity_id).collect(),
             Kind::Freeze => catalog.freezes.iter().map(entity_id).collect(),
             Kind::Renewable => catalog.renewables.iter().map(entity_id).collect(),
+            Kind::ChangeTemplate => catalog.change_templates.iter().map(entity_id).collect(),
         };
         let mut first_at: HashMap<&str, usize> = HashMap::new();
         for (i, id) in ids.into_iter().enumerate() {
@@ -603,6 +608,70 @@ fn check_freeze(check: &mut Check, i: usize, value: &Value) {
             check.reference(at, &format!("services[{s}]"), Kind::Service, service);
         }
     }
+}
+
+#[derive(Deserialize)]
+struct ChangeTemplateView {
+    #[serde(default)]
+    id: String,
+    title: Option<String>,
+    #[serde(default)]
+    services: Vec<String>,
+    max_duration: Option<String>,
+    approved_by: Option<String>,
+    approved_at: Option<String>,
+}
+
+/// A template names its services, how long its work may take, and who approved it
+/// once: a member of the owner team of every service it covers.
+fn check_change_template(check: &mut Check, i: usize, value: &Value, catalog: &Catalog) {
+    let Some(template) = view::<ChangeTemplateView>(check, Kind::ChangeTemplate, i, value) else {
+        return;
+    };
+    let at = (Kind::ChangeTemplate, i, template.id.as_str());
+    if let Some(title) = check.required(at, "title", &template.title) {
+        check.name(at, "title", title);
+    }
+    if template.services.is_empty() {
+        check.error(at.0, i, at.2, "services", "names at least one service");
+    }
+    for (s, service) in template.services.iter().enumerate() {
+        check.reference(at, &format!("services[{s}]"), Kind::Service, service);
+    }
+    if let Some(text) = check.required(at, "max_duration", &template.max_duration) {
+        match crate::clock::parse_duration(text) {
+            Ok(d) if d.is_positive() && d.as_hours() <= 92 * 24 => {}
+            Ok(_) => check.error(
+                at.0,
+                i,
+                at.2,
+                "max_duration",
+                "must be more than 0 and at most 92 days",
+            ),
+            Err(why) => check.error(at.0, i, at.2, "max_duration", why),
+        }
+    }
+    if let Some(person) = check.required(at, "approved_by", &template.approved_by) {
+        check.reference(at, "approved_by", Kind::Person, person);
+        for service in &template.services {
+            let Some(owner) = catalog.service(service).map(|s| s.owner.as_str()) else {
+                continue;
+            };
+            if catalog
+                .team(owner)
+                .is_some_and(|t| !t.members.iter().any(|m| m == person))
+            {
+                check.error(
+                    at.0,
+                    i,
+                    at.2,
+                    "approved_by",
+                    format!("{person:?} is not a member of {owner}, which owns {service}: the owner team approves its templates"),
+                );
+            }
+        }
+    }
+    check.instant(at, "approved_at", &template.approved_at);
 }
 
 #[derive(Deserialize)]

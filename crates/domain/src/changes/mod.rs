@@ -9,6 +9,7 @@ pub mod correlation;
 pub mod events;
 pub mod outcomes;
 pub mod policy;
+pub mod templates;
 
 use crate::catalog::Catalog;
 use jiff::{SignedDuration, Timestamp};

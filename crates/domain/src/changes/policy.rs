@@ -19,6 +19,8 @@ pub struct Facts<'a> {
     pub implementer: Option<&'a str>,
     pub test_evidence: Option<&'a TestEvidence>,
     pub rollback_plan: &'a str,
+    /// The template a standard change follows.
+    pub template: Option<&'a str>,
 }
 
 impl Facts<'_> {
@@ -32,6 +34,15 @@ impl Facts<'_> {
 
     fn has_fresh_evidence(&self) -> bool {
         self.test_evidence.is_some_and(|e| !e.stale)
+    }
+
+    /// A standard change following a template the catalog still has: its safeguards
+    /// were judged when the owner team approved the template.
+    fn templated(&self, catalog: &Catalog) -> bool {
+        self.change_type == ChangeType::Standard
+            && self
+                .template
+                .is_some_and(|id| super::templates::ChangeTemplate::find(catalog, id).is_some())
     }
 }
 
@@ -80,7 +91,7 @@ pub fn assess(facts: &Facts, catalog: &Catalog, conflicts: &[Conflict]) -> Asses
 /// a recorded risk acceptance.
 pub fn missing_safeguards(facts: &Facts, catalog: &Catalog) -> Vec<String> {
     let tier_one = facts.tier_one(catalog);
-    if tier_one.is_empty() {
+    if tier_one.is_empty() || facts.templated(catalog) {
         return Vec::new();
     }
     let mut missing = Vec::new();
@@ -105,16 +116,21 @@ pub struct Requirement {
     pub why: String,
 }
 
-/// Who must approve: for normal (and, until templates exist, standard) changes a member
+/// Who must approve: nobody for a standard change that follows its template and
+/// collides with nothing (pre-approved); otherwise, for normal and standard changes a member
 /// of each affected service's owner team; high risk adds the owners of the direct
 /// dependents. Emergency changes need one member of any owner team. The implementer's
 /// own approval never counts.
 pub fn requirements(
     facts: &Facts,
     risk: Risk,
+    conflicts: &[Conflict],
     catalog: &Catalog,
     graph: &ServiceGraph,
 ) -> Vec<Requirement> {
+    if facts.templated(catalog) && conflicts.is_empty() {
+        return Vec::new();
+    }
     let owners: BTreeSet<&str> = facts
         .services
         .iter()
@@ -337,6 +353,7 @@ mod tests {
             implementer: Some("hank"),
             test_evidence: None,
             rollback_plan: "",
+            template: None,
         };
         let a = assess(&facts, &catalog, &[]);
         assert_eq!(a.risk, Risk::High);
@@ -373,6 +390,7 @@ mod tests {
             implementer: Some("hank"),
             test_evidence: Some(&stale),
             rollback_plan: " ",
+            template: None,
         };
         let missing = missing_safeguards(&facts, &catalog);
         assert_eq!(missing.len(), 2);
@@ -392,11 +410,12 @@ mod tests {
             implementer: None,
             test_evidence: None,
             rollback_plan: "",
+            template: None,
         };
-        let medium = requirements(&facts, Risk::Medium, &catalog, &graph);
+        let medium = requirements(&facts, Risk::Medium, &[], &catalog, &graph);
         assert_eq!(medium.len(), 1);
         assert_eq!(medium[0].teams, ["ges-team"]);
-        let high = requirements(&facts, Risk::High, &catalog, &graph);
+        let high = requirements(&facts, Risk::High, &[], &catalog, &graph);
         assert_eq!(high.len(), 2);
         assert_eq!(
             high[1].teams,
@@ -408,8 +427,30 @@ mod tests {
             change_type: ChangeType::Emergency,
             ..facts
         };
-        let one = requirements(&emergency, Risk::High, &catalog, &graph);
+        let one = requirements(&emergency, Risk::High, &[], &catalog, &graph);
         assert_eq!(one.len(), 1);
+        // A standard change on a template the catalog has is pre-approved, unless it
+        // collides; without one it is treated as normal.
+        let mut templated = catalog.clone();
+        templated.change_templates.push(serde_json::json!({
+            "id": "ges-deploy", "title": "Deploy GES", "services": ["ges"],
+            "max_duration": "2h", "approved_by": "jared"}));
+        let standard = Facts {
+            change_type: ChangeType::Standard,
+            template: Some("ges-deploy"),
+            ..facts
+        };
+        assert!(requirements(&standard, Risk::High, &[], &templated, &graph).is_empty());
+        assert_eq!(
+            requirements(&standard, Risk::High, &[conflict()], &templated, &graph).len(),
+            2
+        );
+        assert!(missing_safeguards(&standard, &templated).is_empty());
+        assert_eq!(
+            missing_safeguards(&standard, &catalog).len(),
+            2,
+            "the seed world has no such template, and ges is tier 1"
+        );
     }
 
     #[test]
@@ -424,8 +465,9 @@ mod tests {
             implementer: Some("hank"),
             test_evidence: None,
             rollback_plan: "",
+            template: None,
         };
-        let required = requirements(&facts, Risk::High, &catalog, &graph);
+        let required = requirements(&facts, Risk::High, &[], &catalog, &graph);
         let missing = missing_safeguards(&facts, &catalog);
         let hosting = services(&["hosting"]);
         let now: Timestamp = "2026-11-02T10:00:00Z".parse().unwrap();

@@ -1105,7 +1105,129 @@ async fn the_change_calendar_is_a_revocable_icalendar_feed(backend: Backend) {
     assert!(actions.contains(&"change_feed.revoke".to_string()));
 }
 
+const SWITCH_TEMPLATE: &str = "change_templates:
+  - id: phone-switch-patch
+    title: Patch and fail over the phone switch
+    services: [phone-switch]
+    max_duration: 4h
+    approved_by: rita
+    approved_at: '2026-10-01T00:00:00Z'
+";
+
+async fn standard_changes_follow_a_template_approved_once(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    // The owner team approves a template once; only its members can.
+    let (status, body) = server
+        .put_yaml(
+            "/api/v1/catalog",
+            &SWITCH_TEMPLATE.replace("approved_by: rita", "approved_by: jared"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        problems(&body)[0].contains("approved_by: \"jared\" is not a member of contact-centre"),
+        "{body}"
+    );
+    let (status, body) = server.put_yaml("/api/v1/catalog", SWITCH_TEMPLATE).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Story 2: rodney schedules the standard change; nothing conflicts, so submitting it
+    // approves it by the template.
+    let mut switch = record(
+        "Patch and fail over the phone switch",
+        &["phone-switch"],
+        "2026-11-25T03:00:00-07:00",
+        3,
+        "rodney",
+    );
+    switch["type"] = json!("standard");
+    switch["template"] = json!("phone-switch-patch");
+    let created = create(&server, switch.clone()).await;
+    assert!(kinds(&created).is_empty(), "{created}");
+    assert_eq!(created["template"], "phone-switch-patch");
+    assert_eq!(created["approval"]["required"], json!([]));
+    assert_eq!(
+        created["safeguards_missing"],
+        json!([]),
+        "judged with the template"
+    );
+    let number = created["number"].as_str().unwrap().to_string();
+    let submitted = act_ok(&server, &number, "submit", json!({"by": "rodney"})).await;
+    assert_eq!(submitted["state"], "approved", "{submitted}");
+    let last = submitted["log"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["text"].as_str().unwrap().contains(
+            "pre-approved by template phone-switch-patch (Patch and fail over the phone switch, approved by rita on 2026-10-01)"
+        ),
+        "{last}"
+    );
+    act_ok(&server, &number, "start", json!({"by": "rodney"})).await;
+
+    // A standard change that collides is not pre-approved: it waits for the owners.
+    let ges = create(
+        &server,
+        record(
+            "Deploy GES 4.2",
+            &["ges"],
+            "2026-11-26T10:00:00Z",
+            1,
+            "jared",
+        ),
+    )
+    .await;
+    assert!(ges["number"].is_string());
+    let mut second = switch.clone();
+    second["start"] = json!("2026-11-26T09:30:00Z");
+    second["end"] = json!("2026-11-26T11:30:00Z");
+    let colliding = create(&server, second).await;
+    assert_eq!(kinds(&colliding), ["dependency"]);
+    let waiting = act_ok(
+        &server,
+        colliding["number"].as_str().unwrap(),
+        "submit",
+        json!({"by": "rodney"}),
+    )
+    .await;
+    assert_eq!(waiting["state"], "submitted", "{waiting}");
+    assert!(
+        !waiting["approval"]["required"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // What does not fit is named, and nothing is stored.
+    let (_, before) = server.get("/api/v1/changes").await;
+    for (change, field) in [
+        (json!({"template": null}), "template"),
+        (json!({"type": "normal"}), "template"),
+        (json!({"template": "nope"}), "template"),
+        (json!({"end": "2026-11-25T08:00:00-07:00"}), "end"),
+        (json!({"services": ["phone-switch", "ges"]}), "services[1]"),
+    ] {
+        let mut body = switch.clone();
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, answer) = server.post("/api/v1/changes", body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{change}: {answer}"
+        );
+        assert!(
+            problems(&answer)
+                .iter()
+                .any(|p| p.starts_with(&format!("{field}:"))),
+            "{change}: {answer}"
+        );
+    }
+    let (_, after) = server.get("/api/v1/changes").await;
+    assert_eq!(before["items"], after["items"]);
+}
+
 on_both_databases!(
+    standard_changes_follow_a_template_approved_once,
     the_change_calendar_is_a_revocable_icalendar_feed,
     alerts_during_maintenance_page_nobody_until_the_change_ends,
     unscheduled_work_near_a_change_tells_both_sides_at_once,

@@ -208,8 +208,8 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
     lock(&mut tx).await?;
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO changes (title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, \
-         test_evidence, rollback_plan, public, launch, suppress_alerts, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+         test_evidence, rollback_plan, public, launch, suppress_alerts, template, created_by, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
     )
     .bind(&input.title)
     .bind(&input.description)
@@ -224,6 +224,7 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
     .bind(input.public as i64)
     .bind(input.launch as i64)
     .bind(input.suppress_alerts as i64)
+    .bind(&input.template)
     .bind(&actor.label)
     .bind(now)
     .fetch_one(&mut *tx)
@@ -240,6 +241,19 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.create", &change, None)]).await?;
     tx.commit().await?;
     Ok((id, found))
+}
+
+/// Why a submitted change needs no approval, if it does not: a standard change that
+/// follows its template and collides with nothing is pre-approved by the template.
+fn pre_approval(policy: &Policy<'_>, change: &Change, found: &[Conflict]) -> Option<String> {
+    let facts = change.facts();
+    let risk = policy::assess(&facts, policy.catalog, found).risk;
+    if change.change_type != ChangeType::Standard || !policy::requirements(&facts, risk, found, policy.catalog, policy.graph).is_empty() {
+        return None;
+    }
+    let template = ChangeTemplate::find(policy.catalog, change.template.as_deref()?)?;
+    let when = template.approved_at.map(|at| format!(" on {}", at.strftime("%Y-%m-%d"))).unwrap_or_default();
+    Some(format!("pre-approved by template {} ({}, approved by {}{when})", template.id, template.title, template.approved_by))
 }
 
 pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, now: i64) -> Result<Vec<Conflict>> {
@@ -268,7 +282,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     };
     sqlx::query(
         "UPDATE changes SET title = $2, description = $3, change_type = $4, declared_risk = $5, state = $6, start_at = $7, end_at = $8, \
-         requested_by = $9, implementer = $10, test_evidence = $11, rollback_plan = $12, public = $13, launch = $14, suppress_alerts = $15, updated_at = $16 WHERE id = $1",
+         requested_by = $9, implementer = $10, test_evidence = $11, rollback_plan = $12, public = $13, launch = $14, suppress_alerts = $15, template = $16, updated_at = $17 WHERE id = $1",
     )
     .bind(id)
     .bind(&input.title)
@@ -285,16 +299,24 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     .bind(input.public as i64)
     .bind(input.launch as i64)
     .bind(input.suppress_alerts as i64)
+    .bind(&input.template)
     .bind(now)
     .execute(&mut *tx)
     .await?;
     write_services(&mut tx, id, &input.services, input.window).await?;
     let cleared = sqlx::query("DELETE FROM change_approvals WHERE change_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
-    let change = fetch(&mut tx, id, "").await?;
+    let mut change = fetch(&mut tx, id, "").await?;
     let found = conflicts_of(&mut tx, policy, &change.planned()).await?;
     let mut text = "Edited".to_string();
     if before.state != State::Draft {
-        text.push_str(&format!("; back to submitted, {cleared} approval{} cleared", if cleared == 1 { "" } else { "s" }));
+        match pre_approval(policy, &change, &found) {
+            Some(why) => {
+                sqlx::query("UPDATE changes SET state = 'approved' WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                change.state = State::Approved;
+                text.push_str(&format!("; still {why}"));
+            }
+            None => text.push_str(&format!("; back to submitted, {cleared} approval{} cleared", if cleared == 1 { "" } else { "s" })),
+        }
     }
     if change.test_evidence.as_ref().is_some_and(|e| e.stale) && !before.test_evidence.as_ref().is_some_and(|e| e.stale) {
         text.push_str("; its test evidence is stale (services or description changed)");
@@ -372,7 +394,7 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
             let given = approvals(&mut tx, id).await?;
             let facts = before.facts();
             let risk = policy::assess(&facts, policy.catalog, &found).risk;
-            let required = policy::requirements(&facts, risk, policy.catalog, policy.graph);
+            let required = policy::requirements(&facts, risk, &found, policy.catalog, policy.graph);
             let missing = policy::missing_safeguards(&facts, policy.catalog);
             let risk_accepted = acceptance_covers(&mut tx, id, &missing).await?;
             let approver_teams: Vec<String> = policy.catalog.teams.iter().filter(|t| t.members.iter().any(|m| m == by)).map(|t| t.id.clone()).collect();
@@ -420,7 +442,10 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
             sqlx::query("DELETE FROM change_approvals WHERE change_id = $1").bind(id).execute(&mut *tx).await?;
             (to, format!("Rejected by {by}: {reason}; back to draft, approvals cleared"))
         }
-        Action::Submit => (to, format!("Submitted by {by}{because}")),
+        Action::Submit => match pre_approval(policy, &before, &found) {
+            Some(why) => (State::Approved, format!("Submitted by {by}{because}; {why}")),
+            None => (to, format!("Submitted by {by}{because}")),
+        },
         Action::Start => {
             // Approved earlier, but the world may have moved: a freeze since, or new
             // conflicts that raised the risk and the approvals it needs.
@@ -430,7 +455,7 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
                 }
                 let facts = before.facts();
                 let risk = policy::assess(&facts, policy.catalog, &found).risk;
-                let required = policy::requirements(&facts, risk, policy.catalog, policy.graph);
+                let required = policy::requirements(&facts, risk, &found, policy.catalog, policy.graph);
                 let given = approvals(&mut tx, id).await?;
                 let waiting: Vec<String> = policy::outstanding(&required, &given).iter().map(|w| format!("{} ({})", w.teams.join(" or "), w.why)).collect();
                 if !waiting.is_empty() {

@@ -18,6 +18,7 @@ use muster_domain::catalog::Catalog;
 use muster_domain::changes::conflicts::{Conflict, Planned};
 use muster_domain::changes::events::NewChangeEvent;
 use muster_domain::changes::policy::{self, Approval};
+use muster_domain::changes::templates::ChangeTemplate;
 use muster_domain::changes::{
     Action, ChangeType, Freeze, Risk, State as ChangeState, TestEvidence, Window, parse_reference,
 };
@@ -79,7 +80,13 @@ fn change_json(rules: &Rules, detail: &ChangeDetail, conflicts: &[Conflict]) -> 
     let catalog = &rules.snapshot.catalog;
     let facts = detail.change.facts();
     let assessment = policy::assess(&facts, catalog, conflicts);
-    let required = policy::requirements(&facts, assessment.risk, catalog, &rules.snapshot.graph);
+    let required = policy::requirements(
+        &facts,
+        assessment.risk,
+        conflicts,
+        catalog,
+        &rules.snapshot.graph,
+    );
     let given = |teams: &[String]| -> Option<&Approval> {
         detail
             .approvals
@@ -150,6 +157,9 @@ struct Record {
     /// Absent: on for normal and standard changes, off for emergencies.
     #[serde(default)]
     suppress_alerts: Option<bool>,
+    /// The change template a standard change follows.
+    #[serde(default)]
+    template: Option<String>,
 }
 
 fn instant(errors: &mut FieldErrors, field: &str, text: &str) -> Option<Timestamp> {
@@ -286,6 +296,27 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
             stale: false,
         })
     });
+    let template = record.template.filter(|t| !t.trim().is_empty());
+    match (&template, change_type) {
+        (None, ChangeType::Standard) => errors.push(
+            "template",
+            "is required for a standard change: name a change template from the catalog (change_templates), or make it a normal change",
+        ),
+        (Some(_), t) if t != ChangeType::Standard => {
+            errors.push("template", "only standard changes follow a template")
+        }
+        (Some(id), _) => match ChangeTemplate::find(catalog, id) {
+            None => errors.push("template", format!("no change template with id {id:?}")),
+            Some(found) => {
+                if let Some(window) = window {
+                    for (field, why) in found.misfits(&services, window) {
+                        errors.push(field, why);
+                    }
+                }
+            }
+        },
+        (None, _) => {}
+    }
     let Some(window) = window.filter(|_| errors.is_empty()) else {
         return Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors));
     };
@@ -305,6 +336,7 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
         suppress_alerts: record
             .suppress_alerts
             .unwrap_or(change_type.suppresses_alerts_by_default()),
+        template,
     })
 }
 
@@ -505,9 +537,16 @@ pub(crate) async fn dry_run(state: &AppState, mut value: Value) -> ApiResult<Val
         implementer: input.implementer.as_deref(),
         test_evidence: input.test_evidence.as_ref(),
         rollback_plan: &input.rollback_plan,
+        template: input.template.as_deref(),
     };
     let assessment = policy::assess(&facts, catalog, &conflicts);
-    let required = policy::requirements(&facts, assessment.risk, catalog, &rules.snapshot.graph);
+    let required = policy::requirements(
+        &facts,
+        assessment.risk,
+        &conflicts,
+        catalog,
+        &rules.snapshot.graph,
+    );
     Ok(json!({
         "conflicts": conflicts,
         "risk": {"declared": input.risk, "computed": assessment.risk, "reasons": assessment.reasons},

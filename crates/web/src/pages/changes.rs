@@ -18,7 +18,9 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use muster_domain::FieldErrors;
+use muster_domain::changes::templates::ChangeTemplate;
 use muster_domain::changes::{Action, ChangeType, Risk, State as ChangeState, Window, transition};
+use muster_domain::clock::format_duration;
 use muster_store::changes::{Change, ChangeQuery};
 use serde_json::{Value, json};
 
@@ -392,6 +394,7 @@ struct ChangePage {
     rollback_plan: String,
     evidence: Option<String>,
     evidence_stale: bool,
+    template: Option<String>,
     flags: Vec<&'static str>,
     risk: String,
     declared: String,
@@ -515,6 +518,7 @@ async fn change_page(
         description: text(&c, "/description"),
         rollback_plan: text(&c, "/rollback_plan"),
         evidence_stale: c.pointer("/test_evidence/stale").and_then(Value::as_bool) == Some(true),
+        template: Some(text(&c, "/template")).filter(|t| !t.is_empty()),
         evidence,
         flags,
         risk: text(&c, "/risk/computed"),
@@ -702,6 +706,7 @@ pub struct Fields {
     public: bool,
     launch: bool,
     suppress_alerts: bool,
+    template: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -716,6 +721,8 @@ struct FormPage {
     people: Vec<(String, String)>,
     types: &'static [ChangeType],
     risks: &'static [Risk],
+    /// The catalog's change templates: (id, title, services, maximum duration).
+    templates: Vec<(String, String, String, String)>,
     zone: String,
 }
 
@@ -751,6 +758,17 @@ async fn form_page(
             .collect(),
         types: ChangeType::ALL,
         risks: Risk::ALL,
+        templates: ChangeTemplate::of_catalog(&snapshot.catalog)
+            .into_iter()
+            .map(|t| {
+                (
+                    t.id,
+                    t.title,
+                    t.services.join(", "),
+                    format_duration(t.max_duration),
+                )
+            })
+            .collect(),
         zone: viewer.zone_name.clone(),
     };
     Ok((status, page).into_response())
@@ -825,6 +843,7 @@ pub async fn edit_form(
         public: c.public,
         launch: c.launch,
         suppress_alerts: c.suppress_alerts,
+        template: c.template.unwrap_or_default(),
     };
     form_page(&state, &viewer, Some(c.number), f, Vec::new()).await
 }
@@ -853,6 +872,7 @@ fn read_fields(body: &str) -> (Fields, String) {
             "public" => f.public = true,
             "launch" => f.launch = true,
             "suppress_alerts" => f.suppress_alerts = true,
+            "template" => f.template = value,
             _ => {}
         }
     }
@@ -886,6 +906,7 @@ fn record(viewer: &Viewer, f: &Fields) -> Value {
         "implementer": optional(&f.implementer), "test_evidence": evidence,
         "rollback_plan": f.rollback_plan, "public": f.public, "launch": f.launch,
         "suppress_alerts": f.suppress_alerts,
+        "template": optional(&f.template),
     })
 }
 
