@@ -9,12 +9,12 @@
 //! The figures come from the database afterwards: each alert's `joined_at -
 //! received_at` (arrival to `alert_joined`), each fired step's `fired_at - due_at`.
 
+use super::direct::Direct;
 use super::intake::{self, Load, NAMES};
 use super::server::{self, Receiver};
-use super::{Args, Databases, ms, percentile, progress};
-use anyhow::{Context, bail};
+use super::{Args, Databases, ms, percentile};
+use anyhow::Context;
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,8 +33,6 @@ const STEPS: i64 = 4;
 const REPORT_CONNECTIONS: usize = 4;
 /// The target for both latencies.
 const TARGET: Duration = Duration::from_secs(1);
-/// Longest the benchmark waits for the joins, and for the escalations, to finish.
-const PATIENCE: Duration = Duration::from_secs(600);
 
 fn service(i: usize) -> String {
     format!("svc-{i}")
@@ -182,58 +180,6 @@ async fn post_reports(base: &str, token: &str, count: usize) -> anyhow::Result<R
     Ok(reports)
 }
 
-/// Reads the figures from the server's database beside it.
-enum Reader {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Reader {
-    async fn open(database_url: &str, sqlite_file: &Path) -> anyhow::Result<Reader> {
-        Ok(if database_url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::new()
-                .filename(sqlite_file)
-                .read_only(true);
-            Reader::Sqlite(sqlx::SqlitePool::connect_with(options).await?)
-        } else {
-            Reader::Postgres(sqlx::PgPool::connect(database_url).await?)
-        })
-    }
-
-    /// The first column of every row.
-    async fn numbers(&self, sql: &'static str) -> anyhow::Result<Vec<i64>> {
-        Ok(match self {
-            Reader::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
-            Reader::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
-        })
-    }
-
-    async fn count(&self, sql: &'static str) -> anyhow::Result<i64> {
-        self.numbers(sql)
-            .await?
-            .first()
-            .copied()
-            .context("a count has a row")
-    }
-
-    /// Waits until `sql` counts `goal` (or more), showing progress.
-    async fn wait_for(&self, label: &str, sql: &'static str, goal: i64) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            let done = self.count(sql).await?.min(goal);
-            progress(label, done as usize, goal as usize);
-            if done >= goal {
-                return Ok(());
-            }
-            if started.elapsed() > PATIENCE {
-                eprintln!();
-                bail!("{label}: {done} of {goal} after {} s", PATIENCE.as_secs());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
 /// Sorted millisecond figures as durations.
 fn durations(mut ms: Vec<i64>) -> Vec<Duration> {
     ms.sort_unstable();
@@ -303,7 +249,7 @@ async fn measure(
     let (alerts, reports) = (alerts?, reports?);
     let burst = started.elapsed();
 
-    let reader = Reader::open(database_url, &dir.join("muster.db")).await?;
+    let reader = Direct::open(database_url, &dir.join("muster.db"), true).await?;
     reader
         .wait_for(
             "alerts joined",

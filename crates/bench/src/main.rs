@@ -16,10 +16,14 @@
 //!   `muster serve`, then every one of the 10,000 incidents' escalations run to the
 //!   end: arrival-to-joined time per alert and lateness per fired step, against the
 //!   1 s targets.
+//! - `changes`: the conflict check of one change against 100,000 stored changes on the
+//!   synthetic graph, p50 and p99 against the 10 ms target.
 //!
 //! Run in release: `cargo run --release -p muster-bench -- --postgres URL`.
 
 mod catalog;
+mod changes;
+mod direct;
 mod incidents;
 mod intake;
 mod oncall;
@@ -40,6 +44,7 @@ enum Suite {
     Oncall,
     Intake,
     Incidents,
+    Changes,
     All,
 }
 
@@ -92,6 +97,9 @@ struct Args {
     /// Incidents: reports in the burst.
     #[arg(long, default_value_t = 5_000)]
     reports: usize,
+    /// Changes: changes stored before the conflict checks.
+    #[arg(long, default_value_t = 100_000)]
+    changes: usize,
 }
 
 /// A small deterministic generator (xorshift), so every run measures the same data.
@@ -180,22 +188,29 @@ impl Databases {
         })
     }
 
-    /// A store on a fresh database of each backend, named after `purpose`.
-    async fn stores(&mut self, purpose: &str) -> anyhow::Result<Vec<(&'static str, Store)>> {
-        let mut urls: Vec<(&'static str, DatabaseUrl)> = vec![(
+    /// A fresh database of each backend, named after `purpose`: (backend, URL, the
+    /// SQLite file).
+    async fn urls(
+        &mut self,
+        purpose: &str,
+    ) -> anyhow::Result<Vec<(&'static str, String, PathBuf)>> {
+        let file = self.dir.join(format!("{purpose}.db"));
+        let mut urls = vec![(
             "SQLite",
-            format!(
-                "sqlite://{}",
-                self.dir.join(format!("{purpose}.db")).display()
-            )
-            .parse()
-            .map_err(anyhow::Error::msg)?,
+            format!("sqlite://{}", file.display()),
+            file.clone(),
         )];
         if let Some(url) = self.postgres_url(purpose).await? {
-            urls.push(("PostgreSQL", url.parse().map_err(anyhow::Error::msg)?));
+            urls.push(("PostgreSQL", url, file));
         }
+        Ok(urls)
+    }
+
+    /// A store on a fresh database of each backend, named after `purpose`.
+    async fn stores(&mut self, purpose: &str) -> anyhow::Result<Vec<(&'static str, Store)>> {
         let mut stores = Vec::new();
-        for (backend, url) in urls {
+        for (backend, url, _) in self.urls(purpose).await? {
+            let url: DatabaseUrl = url.parse().map_err(anyhow::Error::msg)?;
             let store = Store::open(&url, SecretBox::from_key([1; 32]), Clock::System).await?;
             stores.push((backend, store));
         }
@@ -281,6 +296,10 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.suite, Suite::Incidents | Suite::All) {
         let figures = incidents::benchmark(&args, &mut databases).await?;
         incidents::report(&figures, &args);
+    }
+    if matches!(args.suite, Suite::Changes | Suite::All) {
+        let figures = changes::benchmark(&args, &mut databases).await?;
+        changes::report(&figures, &args);
     }
     if matches!(args.suite, Suite::Oncall | Suite::All) {
         let mut results = Vec::new();
