@@ -119,13 +119,19 @@ async fn candidates(tx: &mut Tx<'_>, policy: &Policy<'_>, change: &Planned) -> R
         ids.extend(busy.into_iter().map(|r| r.0));
     }
     if change.launch {
+        // Launch density counts per owner team: of the launches around that time
+        // (few, by the launch index), only those on the same teams' services count.
+        let teams: BTreeSet<&str> = change.services.iter().filter_map(|s| policy.graph.owner(s)).collect();
         let width = policy.settings.launch_window.as_millis() as i64;
-        let launches: Vec<(i64,)> = sqlx::query_as("SELECT id FROM changes WHERE launch = 1 AND start_at > $1 AND start_at < $2")
-            .bind(start - width)
-            .bind(start + width)
-            .fetch_all(&mut **tx)
-            .await?;
-        ids.extend(launches.into_iter().map(|r| r.0));
+        let launches: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT c.id, s.service_id FROM changes c JOIN change_services s ON s.change_id = c.id \
+             WHERE c.launch = 1 AND c.start_at > $1 AND c.start_at < $2",
+        )
+        .bind(start - width)
+        .bind(start + width)
+        .fetch_all(&mut **tx)
+        .await?;
+        ids.extend(launches.into_iter().filter(|(_, service)| policy.graph.owner(service).is_some_and(|t| teams.contains(t))).map(|(id, _)| id));
     }
     if let Some(own) = change.id {
         ids.remove(&own);
