@@ -529,6 +529,11 @@ async fn person_session(
 
 async fn change_pages_plan_check_act_and_show_the_sandbox(backend: Backend) {
     let (db, server) = seeded(backend).await;
+    // The morning of the work (sessions would not last the days in between).
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"now": "2026-11-25T08:00:00Z"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let client = no_redirects();
     let base = &server.base;
     let rodney = person_session(&db, &client, base, "rodney").await;
@@ -745,4 +750,46 @@ async fn change_pages_plan_check_act_and_show_the_sandbox(backend: Backend) {
     assert!(service.contains("Who else is playing in the sandbox"));
     let missing = get(&rodney, "/sandbox?service=nope").await;
     assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+
+    // Under way, the change shows on an incident on the portal it serves, and is marked
+    // as its cause from there.
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"now": "2026-11-25T10:30:00Z"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(act(&rodney, "start").await.status(), StatusCode::SEE_OTHER);
+    let (status, incident) = server
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "agent-portal", "title": "Calls drop"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let number = incident["number"].as_str().unwrap();
+    let page = get(&rodney, &format!("/incidents/{number}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Changes near this") && page.contains("href=\"/changes/CHG-1\""),
+        "{page}"
+    );
+    let marked = post(
+        &rodney,
+        &format!("/incidents/{number}/caused-by"),
+        vec![("csrf", csrf.clone()), ("change", "CHG-1".into())],
+    )
+    .await;
+    assert_eq!(marked.status(), StatusCode::SEE_OTHER);
+    let (_, change) = server.get("/api/v1/changes/CHG-1").await;
+    assert_eq!(change["caused_incidents"], json!([number]));
+    let again = post(
+        &rodney,
+        &format!("/incidents/{number}/caused-by"),
+        vec![("csrf", csrf.clone()), ("change", "CHG-1".into())],
+    )
+    .await;
+    let refusal = again.text().await.unwrap();
+    assert!(refusal.contains("role=\"alert\""), "marked once: {refusal}");
 }

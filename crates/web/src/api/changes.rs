@@ -1158,13 +1158,25 @@ pub async fn mark_caused_by(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let number = super::incidents::reference(&id)?;
+    Ok(Json(mark_cause(&state, &caller, number, &id, &body).await?))
+}
+
+/// Marks incident `number` (`id` as written) as caused by the change a `{change, by,
+/// reason}` body names, for the API and the incident page; answers the change.
+pub(crate) async fn mark_cause(
+    state: &AppState,
+    caller: &Caller,
+    number: i64,
+    id: &str,
+    body: &Body,
+) -> ApiResult<Value> {
     let request: CausedBody = body.parse()?;
     let incident = state
         .store
         .incident(number)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
-    let rules = Rules::load(&state).await?;
+    let rules = Rules::load(state).await?;
     let catalog = &rules.snapshot.catalog;
     let owner = catalog
         .service(&incident.incident.service)
@@ -1175,7 +1187,7 @@ pub async fn mark_caused_by(
     if change.is_none() {
         errors.push("change", "must be a change id or number, e.g. CHG-42");
     }
-    let by = acting_person(catalog, &caller, request.by.as_deref(), &mut errors);
+    let by = acting_person(catalog, caller, request.by.as_deref(), &mut errors);
     if let Some(reason) = &request.reason {
         bounded(&mut errors, "reason", reason, MAX_TEXT, false);
     }
@@ -1189,12 +1201,7 @@ pub async fn mark_caused_by(
         .store
         .mark_caused_by(&actor, number, change, &by)
         .await?;
-    let detail = detail_or_404(&state, change).await?;
-    let conflicts = state
-        .store
-        .change_conflicts(&rules.policy(), &detail.change.planned())
-        .await?;
-    Ok(Json(change_json(&rules, &detail, &conflicts)))
+    view(state, change).await
 }
 
 /// `GET /api/v1/reports/change-failure-rate?from=&to=&team=`: of the changes that ended

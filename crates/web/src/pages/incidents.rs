@@ -117,7 +117,7 @@ struct DetailPage {
     alerts: Vec<(i64, String, bool, String)>,
     reports: Vec<(i64, String, String, String, String)>,
     timeline: Vec<(TimeView, String, String, String)>,
-    /// "Changes near this": (link, label, who and when, path, unscheduled).
+    /// "Changes near this": (change number, label, who and when, path, unscheduled).
     near: Vec<(Option<String>, String, String, String, bool)>,
 }
 
@@ -165,7 +165,7 @@ async fn detail_page(
                 .collect();
             match w["number"].as_str() {
                 Some(number) => (
-                    Some(format!("/changes/{number}")),
+                    Some(number.to_string()),
                     format!("{number} {}", text("title")),
                     format!("{state}{} · started {at}", text("who")),
                     path.join(" → "),
@@ -292,6 +292,41 @@ pub async fn act(
     };
     match apply_action(&state, &viewer.caller(), number, action, body).await {
         Ok(()) => Ok(Redirect::to(&format!("/incidents/{id}")).into_response()),
+        Err(e) => detail_page(&state, &viewer, &id, Some(e.detail)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CauseForm {
+    csrf: String,
+    change: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /incidents/{id}/caused-by`: marks the incident as caused by a change listed
+/// under "changes near this".
+pub async fn caused_by(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<CauseForm>,
+) -> PageResult {
+    viewer
+        .check_csrf(&form.csrf)
+        .map_err(|e| refused(&viewer, e))?;
+    let number = reference(&id).map_err(|e| refused(&viewer, e))?;
+    let body = crate::api::Body {
+        bytes: serde_json::to_vec(&serde_json::json!({
+            "change": form.change,
+            "reason": Some(form.reason.trim()).filter(|r| !r.is_empty()),
+        }))
+        .expect("JSON serialises")
+        .into(),
+        format: muster_domain::catalog::parse::Format::Json,
+    };
+    match crate::api::changes::mark_cause(&state, &viewer.caller(), number, &id, &body).await {
+        Ok(_) => Ok(Redirect::to(&format!("/incidents/{id}#near")).into_response()),
         Err(e) => detail_page(&state, &viewer, &id, Some(e.detail)).await,
     }
 }

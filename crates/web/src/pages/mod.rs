@@ -63,6 +63,7 @@ pub fn router() -> Router<AppState> {
         .route("/incidents", get(incidents::list))
         .route("/incidents/{id}", get(incidents::detail))
         .route("/incidents/{id}/act", post(incidents::act))
+        .route("/incidents/{id}/caused-by", post(incidents::caused_by))
         .route(
             "/reports",
             get(incidents::reports).post(incidents::create_report),
