@@ -251,6 +251,25 @@ impl Store {
         dispatch!(self, list_tokens())
     }
 
+    /// Whether the principal an actor label names may still act: a user not disabled
+    /// (`user:…`), a token not revoked (`token:…`); the command line and the system
+    /// always may.
+    pub async fn principal_active(&self, label: &str) -> Result<bool> {
+        Ok(match label.split_once(':') {
+            Some(("user", name)) => self
+                .users()
+                .await?
+                .iter()
+                .any(|u| u.username == name && u.disabled_at.is_none()),
+            Some(("token", name)) => self
+                .tokens()
+                .await?
+                .iter()
+                .any(|t| t.name == name && t.revoked_at.is_none()),
+            _ => true,
+        })
+    }
+
     pub async fn revoke_token(&self, actor: &Actor, name: &str) -> Result<TokenInfo> {
         let now = self.now_ms();
         let audit = actor.entry("revoke", format!("token:{name}"), None, None);

@@ -107,6 +107,7 @@ impl Change {
             test_evidence: self.test_evidence.as_ref(),
             rollback_plan: &self.rollback_plan,
             template: self.template.as_deref(),
+            window: self.window(),
         }
     }
 }

@@ -34,6 +34,13 @@ pub fn status(state: State) -> &'static str {
 /// change pages.
 pub fn feed(name: &str, changes: &[FeedChange], now: Timestamp, link: &str) -> String {
     let mut calendar = Calendar::new("Changes", name, now);
+    // UIDs are global: qualified by this Muster's host, two instances never collide.
+    let host = link
+        .split_once("://")
+        .map_or(link, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or("muster");
     for change in changes {
         let state = change.state.as_str().replace('_', " ");
         let mut description = format!(
@@ -52,7 +59,7 @@ pub fn feed(name: &str, changes: &[FeedChange], now: Timestamp, link: &str) -> S
             categories.push("launch");
         }
         calendar.event(&Event {
-            uid: &format!("{}@muster", change.number),
+            uid: &format!("{}@{host}", change.number),
             start: change.start,
             end: change.end,
             summary: &format!("{} {} ({state})", change.number, change.title),
@@ -68,7 +75,8 @@ pub fn feed(name: &str, changes: &[FeedChange], now: Timestamp, link: &str) -> S
                     .as_secs(),
             ),
             last_modified: Some(change.updated_at),
-            busy: true,
+            // A cancelled change no longer takes anyone's time.
+            busy: change.state != State::Cancelled,
         });
     }
     calendar.finish()
@@ -104,10 +112,13 @@ mod tests {
             at("2026-11-23T10:00:00Z"),
             "https://m.example",
         );
-        assert!(text.contains("UID:CHG-1@muster\r\n"));
+        assert!(text.contains("UID:CHG-1@m.example\r\n"));
         assert!(text.contains("SUMMARY:CHG-1 Patch\\, then fail over (submitted)\r\n"));
         assert!(text.contains("STATUS:TENTATIVE\r\n"));
-        assert!(text.contains("STATUS:CANCELLED\r\n"));
+        assert!(
+            text.contains("STATUS:CANCELLED\r\nCATEGORIES:cancelled,normal\r\nSEQUENCE:60\r\n")
+        );
+        assert!(text.contains("TRANSP:TRANSPARENT\r\n") && text.contains("TRANSP:OPAQUE\r\n"));
         assert!(text.contains("SEQUENCE:60\r\n"));
         assert!(text.contains("URL:https://m.example/changes/CHG-2\r\n"));
         let unfolded = text.replace("\r\n ", "");

@@ -2,7 +2,7 @@
 //! tier-1 change needs, who must approve it, and whether one more approval is allowed.
 
 use super::conflicts::Conflict;
-use super::{ChangeType, Risk, Settings, State, TestEvidence};
+use super::{ChangeType, Risk, Settings, State, TestEvidence, Window};
 use crate::catalog::Catalog;
 use crate::catalog::graph::ServiceGraph;
 use crate::clock::format_duration;
@@ -21,6 +21,7 @@ pub struct Facts<'a> {
     pub rollback_plan: &'a str,
     /// The template a standard change follows.
     pub template: Option<&'a str>,
+    pub window: Window,
 }
 
 impl Facts<'_> {
@@ -36,13 +37,14 @@ impl Facts<'_> {
         self.test_evidence.is_some_and(|e| !e.stale)
     }
 
-    /// A standard change following a template the catalog still has: its safeguards
-    /// were judged when the owner team approved the template.
+    /// A standard change that fits a template the catalog has (as it stands now): its
+    /// safeguards were judged when the owner team approved the template.
     fn templated(&self, catalog: &Catalog) -> bool {
         self.change_type == ChangeType::Standard
             && self
                 .template
-                .is_some_and(|id| super::templates::ChangeTemplate::find(catalog, id).is_some())
+                .and_then(|id| super::templates::ChangeTemplate::find(catalog, id))
+                .is_some_and(|t| t.misfits(self.services, self.window).is_empty())
     }
 }
 
@@ -313,6 +315,13 @@ mod tests {
         .unwrap()
     }
 
+    fn window() -> Window {
+        Window {
+            start: "2026-11-25T10:00:00Z".parse().unwrap(),
+            end: "2026-11-25T11:00:00Z".parse().unwrap(),
+        }
+    }
+
     fn services(ids: &[&str]) -> Vec<String> {
         ids.iter().map(|s| s.to_string()).collect()
     }
@@ -354,6 +363,7 @@ mod tests {
             test_evidence: None,
             rollback_plan: "",
             template: None,
+            window: window(),
         };
         let a = assess(&facts, &catalog, &[]);
         assert_eq!(a.risk, Risk::High);
@@ -391,6 +401,7 @@ mod tests {
             test_evidence: Some(&stale),
             rollback_plan: " ",
             template: None,
+            window: window(),
         };
         let missing = missing_safeguards(&facts, &catalog);
         assert_eq!(missing.len(), 2);
@@ -411,6 +422,7 @@ mod tests {
             test_evidence: None,
             rollback_plan: "",
             template: None,
+            window: window(),
         };
         let medium = requirements(&facts, Risk::Medium, &[], &catalog, &graph);
         assert_eq!(medium.len(), 1);
@@ -446,6 +458,18 @@ mod tests {
             2
         );
         assert!(missing_safeguards(&standard, &templated).is_empty());
+        // A template narrowed since no longer covers a longer window.
+        let longer = Facts {
+            window: Window {
+                end: "2026-11-25T13:00:00Z".parse().unwrap(),
+                ..window()
+            },
+            ..standard
+        };
+        assert_eq!(
+            requirements(&longer, Risk::High, &[], &templated, &graph).len(),
+            2
+        );
         assert_eq!(
             missing_safeguards(&standard, &catalog).len(),
             2,
@@ -466,6 +490,7 @@ mod tests {
             test_evidence: None,
             rollback_plan: "",
             template: None,
+            window: window(),
         };
         let required = requirements(&facts, Risk::High, &[], &catalog, &graph);
         let missing = missing_safeguards(&facts, &catalog);

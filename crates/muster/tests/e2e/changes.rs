@@ -915,10 +915,9 @@ async fn alerts_during_maintenance_page_nobody_until_the_change_ends(backend: Ba
     let completed = act_ok(&server, &number, "complete", json!({"by": "rodney"})).await;
     let last = completed["log"].as_array().unwrap().last().unwrap().clone();
     assert!(
-        last["text"]
-            .as_str()
-            .unwrap()
-            .contains("1 alert still firing from the maintenance now page as newly firing"),
+        last["text"].as_str().unwrap().contains(
+            "1 alert still firing from the maintenance is looked at again as newly firing"
+        ),
         "{last}"
     );
     let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
@@ -1023,7 +1022,7 @@ async fn the_change_calendar_is_a_revocable_icalendar_feed(backend: Backend) {
             format!("{switch} Patch and fail over the phone switch (approved)"),
             "2026-11-25T10:00:00+00:00".to_string(),
             "2026-11-25T13:00:00+00:00".to_string(),
-            format!("{switch}@muster"),
+            format!("{switch}@{}", server.base.trim_start_matches("http://")),
         ]
     );
 
@@ -1099,6 +1098,32 @@ async fn the_change_calendar_is_a_revocable_icalendar_feed(backend: Backend) {
         let (status, _) = fetch_feed(&format!("{}/calendar/changes/{bad}", server.base)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{bad:?}");
     }
+    // A feed reads with its maker's rights: revoking the maker ends it.
+    let (status, theirs) = send(
+        server
+            .as_token(Method::POST, "/api/v1/change-feeds", &jared)
+            .json(&json!({"service": "ges"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{theirs}");
+    let their_url = theirs["url"].as_str().unwrap().to_string();
+    assert_eq!(fetch_feed(&their_url).await.0, StatusCode::OK);
+    let maker = theirs["created_by"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("token:");
+    db.cli_ok(&["token", "revoke", maker], None);
+    assert_eq!(fetch_feed(&their_url).await.0, StatusCode::NOT_FOUND);
+    // A team and a service it does not own leave nothing to show: refused.
+    let (status, body) = server
+        .post(
+            "/api/v1/change-feeds",
+            json!({"team": "contact-centre", "service": "ges"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(problems(&body)[0].starts_with("service:"), "{body}");
+
     let (_, audit) = server.get("/api/v1/audit?limit=1000").await;
     let actions = texts_at(&audit["items"], "/action");
     assert!(actions.contains(&"change_feed.create".to_string()));

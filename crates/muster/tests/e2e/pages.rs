@@ -566,7 +566,7 @@ async fn change_pages_plan_check_act_and_show_the_sandbox(backend: Backend) {
             ("risk", "low".to_string()),
             ("implementer", "rodney".to_string()),
             ("rollback_plan", "Fail back".to_string()),
-            ("suppress_alerts", "1".to_string()),
+            ("suppress_alerts", String::new()),
         ]
     };
     let post = |cookie: &str, path: &str, form: Vec<(&'static str, String)>| {

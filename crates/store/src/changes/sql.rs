@@ -389,6 +389,12 @@ async fn acceptance_covers(tx: &mut Tx<'_>, id: i64, missing: &[String]) -> Resu
 pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, request: &Transition, now: i64) -> Result<Vec<Conflict>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
+    let ends_work = matches!(request.action, Action::Complete | Action::Rollback | Action::Fail);
+    if ends_work {
+        // Before the change's row: grouping holds this lock while it records alerts
+        // against the change (which needs that row), so the other order deadlocks.
+        incidents_sql::lock(&mut tx).await?;
+    }
     let before = fetch(&mut tx, id, LOCK).await?;
     let to = transition(before.change_type, before.state, request.action).map_err(StoreError::Conflict)?;
     let found = conflicts_of(&mut tx, policy, &before.planned()).await?;
@@ -490,10 +496,14 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
     }
     q.execute(&mut *tx).await?;
     let mut text = text;
-    if before.state == State::InProgress && state.has_ended() {
+    if ends_work {
         let woken = end_maintenance(&mut tx, id, now).await?;
         if woken > 0 {
-            text.push_str(&format!("; {woken} alert{} still firing from the maintenance now page as newly firing", if woken == 1 { "" } else { "s" }));
+            text.push_str(&format!(
+                "; {woken} alert{} still firing from the maintenance {} looked at again as newly firing",
+                if woken == 1 { "" } else { "s" },
+                if woken == 1 { "is" } else { "are" }
+            ));
         }
     }
     let change = fetch(&mut tx, id, "").await?;
@@ -505,11 +515,11 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
 }
 
 /// Ends a change's maintenance: its alerts still firing (held for it) are looked at
-/// again now, as newly firing. Takes the `incidents` lock so that grouping, which
-/// reads in-progress changes under it, never holds an alert for a change that has
-/// just ended. Answers how many were woken.
+/// again now, as newly firing (joining or opening an incident, unless another change
+/// in progress on their service holds them again). The caller holds the `incidents`
+/// lock, under which grouping reads in-progress changes, so grouping never holds an
+/// alert for a change that has just ended. Answers how many were woken.
 async fn end_maintenance(tx: &mut Tx<'_>, id: i64, now: i64) -> Result<u64> {
-    incidents_sql::lock(tx).await?;
     let woken = sqlx::query(
         "UPDATE held_alerts SET recheck_at = $1 WHERE reason = 'maintenance' \
          AND alert_id IN (SELECT alert_id FROM change_alerts WHERE change_id = $2)",

@@ -484,11 +484,18 @@ async fn hold_for_maintenance(tx: &mut Tx<'_>, alert: i64, name: &str, service: 
             .execute(&mut **tx)
             .await?;
     }
+    hold(tx, alert, "maintenance", until).await
+}
+
+/// Holds a firing alert out of incidents until `until`, for `reason` (`silenced`,
+/// `maintenance`, `refire`), replacing any earlier hold.
+async fn hold(tx: &mut Tx<'_>, alert: i64, reason: &str, until: Timestamp) -> Result<()> {
     sqlx::query(
-        "INSERT INTO held_alerts (alert_id, reason, recheck_at) VALUES ($1, 'maintenance', $2) \
+        "INSERT INTO held_alerts (alert_id, reason, recheck_at) VALUES ($1, $2, $3) \
          ON CONFLICT (alert_id) DO UPDATE SET reason = excluded.reason, recheck_at = excluded.recheck_at",
     )
     .bind(alert)
+    .bind(reason)
     .bind(ms(until))
     .execute(&mut **tx)
     .await?;
@@ -603,14 +610,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
                 continue;
             }
             Placement::Hold { until } => {
-                sqlx::query(
-                    "INSERT INTO held_alerts (alert_id, reason, recheck_at) VALUES ($1, 'silenced', $2) \
-                     ON CONFLICT (alert_id) DO UPDATE SET reason = excluded.reason, recheck_at = excluded.recheck_at",
-                )
-                .bind(alert_id)
-                .bind(ms(until))
-                .execute(&mut *tx)
-                .await?;
+                hold(&mut tx, alert_id, "silenced", until).await?;
                 continue;
             }
             Placement::Join(incident) => {

@@ -138,6 +138,14 @@ pub async fn serve_feed(
     let gone = || ApiError::not_found("no such calendar feed (it may have been revoked)");
     let token = file.strip_suffix(".ics").ok_or_else(gone)?;
     let feed_record = state.store.change_feed(token).await?.ok_or_else(gone)?;
+    // A feed reads with its maker's rights: it ends when they can no longer read.
+    if !state
+        .store
+        .principal_active(&feed_record.created_by)
+        .await?
+    {
+        return Err(gone());
+    }
     let snapshot = state.store.catalog().await?;
     let catalog = &snapshot.catalog;
     let now = state.store.clock().now();

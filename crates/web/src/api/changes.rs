@@ -369,10 +369,16 @@ pub(crate) fn scope(
     {
         errors.push("team", format!("no team with id {id:?}"));
     }
-    if let Some(id) = service
-        && catalog.service(id).is_none()
-    {
-        errors.push("service", format!("no service with id {id:?}"));
+    match (service.map(|id| (id, catalog.service(id))), team) {
+        (Some((id, None)), _) => errors.push("service", format!("no service with id {id:?}")),
+        (Some((id, Some(found))), Some(team)) if found.owner != team => errors.push(
+            "service",
+            format!(
+                "{id:?} is owned by {}, not {team}: name one or the other",
+                found.owner
+            ),
+        ),
+        _ => {}
     }
     if team.is_none() && service.is_none() {
         return None;
@@ -538,6 +544,7 @@ pub(crate) async fn dry_run(state: &AppState, mut value: Value) -> ApiResult<Val
         test_evidence: input.test_evidence.as_ref(),
         rollback_plan: &input.rollback_plan,
         template: input.template.as_deref(),
+        window: input.window,
     };
     let assessment = policy::assess(&facts, catalog, &conflicts);
     let required = policy::requirements(

@@ -136,6 +136,8 @@ async fn calendar_page(
     let service = params.text("service").unwrap_or("").to_string();
     let mut errors = FieldErrors::default();
     let services = scope(catalog, Some(&team), Some(&service), &mut errors);
+    let shown: Option<std::collections::HashSet<String>> =
+        services.clone().map(|s| s.into_iter().collect());
     if !errors.is_empty() {
         return Err(refused(
             viewer,
@@ -183,10 +185,6 @@ async fn calendar_page(
         .conflicts_of_changes(&rules.policy(), &planned)
         .await
         .map_err(fail)?;
-    let in_scope = |s: &str| {
-        (team.is_empty() || catalog.service(s).is_some_and(|svc| svc.owner == team))
-            && (service.is_empty() || s == service)
-    };
     let mut weeks: Vec<Vec<Day>> = Vec::new();
     let mut day = first;
     while day <= last {
@@ -199,8 +197,9 @@ async fn calendar_page(
             .filter(|f| {
                 f.window.overlaps(&window)
                     && (f.services.iter().any(|s| s == "*")
-                        || (team.is_empty() && service.is_empty())
-                        || f.services.iter().any(|s| in_scope(s)))
+                        || shown
+                            .as_ref()
+                            .is_none_or(|shown| f.services.iter().any(|s| shown.contains(s))))
             })
             .map(|f| format!("{}: {}", f.id, f.reason))
             .collect();
@@ -298,10 +297,12 @@ pub async fn create_feed(
     let made = crate::api::change_calendar::make_feed(&state, &viewer.caller(), &body)
         .await
         .map_err(|e| refused(&viewer, e))?;
-    let params = Params::from_query(Some(&format!(
-        "team={}&service={}",
-        form.team, form.service
-    )));
+    let params = Params(
+        [("team", form.team), ("service", form.service)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    );
     calendar_page(
         &state,
         &viewer,
@@ -705,7 +706,8 @@ pub struct Fields {
     evidence_tested_at: String,
     public: bool,
     launch: bool,
-    suppress_alerts: bool,
+    /// "" (the type's default), "on" or "off".
+    suppress_alerts: String,
     template: String,
 }
 
@@ -795,7 +797,6 @@ pub async fn new_form(State(state): State<AppState>, viewer: Viewer, params: Par
         risk: "low".into(),
         implementer: viewer.principal.person.clone().unwrap_or_default(),
         requested_by: viewer.principal.person.clone().unwrap_or_default(),
-        suppress_alerts: true,
         ..Fields::default()
     };
     form_page(&state, &viewer, None, f, Vec::new()).await
@@ -842,7 +843,13 @@ pub async fn edit_form(
             .unwrap_or_default(),
         public: c.public,
         launch: c.launch,
-        suppress_alerts: c.suppress_alerts,
+        suppress_alerts: if c.suppress_alerts == c.change_type.suppresses_alerts_by_default() {
+            String::new()
+        } else if c.suppress_alerts {
+            "on".into()
+        } else {
+            "off".into()
+        },
         template: c.template.unwrap_or_default(),
     };
     form_page(&state, &viewer, Some(c.number), f, Vec::new()).await
@@ -871,7 +878,7 @@ fn read_fields(body: &str) -> (Fields, String) {
             "evidence_tested_at" => f.evidence_tested_at = value,
             "public" => f.public = true,
             "launch" => f.launch = true,
-            "suppress_alerts" => f.suppress_alerts = true,
+            "suppress_alerts" => f.suppress_alerts = value,
             "template" => f.template = value,
             _ => {}
         }
@@ -891,8 +898,15 @@ fn instant_text(zone: &TimeZone, text: &str) -> String {
 
 /// The API record the form's fields describe.
 fn record(viewer: &Viewer, f: &Fields) -> Value {
-    let evidence = (!f.evidence_environment.trim().is_empty()
-        || !f.evidence_result.trim().is_empty())
+    // Any evidence field filled sends the evidence, so the API names what is missing.
+    let evidence = [
+        &f.evidence_environment,
+        &f.evidence_result,
+        &f.evidence_link,
+        &f.evidence_tested_at,
+    ]
+    .iter()
+    .any(|v| !v.trim().is_empty())
     .then(|| {
         json!({"environment": f.evidence_environment, "result": f.evidence_result,
                "link": Some(&f.evidence_link).filter(|l| !l.trim().is_empty()),
@@ -905,7 +919,11 @@ fn record(viewer: &Viewer, f: &Fields) -> Value {
         "type": f.change_type, "risk": f.risk, "requested_by": optional(&f.requested_by),
         "implementer": optional(&f.implementer), "test_evidence": evidence,
         "rollback_plan": f.rollback_plan, "public": f.public, "launch": f.launch,
-        "suppress_alerts": f.suppress_alerts,
+        "suppress_alerts": match f.suppress_alerts.as_str() {
+            "on" => json!(true),
+            "off" => json!(false),
+            _ => Value::Null,
+        },
         "template": optional(&f.template),
     })
 }
