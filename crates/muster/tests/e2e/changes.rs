@@ -7,7 +7,7 @@ use crate::common::*;
 use crate::incidents::{alerts_json, open_incidents, settle, wait_for};
 use crate::intake::{post_alerts, service_key};
 use crate::on_both_databases;
-use crate::oncall::parse_ical;
+use crate::oncall::{calendar_events, parse_ical};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1006,15 +1006,7 @@ async fn the_change_calendar_is_a_revocable_icalendar_feed(backend: Backend) {
         url.starts_with(&format!("{}/calendar/changes/chcal_", server.base)),
         "{url}"
     );
-    let response = reqwest::get(&url).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/calendar")
-    );
-    let events = parse_ical(&response.text().await.unwrap());
+    let events = calendar_events(&url).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(
         events[0],

@@ -356,6 +356,20 @@ async fn a_service_answers_who_its_first_page_reaches(backend: Backend) {
     assert_eq!(body["errors"][0]["path"], "at");
 }
 
+/// Fetches a calendar feed without credentials (its link is the credential), checks it
+/// is served as iCalendar, and parses it (see [`parse_ical`]).
+pub(crate) async fn calendar_events(url: &str) -> Vec<Vec<String>> {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/calendar")
+    );
+    parse_ical(&response.text().await.unwrap())
+}
+
 /// Parses iCalendar text with Python's `icalendar` (a real RFC 5545 parser) and returns
 /// the events as `[summary, start, end, uid]`.
 pub(crate) fn parse_ical(text: &str) -> Vec<Vec<String>> {
@@ -406,15 +420,7 @@ async fn calendar_feeds_are_valid_icalendar_and_revocable(backend: Backend) {
     );
 
     // No credentials: the secret link is the credential.
-    let response = reqwest::get(&url).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/calendar")
-    );
-    let events = parse_ical(&response.text().await.unwrap());
+    let events = calendar_events(&url).await;
     // Dana's weeks (every third Monday 09:00 London) over 90 days, the current one whole.
     assert_eq!(
         events[0][..3],

@@ -4,10 +4,10 @@
 //! with a live conflict check and the sandbox around it, and the sandbox panel the
 //! service page shows. Every write goes through the same functions as the API.
 
-use super::{Nav, PageResult, Viewer, fail, missing, refused};
+use super::{Nav, PageResult, Viewer, api_body, fail, missing, refused};
 use crate::AppState;
+use crate::api::Params;
 use crate::api::changes::{ActionBody, Rules, apply, reference, sandbox_view, save, scope, view};
-use crate::api::{Body, Params};
 use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -290,7 +290,7 @@ pub async fn create_feed(
     viewer
         .check_csrf(&form.csrf)
         .map_err(|e| refused(&viewer, e))?;
-    let body = json_body(json!({
+    let body = api_body(json!({
         "team": Some(&form.team).filter(|t| !t.is_empty()),
         "service": Some(&form.service).filter(|s| !s.is_empty()),
     }));
@@ -310,13 +310,6 @@ pub async fn create_feed(
         made["url"].as_str().map(str::to_string),
     )
     .await
-}
-
-fn json_body(value: Value) -> Body {
-    Body {
-        bytes: serde_json::to_vec(&value).expect("JSON serialises").into(),
-        format: muster_domain::catalog::parse::Format::Json,
-    }
 }
 
 /// Text at a JSON pointer, or "".
@@ -677,7 +670,7 @@ pub async fn accept_risk(
         .check_csrf(&form.csrf)
         .map_err(|e| refused(&viewer, e))?;
     let number = reference(&id).map_err(|e| refused(&viewer, e))?;
-    let body = json_body(json!({
+    let body = api_body(json!({
         "accepted_by": form.accepted_by, "on_behalf_of": form.on_behalf_of,
         "reason": form.reason, "declined_recommendation": form.declined_recommendation,
     }));
@@ -961,7 +954,7 @@ async fn submit_form(
 ) -> PageResult {
     let (f, csrf) = read_fields(body);
     viewer.check_csrf(&csrf).map_err(|e| refused(viewer, e))?;
-    let record = json_body(record(viewer, &f));
+    let record = api_body(record(viewer, &f));
     match save(
         state,
         &viewer.caller(),

@@ -316,15 +316,10 @@ pub async fn caused_by(
         .check_csrf(&form.csrf)
         .map_err(|e| refused(&viewer, e))?;
     let number = reference(&id).map_err(|e| refused(&viewer, e))?;
-    let body = crate::api::Body {
-        bytes: serde_json::to_vec(&serde_json::json!({
-            "change": form.change,
-            "reason": Some(form.reason.trim()).filter(|r| !r.is_empty()),
-        }))
-        .expect("JSON serialises")
-        .into(),
-        format: muster_domain::catalog::parse::Format::Json,
-    };
+    let body = super::api_body(serde_json::json!({
+        "change": form.change,
+        "reason": Some(form.reason.trim()).filter(|r| !r.is_empty()),
+    }));
     match crate::api::changes::mark_cause(&state, &viewer.caller(), number, &id, &body).await {
         Ok(_) => Ok(Redirect::to(&format!("/incidents/{id}#near")).into_response()),
         Err(e) => detail_page(&state, &viewer, &id, Some(e.detail)).await,

@@ -177,6 +177,15 @@ pub fn fail(e: impl Into<crate::error::ApiError>) -> Response {
     e.into().into_response()
 }
 
+/// A form's fields as the JSON body of the API function the page calls, so pages
+/// act through the API's own checks.
+pub fn api_body(value: serde_json::Value) -> crate::api::Body {
+    crate::api::Body {
+        bytes: serde_json::to_vec(&value).expect("JSON serialises").into(),
+        format: muster_domain::catalog::parse::Format::Json,
+    }
+}
+
 /// A form that carries only the session's CSRF token (a button).
 #[derive(serde::Deserialize)]
 pub struct CsrfForm {
