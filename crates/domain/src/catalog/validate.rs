@@ -708,18 +708,21 @@ fn check_renewable(check: &mut Check, i: usize, value: &Value) {
     check.required(at, "expires_at", &renewable.expires_at);
     check.instant(at, "expires_at", &renewable.expires_at);
     for (t, target) in renewable.targets.iter().enumerate() {
-        let field = format!("targets[{t}]");
-        match target {
-            Value::String(org) => check.reference(at, &field, Kind::Organisation, org),
-            Value::Object(map) if map.contains_key("host") || map.contains_key("name") => {}
-            _ => check.error(
-                at.0,
-                i,
-                at.2,
-                &field,
-                "a target is an organisation id, {host: \"h:port\"} or {name: \"…\"}",
-            ),
+        let organisation = match target {
+            Value::String(org) => Some(org.as_str()),
+            Value::Object(map) => map.get("organisation").and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(org) = organisation {
+            check.reference(at, &format!("targets[{t}]"), Kind::Organisation, org);
         }
+    }
+    // Kind, reminders, verification and target shapes, as the renewals domain reads
+    // them (a field left out or of the wrong type is reported above).
+    if let Err((field, why)) = crate::renewals::Renewable::read(value)
+        && !field.is_empty()
+    {
+        check.error(at.0, i, at.2, &field, why);
     }
 }
 

@@ -15,34 +15,7 @@ use crate::catalog::Catalog;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// Words that name themselves: each enum below reads and writes its snake_case name.
-macro_rules! named {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<$name> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == text)
-            }
-
-            /// Every name, for error messages.
-            pub fn names() -> String {
-                $name::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
-            }
-        }
-    };
-}
-
-named!(
+crate::named!(
     /// `standard` changes are routine (pre-approved once templates exist; until then
     /// treated as normal), `emergency` ones may be approved after they start.
     ChangeType {
@@ -52,7 +25,7 @@ named!(
     }
 );
 
-named!(
+crate::named!(
     /// Ordered: `Low < Medium < High`.
     Risk {
         Low => "low",
@@ -61,7 +34,7 @@ named!(
     }
 );
 
-named!(
+crate::named!(
     State {
         Draft => "draft",
         Submitted => "submitted",
@@ -74,7 +47,7 @@ named!(
     }
 );
 
-named!(
+crate::named!(
     Action {
         Submit => "submit",
         Approve => "approve",
