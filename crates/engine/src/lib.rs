@@ -1,12 +1,13 @@
 //! The engine: time-driven modules, each one loop that claims its work inside the
 //! database (so several servers on PostgreSQL never do one piece twice) and reads time
 //! from the store's clock: delivery of the outbox, alert expiry, grouping alerts into
-//! incidents, and escalation.
+//! incidents, escalation, and renewal reminders.
 
 pub mod alert_expiry;
 pub mod delivery;
 pub mod escalation;
 pub mod incidents;
+pub mod renewals;
 
 use muster_store::Store;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn start(
         tokio::spawn(delivery::run(store.clone(), senders, settings.throttles)),
         tokio::spawn(alert_expiry::run(store.clone(), settings.alert_retention)),
         tokio::spawn(incidents::run(store.clone(), settings.public_url.clone())),
-        tokio::spawn(escalation::run(store, settings.public_url)),
+        tokio::spawn(escalation::run(store.clone(), settings.public_url)),
+        tokio::spawn(renewals::run(store)),
     ]
 }

@@ -5,7 +5,7 @@
 //! services or their neighbourhood at the same time, the implementer's other work, the
 //! team's launches), and queues the notices each step sends in that transaction.
 
-use crate::notify::NewNotification;
+use crate::notify::notices;
 use crate::secrets::{credential_hash, random_token};
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
@@ -20,7 +20,6 @@ use muster_domain::changes::templates::ChangeTemplate;
 use muster_domain::changes::{
     Action, ChangeType, Freeze, Risk, Settings, State, TestEvidence, Window, number, transition,
 };
-use muster_domain::notify::{DEFAULT_RETRY_HORIZON, contact_targets};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 
@@ -379,38 +378,6 @@ fn parties(change: &Change, policy: &Policy, conflicts: &[Conflict]) -> Vec<Stri
         }
     }
     people.into_iter().collect()
-}
-
-/// The messages telling `people` something, on every contact method each has, at
-/// once; `key` makes them unique (the outbox never queues one key twice).
-fn notices(
-    catalog: &Catalog,
-    people: &[String],
-    key: &str,
-    subject: &str,
-    body: &str,
-    now: i64,
-) -> Vec<NewNotification> {
-    people
-        .iter()
-        .filter_map(|id| catalog.person(id))
-        .flat_map(|person| {
-            contact_targets(person)
-                .into_iter()
-                .enumerate()
-                .map(move |(n, target)| NewNotification {
-                    dedup_key: format!("{key}:{}:{n}", person.id),
-                    recipient: person.id.clone(),
-                    channel: target.channel,
-                    destination: target.destination,
-                    secret: target.secret,
-                    subject: subject.to_string(),
-                    body: body.to_string(),
-                    not_before: now,
-                    give_up_at: now + DEFAULT_RETRY_HORIZON.as_millis() as i64,
-                })
-        })
-        .collect()
 }
 
 impl Store {

@@ -13,6 +13,7 @@ mod connect;
 pub mod incidents;
 pub mod notify;
 pub mod oncall;
+pub mod renewals;
 pub mod secrets;
 pub mod signals;
 

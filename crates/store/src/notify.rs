@@ -4,7 +4,8 @@
 
 use crate::secrets::random_token;
 use crate::{Result, Store, dispatch, per_dialect};
-use muster_domain::notify::{Channel, Outcome, backoff};
+use muster_domain::catalog::Catalog;
+use muster_domain::notify::{Channel, DEFAULT_RETRY_HORIZON, Outcome, backoff, contact_targets};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -215,3 +216,35 @@ impl Store {
 }
 
 per_dialect!("notify/sql.rs");
+
+/// The messages telling `people` something, on every contact method each has, at
+/// once; `key` makes them unique (the outbox never queues one key twice).
+pub fn notices(
+    catalog: &Catalog,
+    people: &[String],
+    key: &str,
+    subject: &str,
+    body: &str,
+    now: i64,
+) -> Vec<NewNotification> {
+    people
+        .iter()
+        .filter_map(|id| catalog.person(id))
+        .flat_map(|person| {
+            contact_targets(person)
+                .into_iter()
+                .enumerate()
+                .map(move |(n, target)| NewNotification {
+                    dedup_key: format!("{key}:{}:{n}", person.id),
+                    recipient: person.id.clone(),
+                    channel: target.channel,
+                    destination: target.destination,
+                    secret: target.secret,
+                    subject: subject.to_string(),
+                    body: body.to_string(),
+                    not_before: now,
+                    give_up_at: now + DEFAULT_RETRY_HORIZON.as_millis() as i64,
+                })
+        })
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! reminders missed while Muster was down are caught up as one message (the most
 //! urgent of them), never as a burst, and a moved expiry starts afresh.
 
-use super::days;
+use super::{Renewable, days, days_left};
 use jiff::Timestamp;
 
 /// A reminder to send now.
@@ -37,6 +37,74 @@ pub fn due(expires_at: Timestamp, offsets: &[i64], sent: &[i64], now: Timestamp)
         covers,
         last,
     })
+}
+
+/// "expires in 30 days (2027-02-01)", "expires within a day", "expired 3 days ago".
+pub fn when(expires_at: Timestamp, now: Timestamp) -> String {
+    let date = expires_at.strftime("%Y-%m-%d");
+    if expires_at <= now {
+        return match days_left(now, expires_at) {
+            0 => format!("expired today ({date})"),
+            1 => format!("expired 1 day ago ({date})"),
+            ago => format!("expired {ago} days ago ({date})"),
+        };
+    }
+    match days_left(expires_at, now) {
+        0 => format!("expires within a day ({date})"),
+        1 => format!("expires in 1 day ({date})"),
+        d => format!("expires in {d} days ({date})"),
+    }
+}
+
+/// A reminder's subject and body.
+pub fn message(renewable: &Renewable, due: &Due, now: Timestamp) -> (String, String) {
+    let when = when(renewable.expires_at, now);
+    let subject = format!("Renewal due: {} {when}", renewable.name);
+    let mut body = format!(
+        "{} ({}, {}) {when}.\nApplied by team {}",
+        renewable.name,
+        renewable.id,
+        renewable.kind.as_str().replace('_', " "),
+        renewable.owner
+    );
+    if let Some(buyer) = &renewable.buyer {
+        body.push_str(&format!("; bought by team {buyer}"));
+    }
+    if let Some(vendor) = &renewable.vendor {
+        body.push_str(&format!(" from {vendor}"));
+    }
+    body.push_str(".\n");
+    let keys: Vec<&str> = renewable.targets.iter().map(|t| t.key.as_str()).collect();
+    if keys != [super::IMPLICIT_TARGET] {
+        body.push_str(&format!(
+            "It must be applied on {} target{}: {}.\n",
+            keys.len(),
+            if keys.len() == 1 { "" } else { "s" },
+            keys.join(", ")
+        ));
+    }
+    if !renewable.services.is_empty() {
+        body.push_str(&format!(
+            "Services that depend on it: {}.\n",
+            renewable.services.join(", ")
+        ));
+    }
+    body.push_str(&format!("This is the {}-day reminder", due.offset));
+    if due.covers.len() > 1 {
+        let missed: Vec<String> = due
+            .covers
+            .iter()
+            .filter(|d| **d != due.offset)
+            .map(|d| d.to_string())
+            .collect();
+        body.push_str(&format!(
+            "; it includes the {}-day reminder{} missed while Muster was not running",
+            missed.join("-, "),
+            if missed.len() == 1 { "" } else { "s" }
+        ));
+    }
+    body.push_str(".\n");
+    (subject, body)
 }
 
 #[cfg(test)]
@@ -78,6 +146,47 @@ mod tests {
         assert_eq!(late.offset, 14);
         assert_eq!(late.covers, [90, 60, 30, 14]);
         assert!(!late.last);
+    }
+
+    #[test]
+    fn the_message_says_what_when_where_and_what_was_caught_up() {
+        let catalog = crate::catalog::parse::parse_catalog(
+            include_str!("../../../../fixtures/seed-world.yaml"),
+            crate::catalog::parse::Format::Yaml,
+        )
+        .unwrap();
+        let licence = &Renewable::of_catalog(&catalog)[0];
+        let now = at("2027-01-22T00:00:00Z");
+        let late = due(licence.expires_at, &licence.reminders, &[], now).unwrap();
+        let (subject, body) = message(licence, &late, now);
+        assert_eq!(
+            subject,
+            "Renewal due: FormPrint server licence key expires in 10 days (2027-02-01)"
+        );
+        assert!(
+            body.contains(
+                "Applied by team service-desk; bought by team procurement from FormPrint Ltd."
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("It must be applied on 11 targets: org-01, "),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "This is the 14-day reminder; it includes the 90-, 60-, 30-day reminders missed"
+            ),
+            "{body}"
+        );
+        assert_eq!(
+            when(licence.expires_at, at("2027-02-04T00:00:00Z")),
+            "expired 3 days ago (2027-02-01)"
+        );
+        assert_eq!(
+            when(licence.expires_at, at("2027-01-31T12:00:00Z")),
+            "expires within a day (2027-02-01)"
+        );
     }
 
     #[test]

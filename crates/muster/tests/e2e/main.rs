@@ -12,5 +12,6 @@ mod oncall;
 mod openapi;
 mod pages;
 mod peers;
+mod renewals;
 mod server;
 mod stories;

@@ -1,0 +1,123 @@
+//! Renewals end to end on the demo world: reminders go out once per offset and
+//! expiry, to the owner and buyer teams, and those missed while Muster was not running
+//! are caught up as one message.
+
+use crate::common::*;
+use crate::incidents::settle;
+use crate::on_both_databases;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+/// Waits until `sql` (one text column) answers at least one row; answers them all.
+async fn wait_for_rows(db: &Database, sql: &str) -> Vec<String> {
+    for _ in 0..100 {
+        let rows = db.texts(sql).await;
+        if !rows.is_empty() {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no rows for {sql}");
+}
+
+async fn reminder_count(db: &Database) -> usize {
+    db.texts("SELECT dedup_key FROM notifications WHERE dedup_key LIKE 'renewal:%'")
+        .await
+        .len()
+}
+
+async fn reminders_go_out_once_per_offset_and_catch_up_after_downtime(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    // 23 November: the FormPrint licence (expiring 1 February) passed its 90-day
+    // reminder on 3 November; the certificate's first is 30 days before 15 January.
+    let subjects = wait_for_rows(
+        &db,
+        "SELECT DISTINCT subject FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%'",
+    )
+    .await;
+    assert_eq!(
+        subjects,
+        ["Renewal due: FormPrint server licence key expires in 69 days (2027-02-01)"]
+    );
+    let recipients = db
+        .texts("SELECT DISTINCT recipient FROM notifications WHERE dedup_key LIKE 'renewal:%' ORDER BY recipient")
+        .await;
+    assert_eq!(
+        recipients,
+        ["paul", "sam", "tara", "uma"],
+        "the owner team (service-desk) and the buyer (procurement)"
+    );
+    let body = db
+        .texts("SELECT body FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%' LIMIT 1")
+        .await;
+    assert!(
+        body[0].contains("This is the 90-day reminder."),
+        "{}",
+        body[0]
+    );
+    assert!(body[0].contains("11 targets: org-01"), "{}", body[0]);
+    // Looked at again (another minute, the same state): nothing more goes out.
+    let first = reminder_count(&db).await;
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"advance": "2m"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    settle().await;
+    assert_eq!(reminder_count(&db).await, first);
+
+    // Muster was down from then until ten days before the licence expires: the 60-,
+    // 30- and 14-day reminders go out as one message; the certificate, expired a week
+    // ago, gets one message for all five of its reminders.
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"now": "2027-01-22T00:00:00Z"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let caught_up = wait_for_rows(
+        &db,
+        "SELECT DISTINCT body FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:14:%'",
+    )
+    .await;
+    assert!(
+        caught_up[0].contains("This is the 14-day reminder; it includes the 60-, 30-day reminders missed while Muster was not running."),
+        "{}",
+        caught_up[0]
+    );
+    let expired = wait_for_rows(
+        &db,
+        "SELECT DISTINCT subject FROM notifications WHERE dedup_key LIKE 'renewal:api-certificate:%'",
+    )
+    .await;
+    assert_eq!(
+        expired,
+        ["Renewal due: api.example.test TLS certificate expired 7 days ago (2027-01-15)"]
+    );
+    settle().await;
+    let offsets = db
+        .texts("SELECT DISTINCT dedup_key FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%' AND recipient = 'sam'")
+        .await;
+    assert_eq!(
+        offsets.len(),
+        2,
+        "one message per pass that found something: {offsets:?}"
+    );
+    let recorded = db
+        .texts("SELECT renewable_id || ':' || offset_days FROM renewal_reminders ORDER BY renewable_id, offset_days")
+        .await;
+    assert_eq!(
+        recorded,
+        [
+            "api-certificate:1",
+            "api-certificate:3",
+            "api-certificate:7",
+            "api-certificate:14",
+            "api-certificate:30",
+            "formprint-licence:14",
+            "formprint-licence:30",
+            "formprint-licence:60",
+            "formprint-licence:90",
+        ]
+    );
+}
+
+on_both_databases!(reminders_go_out_once_per_offset_and_catch_up_after_downtime);
