@@ -46,10 +46,11 @@ pub async fn remind_once(store: &Store) -> muster_store::Result<usize> {
         .iter()
         .filter_map(|r| {
             let expiry = r.expires_at.as_millisecond();
-            let already = sent
+            let already: Vec<i64> = sent
                 .get(&(r.id.clone(), expiry))
-                .map_or(&[][..], Vec::as_slice);
-            let due = due(r.expires_at, &r.reminders, already, now)?;
+                .map(|offsets| offsets.keys().copied().collect())
+                .unwrap_or_default();
+            let due = due(r.expires_at, &r.reminders, &already, now)?;
             let (subject, body) = message(r, &due, now);
             let mut people: Vec<String> = [Some(&r.owner), r.buyer.as_ref()]
                 .into_iter()

@@ -2,7 +2,7 @@
 //! itself is the catalog's `renewables` section; the rules are the domain's.
 
 use crate::notify::NewNotification;
-use crate::{Result, Store, dispatch, per_dialect};
+use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
 use std::collections::HashMap;
 
@@ -17,14 +17,18 @@ pub struct Reminder {
 }
 
 impl Store {
-    /// The reminder offsets already sent, by renewable and expiry (Unix ms).
-    pub async fn renewal_reminders_sent(&self) -> Result<HashMap<(String, i64), Vec<i64>>> {
-        let rows: Vec<(String, i64, i64)> = dispatch!(self, sent())?;
-        let mut sent: HashMap<(String, i64), Vec<i64>> = HashMap::new();
-        for (renewable, expires_at, offset) in rows {
+    /// The reminder offsets already sent and when, by renewable and expiry (Unix ms).
+    pub async fn renewal_reminders_sent(
+        &self,
+    ) -> Result<HashMap<(String, i64), HashMap<i64, Timestamp>>> {
+        let rows: Vec<(String, i64, i64, i64)> = dispatch!(self, sent())?;
+        let mut sent: HashMap<(String, i64), HashMap<i64, Timestamp>> = HashMap::new();
+        for (renewable, expires_at, offset, at) in rows {
+            let at = Timestamp::from_millisecond(at)
+                .map_err(|e| StoreError::Corrupt(format!("reminder time {at}: {e}")))?;
             sent.entry((renewable, expires_at))
                 .or_default()
-                .push(offset);
+                .insert(offset, at);
         }
         Ok(sent)
     }

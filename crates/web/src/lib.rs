@@ -252,6 +252,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reports/{id}/route",
             post(api::incidents::route_report),
         )
+        .route("/api/v1/renewables", get(api::renewals::list))
+        .route("/api/v1/renewables/{id}", get(api::renewals::get))
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {

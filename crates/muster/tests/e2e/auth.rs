@@ -12,7 +12,9 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 59] = [
+pub const ROUTES: [(&str, &str); 61] = [
+    ("GET", "/api/v1/renewables"),
+    ("GET", "/api/v1/renewables/identity"),
     ("GET", "/api/v1/change-feeds"),
     ("POST", "/api/v1/change-feeds"),
     ("DELETE", "/api/v1/change-feeds/identity"),

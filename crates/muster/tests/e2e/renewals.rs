@@ -120,4 +120,63 @@ async fn reminders_go_out_once_per_offset_and_catch_up_after_downtime(backend: B
     );
 }
 
-on_both_databases!(reminders_go_out_once_per_offset_and_catch_up_after_downtime);
+async fn the_registry_lists_what_expires_soonest_first(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    wait_for_rows(
+        &db,
+        "SELECT dedup_key FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%'",
+    )
+    .await;
+    let (status, all) = server.get("/api/v1/renewables").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(
+        texts_at(&all["items"], "/id"),
+        [
+            "api-certificate",
+            "formprint-licence",
+            "authco-subscription"
+        ]
+    );
+    let (_, soon) = server
+        .get("/api/v1/renewables?expiring_within=60d&team=platform")
+        .await;
+    assert_eq!(texts_at(&soon["items"], "/id"), ["api-certificate"]);
+    let (status, licence) = server.get("/api/v1/renewables/formprint-licence").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(licence["kind"], "licence");
+    assert_eq!(licence["days_left"], 69);
+    assert_eq!(licence["targets"].as_array().unwrap().len(), 11);
+    assert_eq!(licence["targets"][10]["organisation"], "northwind");
+    assert_eq!(licence["verify"]["method"], "manual");
+    assert_eq!(licence["reminders"][0]["days"], 90);
+    assert_eq!(licence["reminders"][0]["due_at"], "2026-11-03T00:00:00Z");
+    assert!(licence["reminders"][0]["sent_at"].is_string(), "{licence}");
+    assert!(licence["reminders"][1]["sent_at"].is_null());
+    let (_, certificate) = server.get("/api/v1/renewables/api-certificate").await;
+    assert_eq!(
+        certificate["verify"],
+        json!({"method": "tls", "host": "api.example.test:443", "sni": null})
+    );
+    assert_eq!(certificate["targets"][0]["key"], "default");
+    for (query, field) in [
+        ("expiring_within=soon", "expiring_within"),
+        ("expiring_within=-5d", "expiring_within"),
+        ("kind=lease", "kind"),
+        ("team=nope", "team"),
+        ("limit=0", "limit"),
+    ] {
+        let (status, body) = server.get(&format!("/api/v1/renewables?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(
+            problems(&body)[0].starts_with(&format!("{field}:")),
+            "{query}: {body}"
+        );
+    }
+    let (status, _) = server.get("/api/v1/renewables/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+on_both_databases!(
+    reminders_go_out_once_per_offset_and_catch_up_after_downtime,
+    the_registry_lists_what_expires_soonest_first,
+);

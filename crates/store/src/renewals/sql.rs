@@ -1,7 +1,7 @@
 // Renewal queries, compiled once per database (see `per_dialect!`).
 
-pub async fn sent(p: &crate::Pools<DB>) -> Result<Vec<(String, i64, i64)>> {
-    Ok(sqlx::query_as("SELECT renewable_id, expires_at, offset_days FROM renewal_reminders").fetch_all(&p.reader).await?)
+pub async fn sent(p: &crate::Pools<DB>) -> Result<Vec<(String, i64, i64, i64)>> {
+    Ok(sqlx::query_as("SELECT renewable_id, expires_at, offset_days, sent_at FROM renewal_reminders").fetch_all(&p.reader).await?)
 }
 
 pub async fn record(p: &crate::Pools<DB>, reminders: &[Reminder], now: i64) -> Result<usize> {

@@ -11,6 +11,7 @@ pub mod incidents;
 pub mod notifications;
 pub mod oncall;
 pub mod openapi;
+pub mod renewals;
 pub mod signals;
 
 use crate::auth::Caller;
