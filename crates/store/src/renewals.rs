@@ -1,10 +1,38 @@
-//! Renewals' persistence: which reminders went out for which expiry. The registry
-//! itself is the catalog's `renewables` section; the rules are the domain's.
+//! Renewals' persistence: which reminders went out for which expiry, and the renewal
+//! pipeline of each expiry with its history. The registry itself is the catalog's
+//! `renewables` section; the rules are the domain's. When a renewal is done, the
+//! renewable's expiry in the catalog moves in the same transaction.
 
 use crate::notify::NewNotification;
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
+use muster_domain::audit::Actor;
+use muster_domain::renewals::Renewable;
+use muster_domain::renewals::pipeline::{Move, Renewal};
+use serde::Serialize;
 use std::collections::HashMap;
+
+/// One move of a renewal, as its history shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    pub stage: String,
+    pub target: Option<String>,
+    pub actor: String,
+    pub text: String,
+}
+
+/// The renewal of one expiry, with its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenewalRecord {
+    pub renewal: Renewal,
+    pub done_at: Option<Timestamp>,
+    pub history: Vec<HistoryEntry>,
+}
+
+fn from_ms(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("time {ms}: {e}")))
+}
 
 /// A reminder to record and send: the offsets it counts as sent for this expiry, and
 /// its messages.
@@ -39,6 +67,34 @@ impl Store {
     pub async fn send_renewal_reminders(&self, reminders: &[Reminder]) -> Result<usize> {
         let now = self.clock().now().as_millisecond();
         dispatch!(self, record(reminders, now))
+    }
+}
+
+impl Store {
+    /// The renewal of `renewable`'s expiry `expires_at`, if any move was recorded.
+    pub async fn renewal(
+        &self,
+        renewable: &str,
+        expires_at: Timestamp,
+    ) -> Result<Option<RenewalRecord>> {
+        dispatch!(self, renewal(renewable, expires_at.as_millisecond()))
+    }
+
+    /// Moves the renewal of `renewable`'s current expiry (starting it when this is
+    /// its first move): refused naming the field when the pipeline does not allow it,
+    /// and then nothing changes. When the move makes it done, the renewable's expiry
+    /// in the catalog moves to the new one in the same transaction.
+    pub async fn move_renewal(
+        &self,
+        actor: &Actor,
+        renewable: &Renewable,
+        request: &Move,
+    ) -> Result<RenewalRecord> {
+        let now = self.clock().now();
+        dispatch!(self, move_renewal(actor, renewable, request, now))?;
+        self.renewal(&renewable.id, renewable.expires_at)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("renewal of {} vanished", renewable.id)))
     }
 }
 

@@ -254,6 +254,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/renewables", get(api::renewals::list))
         .route("/api/v1/renewables/{id}", get(api::renewals::get))
+        .route(
+            "/api/v1/renewables/{id}/renewal",
+            post(api::renewals::move_renewal),
+        )
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {

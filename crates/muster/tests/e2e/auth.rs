@@ -12,7 +12,8 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 61] = [
+pub const ROUTES: [(&str, &str); 62] = [
+    ("POST", "/api/v1/renewables/identity/renewal"),
     ("GET", "/api/v1/renewables"),
     ("GET", "/api/v1/renewables/identity"),
     ("GET", "/api/v1/change-feeds"),

@@ -176,7 +176,162 @@ async fn the_registry_lists_what_expires_soonest_first(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+async fn renew(server: &Server, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    server
+        .post("/api/v1/renewables/formprint-licence/renewal", body)
+        .await
+}
+
+async fn the_licence_is_renewed_only_when_verified_on_every_target(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    // Out of order, or naming what is not there: refused, naming the field.
+    for (body, field) in [
+        (
+            json!({"stage": "received", "by": "paul", "new_expires_at": "2028-02-01T00:00:00Z"}),
+            "stage",
+        ),
+        (json!({"stage": "bought", "by": "paul"}), "stage"),
+        (json!({"stage": "ordered", "by": "zed"}), "by"),
+        (
+            json!({"stage": "ordered", "by": "paul", "target": "org-01"}),
+            "target",
+        ),
+    ] {
+        let (status, answer) = renew(&server, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert!(
+            problems(&answer)[0].starts_with(&format!("{field}:")),
+            "{body}: {answer}"
+        );
+    }
+    let (status, answer) = renew(&server, json!({"stage": "ordered", "color": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+
+    // Procurement orders, the keys arrive.
+    let (status, ordered) = renew(
+        &server,
+        json!({"stage": "ordered", "by": "paul", "reference": "PO-4471"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ordered}");
+    assert_eq!(ordered["renewal"]["stage"], "ordered");
+    let (_, early) = renew(
+        &server,
+        json!({"stage": "received", "by": "sam", "new_expires_at": "2027-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert!(
+        problems(&early)[0].starts_with("new_expires_at:"),
+        "{early}"
+    );
+    let (status, received) = renew(
+        &server,
+        json!({"stage": "received", "by": "sam", "new_expires_at": "2028-02-01T00:00:00Z",
+               "identity": "sha256:4f2a"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{received}");
+    assert_eq!(received["renewal"]["identity"], "sha256:4f2a");
+    // Applied on three of eleven; verified on two: the board shows it received.
+    for org in ["org-01", "org-02", "org-03"] {
+        let (status, body) = renew(
+            &server,
+            json!({"stage": "applied", "by": "sam", "target": org}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, twice) = renew(
+        &server,
+        json!({"stage": "applied", "by": "sam", "target": "org-01"}),
+    )
+    .await;
+    assert!(problems(&twice)[0].contains("applied already"), "{twice}");
+    let (_, nowhere) = renew(
+        &server,
+        json!({"stage": "applied", "by": "sam", "target": "org-99"}),
+    )
+    .await;
+    assert!(problems(&nowhere)[0].starts_with("target:"), "{nowhere}");
+    let (_, bare) = renew(
+        &server,
+        json!({"stage": "verified", "by": "tara", "target": "org-01"}),
+    )
+    .await;
+    assert!(problems(&bare)[0].starts_with("evidence:"), "{bare}");
+    for org in ["org-01", "org-02"] {
+        renew(
+            &server,
+            json!({"stage": "verified", "by": "tara", "target": org,
+                   "evidence": "forms print; licence screen shows 2028-02-01"}),
+        )
+        .await;
+    }
+    let (_, licence) = server.get("/api/v1/renewables/formprint-licence").await;
+    let renewal = &licence["renewal"];
+    assert_eq!(renewal["stage"], "received");
+    assert_eq!(
+        renewal["progress"],
+        json!({"targets": 11, "applied": 3, "verified": 2})
+    );
+    assert_eq!(renewal["targets"]["org-01"]["stage"], "verified");
+    assert_eq!(renewal["targets"]["org-04"]["stage"], "received");
+    assert_eq!(
+        licence["expires_at"], "2027-02-01T00:00:00Z",
+        "moves only when done"
+    );
+    assert_eq!(renewal["history"].as_array().unwrap().len(), 7);
+
+    // Applied and verified everywhere: done, and the expiry moves.
+    let targets: Vec<String> = renewal["targets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let mut last = serde_json::Value::Null;
+    for target in &targets {
+        renew(
+            &server,
+            json!({"stage": "applied", "by": "sam", "target": target}),
+        )
+        .await;
+        let (status, body) = renew(
+            &server,
+            json!({"stage": "verified", "by": "tara", "target": target, "evidence": "checked"}),
+        )
+        .await;
+        if status == StatusCode::OK {
+            last = body;
+        }
+    }
+    assert_eq!(last["expires_at"], "2028-02-01T00:00:00Z", "{last}");
+    assert_eq!(last["renewal"]["stage"], "verified");
+    assert!(last["renewal"]["done_at"].is_string());
+    let history = texts_at(&last["renewal"]["history"], "/text");
+    assert_eq!(
+        history.last().unwrap(),
+        "Done: verified on all 11 targets; the expiry moves to 2028-02-01"
+    );
+    let (_, after) = server.get("/api/v1/renewables/formprint-licence").await;
+    assert_eq!(after["expires_at"], "2028-02-01T00:00:00Z");
+    assert!(
+        after["renewal"].is_null(),
+        "the new expiry has no renewal yet"
+    );
+    let (_, audit) = server.get("/api/v1/audit?limit=1000").await;
+    let actions = texts_at(&audit["items"], "/action");
+    assert!(
+        actions.contains(&"renewal.update".to_string()),
+        "{actions:?}"
+    );
+    // The catalog export carries the new expiry.
+    let (_, catalog) = server.get("/api/v1/renewables?kind=licence").await;
+    assert_eq!(catalog["items"][0]["expires_at"], "2028-02-01T00:00:00Z");
+}
+
 on_both_databases!(
+    the_licence_is_renewed_only_when_verified_on_every_target,
     reminders_go_out_once_per_offset_and_catch_up_after_downtime,
     the_registry_lists_what_expires_soonest_first,
 );

@@ -1,16 +1,19 @@
 //! The renewals registry over HTTP: what expires when, its targets and verification,
 //! and the reminders sent for its current expiry.
 
-use super::Params;
+use super::{Body, Params, acting_person, bounded};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Path, State};
 use jiff::Timestamp;
+use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
 use muster_domain::clock::parse_duration;
+use muster_domain::renewals::pipeline::{Move, Stage};
 use muster_domain::renewals::{Kind, Renewable, days, days_left};
+use muster_store::renewals::RenewalRecord;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -97,6 +100,51 @@ pub async fn list(
     Ok(Json(json!({ "items": items })))
 }
 
+async fn find(state: &AppState, id: &str) -> ApiResult<Renewable> {
+    let snapshot = state.store.catalog().await?;
+    Renewable::of_catalog(&snapshot.catalog)
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no renewable {id:?}")))
+}
+
+/// A renewable with its reminders and the renewal of its current expiry: `stage` (the
+/// earliest of any target's), `progress`, per-target stages and the history.
+async fn detail(state: &AppState, renewable: &Renewable) -> ApiResult<Value> {
+    let now = state.store.clock().now();
+    let mut sent = sent_for(state, std::slice::from_ref(renewable)).await?;
+    let sent = sent.remove(&renewable.id).unwrap_or_default();
+    let mut body = renewable_json(renewable, &sent, now);
+    let record = state
+        .store
+        .renewal(&renewable.id, renewable.expires_at)
+        .await?;
+    body["renewal"] = record.map_or(Value::Null, |r| renewal_json(&r));
+    Ok(body)
+}
+
+fn renewal_json(record: &RenewalRecord) -> Value {
+    let r = &record.renewal;
+    let (targets, applied, verified) = r.progress();
+    let per_target: Value = r
+        .targets
+        .iter()
+        .map(|(key, progress)| {
+            let mut t = json!(progress);
+            t["stage"] = json!(r.target_stage(key));
+            (key.clone(), t)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    json!({
+        "stage": r.stage(), "since": r.since, "done_at": record.done_at,
+        "progress": {"targets": targets, "applied": applied, "verified": verified},
+        "ordered": r.ordered, "reference": r.reference, "received": r.received,
+        "new_expires_at": r.new_expires_at, "identity": r.identity,
+        "targets": per_target, "history": record.history,
+    })
+}
+
 /// `GET /api/v1/renewables/{id}`.
 pub async fn get(
     State(state): State<AppState>,
@@ -104,15 +152,107 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
+    let renewable = find(&state, &id).await?;
+    Ok(Json(detail(&state, &renewable).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    stage: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reference: Option<String>,
+    #[serde(default)]
+    new_expires_at: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    evidence: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/v1/renewables/{id}/renewal` `{stage, target, by, reference,
+/// new_expires_at, identity, evidence, note}`: moves the renewal of the current
+/// expiry. By a responder of the owner team (or of the buyer team, to order).
+pub async fn move_renewal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let request: MoveBody = body.parse()?;
+    let renewable = find(&state, &id).await?;
+    let teams = [Some(renewable.owner.as_str()), renewable.buyer.as_deref()];
+    if !teams
+        .iter()
+        .flatten()
+        .any(|t| caller.principal.grant.allows(Permission::Respond, Some(t)))
+    {
+        caller.require(Permission::Respond, Some(&renewable.owner))?;
+    }
     let snapshot = state.store.catalog().await?;
-    let Some(renewable) = Renewable::of_catalog(&snapshot.catalog)
-        .into_iter()
-        .find(|r| r.id == id)
-    else {
-        return Err(ApiError::not_found(format!("no renewable {id:?}")));
+    let mut errors = FieldErrors::default();
+    let stage = Stage::parse(&request.stage);
+    if stage.is_none() {
+        errors.push(
+            "stage",
+            format!("{:?} is not a stage: use {}", request.stage, Stage::names()),
+        );
+    }
+    let by = acting_person(
+        &snapshot.catalog,
+        &caller,
+        request.by.as_deref(),
+        &mut errors,
+    );
+    let new_expires_at = request.new_expires_at.as_deref().and_then(|text| {
+        text.parse::<Timestamp>()
+            .map_err(|_| {
+                errors.push(
+                    "new_expires_at",
+                    format!("{text:?} is not an RFC 3339 instant (e.g. 2028-02-01T00:00:00Z)"),
+                )
+            })
+            .ok()
+    });
+    for (field, value) in [
+        ("reference", &request.reference),
+        ("identity", &request.identity),
+        ("evidence", &request.evidence),
+        ("note", &request.note),
+    ] {
+        if let Some(text) = value {
+            bounded(&mut errors, field, text, 2000, false);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            errors,
+        ));
+    }
+    let request = Move {
+        stage,
+        target: request.target,
+        by,
+        reference: request.reference,
+        new_expires_at,
+        identity: request.identity,
+        evidence: request.evidence.or(request.note),
     };
-    let now = state.store.clock().now();
-    let mut sent = sent_for(&state, std::slice::from_ref(&renewable)).await?;
-    let sent = sent.remove(&renewable.id).unwrap_or_default();
-    Ok(Json(renewable_json(&renewable, &sent, now)))
+    let record = state
+        .store
+        .move_renewal(&caller.actor(), &renewable, &request)
+        .await?;
+    // After the move that finishes it, the renewable answers with its new expiry,
+    // and with the renewal just done.
+    let renewable = find(&state, &id).await?;
+    let mut body = detail(&state, &renewable).await?;
+    body["renewal"] = renewal_json(&record);
+    Ok(Json(body))
 }
