@@ -62,6 +62,8 @@ pub struct Move {
     pub new_expires_at: Option<Timestamp>,
     pub identity: Option<String>,
     pub evidence: Option<String>,
+    /// Kept with the move in the history.
+    pub note: Option<String>,
 }
 
 /// Why a move is refused: the field (or rule) and the reason.
@@ -186,7 +188,7 @@ impl Renewal {
                 ),
             )
         };
-        match stage {
+        let text = match stage {
             Stage::Due => Err(refuse(
                 "stage",
                 "a renewal becomes due by itself, with its first reminder",
@@ -277,7 +279,11 @@ impl Renewal {
                     request.by
                 ))
             }
-        }
+        }?;
+        Ok(match request.note.as_deref().map(str::trim) {
+            Some(note) if !note.is_empty() => format!("{text}: {note}"),
+            _ => text,
+        })
     }
 }
 

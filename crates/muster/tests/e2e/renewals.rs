@@ -210,11 +210,15 @@ async fn the_licence_is_renewed_only_when_verified_on_every_target(backend: Back
     // Procurement orders, the keys arrive.
     let (status, ordered) = renew(
         &server,
-        json!({"stage": "ordered", "by": "paul", "reference": "PO-4471"}),
+        json!({"stage": "ordered", "by": "paul", "reference": "PO-4471", "note": "two-year term"}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{ordered}");
     assert_eq!(ordered["renewal"]["stage"], "ordered");
+    assert_eq!(
+        ordered["renewal"]["history"][0]["text"],
+        "Ordered by paul (reference PO-4471): two-year term"
+    );
     let (_, early) = renew(
         &server,
         json!({"stage": "received", "by": "sam", "new_expires_at": "2027-01-01T00:00:00Z"}),

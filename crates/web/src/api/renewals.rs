@@ -178,7 +178,7 @@ struct MoveBody {
 
 /// `POST /api/v1/renewables/{id}/renewal` `{stage, target, by, reference,
 /// new_expires_at, identity, evidence, note}`: moves the renewal of the current
-/// expiry. By a responder of the owner team (or of the buyer team, to order).
+/// expiry. By a responder of the owner team or the buyer team.
 pub async fn move_renewal(
     State(state): State<AppState>,
     caller: Caller,
@@ -243,7 +243,8 @@ pub async fn move_renewal(
         reference: request.reference,
         new_expires_at,
         identity: request.identity,
-        evidence: request.evidence.or(request.note),
+        evidence: request.evidence,
+        note: request.note,
     };
     let record = state
         .store
