@@ -16,3 +16,14 @@ pub mod secret;
 pub mod validate;
 
 pub use model::*;
+
+/// The demo world (`fixtures/seed-world.yaml`, the format's contract) as a catalog, for
+/// the domain's tests.
+#[cfg(test)]
+pub(crate) fn seed_world() -> Catalog {
+    parse::parse_catalog(
+        include_str!("../../../../fixtures/seed-world.yaml"),
+        parse::Format::Yaml,
+    )
+    .expect("the seed world parses")
+}

@@ -325,12 +325,10 @@ fn launch_density(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse::{Format, parse_catalog};
     use jiff::SignedDuration;
 
     fn world() -> ServiceGraph {
-        let text = include_str!("../../../../fixtures/seed-world.yaml");
-        ServiceGraph::new(&parse_catalog(text, Format::Yaml).unwrap())
+        ServiceGraph::new(&crate::catalog::seed_world())
     }
 
     fn at(hour: i64) -> Timestamp {

@@ -78,7 +78,6 @@ pub fn nearby(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse::{Format, parse_catalog};
     use crate::changes::{ChangeType, State, Window};
 
     fn in_progress(id: i64, services: &[&str]) -> Planned {
@@ -97,8 +96,7 @@ mod tests {
 
     #[test]
     fn an_event_near_in_progress_work_names_the_path_and_covered_work_is_planned() {
-        let text = include_str!("../../../../fixtures/seed-world.yaml");
-        let graph = ServiceGraph::new(&parse_catalog(text, Format::Yaml).unwrap());
+        let graph = ServiceGraph::new(&crate::catalog::seed_world());
         let switch = in_progress(1, &["phone-switch"]);
         let portal = in_progress(2, &["agent-portal"]);
         let changes = [switch.clone(), portal];

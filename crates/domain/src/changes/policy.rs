@@ -304,15 +304,10 @@ pub fn approve(request: &ApprovalRequest, settings: &Settings) -> Result<Approva
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse::{Format, parse_catalog};
     use crate::changes::conflicts::Kind;
 
     fn seed() -> Catalog {
-        parse_catalog(
-            include_str!("../../../../fixtures/seed-world.yaml"),
-            Format::Yaml,
-        )
-        .unwrap()
+        crate::catalog::seed_world()
     }
 
     fn window() -> Window {

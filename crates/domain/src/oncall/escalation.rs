@@ -301,7 +301,6 @@ pub fn team_of_schedule(catalog: &Catalog, id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse::{Format, parse_catalog};
     use crate::oncall::Schedule;
     use proptest::prelude::*;
 
@@ -311,11 +310,7 @@ mod tests {
 
     /// Resolves targets against the seed world.
     fn seed_resolver() -> impl Fn(&Target, Timestamp) -> Vec<String> {
-        let catalog = parse_catalog(
-            include_str!("../../../../fixtures/seed-world.yaml"),
-            Format::Yaml,
-        )
-        .unwrap();
+        let catalog = crate::catalog::seed_world();
         move |target, t| match target {
             Target::Person(p) => vec![p.clone()],
             Target::Team(team) => catalog
@@ -338,11 +333,7 @@ mod tests {
     }
 
     fn seed_policy(id: &str) -> Policy {
-        let catalog = parse_catalog(
-            include_str!("../../../../fixtures/seed-world.yaml"),
-            Format::Yaml,
-        )
-        .unwrap();
+        let catalog = crate::catalog::seed_world();
         Policy::from_json(
             catalog
                 .escalation_policies

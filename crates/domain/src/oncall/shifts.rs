@@ -229,14 +229,9 @@ impl Definition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse::{Format, parse_catalog};
 
     fn seed_schedule(id: &str) -> Schedule {
-        let catalog = parse_catalog(
-            include_str!("../../../../fixtures/seed-world.yaml"),
-            Format::Yaml,
-        )
-        .unwrap();
+        let catalog = crate::catalog::seed_world();
         let value = catalog.schedules.iter().find(|s| s["id"] == id).unwrap();
         Schedule::from_json(value).unwrap()
     }

@@ -362,15 +362,10 @@ pub fn days(n: i64) -> SignedDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse::{Format, parse_catalog};
     use serde_json::json;
 
     fn seed() -> Catalog {
-        parse_catalog(
-            include_str!("../../../../fixtures/seed-world.yaml"),
-            Format::Yaml,
-        )
-        .unwrap()
+        crate::catalog::seed_world()
     }
 
     #[test]

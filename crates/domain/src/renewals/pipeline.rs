@@ -385,14 +385,9 @@ pub fn stalls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse::{Format, parse_catalog};
 
     fn licence() -> Renewable {
-        let catalog = parse_catalog(
-            include_str!("../../../../fixtures/seed-world.yaml"),
-            Format::Yaml,
-        )
-        .unwrap();
+        let catalog = crate::catalog::seed_world();
         Renewable::of_catalog(&catalog).remove(0)
     }
 

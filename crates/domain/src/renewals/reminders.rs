@@ -150,11 +150,7 @@ mod tests {
 
     #[test]
     fn the_message_says_what_when_where_and_what_was_caught_up() {
-        let catalog = crate::catalog::parse::parse_catalog(
-            include_str!("../../../../fixtures/seed-world.yaml"),
-            crate::catalog::parse::Format::Yaml,
-        )
-        .unwrap();
+        let catalog = crate::catalog::seed_world();
         let licence = &Renewable::of_catalog(&catalog)[0];
         let now = at("2027-01-22T00:00:00Z");
         let late = due(licence.expires_at, &licence.reminders, &[], now).unwrap();
