@@ -72,6 +72,7 @@ impl Escalator for Policies {
         let facts = PageFacts {
             number: &incident.number,
             title: &incident.title,
+            summary: &incident.summary,
             service,
             severity: incident.severity.as_str(),
             reported,

@@ -7,6 +7,7 @@ use crate::notify::NewNotification;
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::Timestamp;
 use muster_domain::audit::Actor;
+use muster_domain::catalog::Catalog;
 use muster_domain::renewals::Renewable;
 use muster_domain::renewals::pipeline::{Move, Renewal};
 use serde::Serialize;
@@ -30,43 +31,156 @@ pub struct RenewalRecord {
     pub history: Vec<HistoryEntry>,
 }
 
+/// A renewal's key: the renewable and the expiry (Unix ms) it renews.
+type Key<'a> = (&'a str, i64);
+/// (renewable, expiry, offset, sent at) of one reminder sent.
+type SentRow = (String, i64, i64, i64);
+/// (renewable, expiry, state) of one renewal.
+type StateRow = (String, i64, String);
+
 fn from_ms(ms: i64) -> Result<Timestamp> {
     Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("time {ms}: {e}")))
 }
 
-/// A reminder to record and send: the offsets it counts as sent for this expiry, and
-/// its messages.
+/// A page Muster raises by itself as an incident on the renewable's first service,
+/// paging a team's escalation policy (a team without one is paged as all its members).
+#[derive(Debug, Clone)]
+pub struct RenewalPage {
+    pub team: String,
+    /// The targets it names (those still on the old item).
+    pub targets: Vec<String>,
+    pub title: String,
+    pub summary: String,
+}
+
+/// A reminder to record and send: the offsets it counts as sent for this expiry, its
+/// messages, the renewal it starts (unless one was started), and inside the last
+/// offset the page to raise.
 #[derive(Debug, Clone)]
 pub struct Reminder {
-    pub renewable: String,
-    pub expires_at: Timestamp,
+    pub renewable: Renewable,
     pub covers: Vec<i64>,
     pub messages: Vec<NewNotification>,
+    pub page: Option<RenewalPage>,
+}
+
+/// What the reminders of one renewable's current expiry depend on: the offsets sent
+/// (and when), and its renewal while one is under way.
+#[derive(Debug, Clone, Default)]
+pub struct ReminderState {
+    pub sent: HashMap<i64, Timestamp>,
+    pub renewal: Option<Renewal>,
+}
+
+/// A stall raised, as a renewable's page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alarm {
+    /// A stage, or `expiry` for the page inside the last reminder offset.
+    pub stage: String,
+    pub level: String,
+    pub at: Timestamp,
+    pub targets: Vec<String>,
+    pub incident: Option<String>,
+}
+
+/// The service an incident Muster raises for `renewable` is on: its first service,
+/// else the renewable itself.
+fn page_service(renewable: &Renewable) -> &str {
+    renewable.services.first().unwrap_or(&renewable.id)
 }
 
 impl Store {
-    /// The reminder offsets already sent and when, by renewable and expiry (Unix ms).
-    pub async fn renewal_reminders_sent(
+    /// The reminder state of each renewable's current expiry (`expires_at`).
+    pub async fn reminder_states(
         &self,
-    ) -> Result<HashMap<(String, i64), HashMap<i64, Timestamp>>> {
-        let rows: Vec<(String, i64, i64, i64)> = dispatch!(self, sent())?;
-        let mut sent: HashMap<(String, i64), HashMap<i64, Timestamp>> = HashMap::new();
-        for (renewable, expires_at, offset, at) in rows {
-            let at = Timestamp::from_millisecond(at)
-                .map_err(|e| StoreError::Corrupt(format!("reminder time {at}: {e}")))?;
-            sent.entry((renewable, expires_at))
-                .or_default()
-                .insert(offset, at);
+        renewables: &[&Renewable],
+    ) -> Result<HashMap<String, ReminderState>> {
+        let ids: Vec<&str> = renewables.iter().map(|r| r.id.as_str()).collect();
+        let (sent, renewals): (Vec<SentRow>, Vec<StateRow>) =
+            dispatch!(self, reminder_states(&ids))?;
+        let current: HashMap<&str, i64> = renewables
+            .iter()
+            .map(|r| (r.id.as_str(), r.expires_at.as_millisecond()))
+            .collect();
+        let mut states: HashMap<String, ReminderState> = HashMap::new();
+        for (id, expires_at, offset, at) in sent {
+            if current.get(id.as_str()) == Some(&expires_at) {
+                states
+                    .entry(id)
+                    .or_default()
+                    .sent
+                    .insert(offset, from_ms(at)?);
+            }
         }
-        Ok(sent)
+        for (id, expires_at, state) in renewals {
+            if current.get(id.as_str()) == Some(&expires_at) {
+                let renewal = serde_json::from_str(&state)
+                    .map_err(|e| StoreError::Corrupt(format!("renewal of {id}: {e}")))?;
+                states.entry(id).or_default().renewal = Some(renewal);
+            }
+        }
+        Ok(states)
     }
 
-    /// Records reminders as sent and queues their messages in one transaction; a
-    /// reminder another server recorded first is not sent again. Answers how many
-    /// were sent.
+    /// Records reminders as sent, starts their renewals and queues their messages (and
+    /// raises their pages) in one transaction; a reminder another server recorded
+    /// first is not sent again. Answers how many were sent.
     pub async fn send_renewal_reminders(&self, reminders: &[Reminder]) -> Result<usize> {
-        let now = self.clock().now().as_millisecond();
+        let now = self.clock().now();
         dispatch!(self, record(reminders, now))
+    }
+
+    /// Every renewal under way (not done), by renewable, for its current expiry.
+    pub async fn renewals_under_way(
+        &self,
+        renewables: &[Renewable],
+    ) -> Result<HashMap<String, Renewal>> {
+        let rows: Vec<StateRow> = dispatch!(self, under_way())?;
+        let current: HashMap<&str, i64> = renewables
+            .iter()
+            .map(|r| (r.id.as_str(), r.expires_at.as_millisecond()))
+            .collect();
+        rows.into_iter()
+            .filter(|(id, expires_at, _)| current.get(id.as_str()) == Some(expires_at))
+            .map(|(id, _, state)| {
+                let renewal = serde_json::from_str(&state)
+                    .map_err(|e| StoreError::Corrupt(format!("renewal of {id}: {e}")))?;
+                Ok((id, renewal))
+            })
+            .collect()
+    }
+
+    /// Looks at up to `limit` renewals whose `check_at` came: raises their stalls
+    /// (the holding team told, later paged through an incident), settles the pages of
+    /// stalls that cleared, and sets when to look again. `renewables` are the catalog's
+    /// by id; answers how many renewals were looked at.
+    pub async fn check_renewals(
+        &self,
+        catalog: &Catalog,
+        renewables: &HashMap<&str, &Renewable>,
+        limit: usize,
+    ) -> Result<usize> {
+        let now = self.clock().now();
+        dispatch!(self, check(catalog, renewables, now, limit as i64))
+    }
+
+    /// The stalls raised for `renewable`'s current expiry.
+    pub async fn renewal_alarms(&self, renewable: &Renewable) -> Result<Vec<Alarm>> {
+        let rows: Vec<(String, String, i64, String, Option<i64>)> = dispatch!(
+            self,
+            alarms(&renewable.id, renewable.expires_at.as_millisecond())
+        )?;
+        rows.into_iter()
+            .map(|(stage, level, at, targets, incident)| {
+                Ok(Alarm {
+                    stage,
+                    level,
+                    at: from_ms(at)?,
+                    targets: serde_json::from_str(&targets).unwrap_or_default(),
+                    incident: incident.map(muster_domain::incidents::number),
+                })
+            })
+            .collect()
     }
 }
 

@@ -705,7 +705,6 @@ fn check_renewable(check: &mut Check, i: usize, value: &Value) {
     for (s, service) in renewable.services.iter().enumerate() {
         check.reference(at, &format!("services[{s}]"), Kind::Service, service);
     }
-    check.required(at, "expires_at", &renewable.expires_at);
     check.instant(at, "expires_at", &renewable.expires_at);
     for (t, target) in renewable.targets.iter().enumerate() {
         let organisation = match target {

@@ -9,6 +9,8 @@ use crate::oncall::Page;
 pub struct PageFacts<'a> {
     pub number: &'a str,
     pub title: &'a str,
+    /// What is known so far (a renewal page names the targets still on the old item).
+    pub summary: &'a str,
     pub service: &'a str,
     pub severity: &'a str,
     /// Organisations that reported it.
@@ -28,8 +30,13 @@ pub fn page_message(facts: &PageFacts, page: &Page) -> (String, String) {
         facts.service,
         facts.title
     );
+    let summary = match facts.summary.trim() {
+        "" => String::new(),
+        text => format!("\n{text}\n\n"),
+    };
     let body = format!(
         "{number} — {title}\n\
+         {summary}\
          Service: {service}\n\
          Severity: {severity}\n\
          Organisations: {reported} reported, {using} use the service\n\
@@ -39,6 +46,7 @@ pub fn page_message(facts: &PageFacts, page: &Page) -> (String, String) {
          Incident: {url}\n",
         number = facts.number,
         title = facts.title,
+        summary = summary,
         service = facts.service,
         severity = facts.severity,
         reported = facts.reported,
@@ -125,6 +133,7 @@ mod tests {
         let facts = PageFacts {
             number: "INC-3",
             title: "Printing fails",
+            summary: "Still on the old key: org-04, org-05.",
             service: "Forms printing",
             severity: "critical",
             reported: 4,
@@ -135,6 +144,7 @@ mod tests {
         let (subject, body) = page_message(&facts, &page);
         assert_eq!(subject, "[CRITICAL] INC-3 Forms printing: Printing fails");
         for part in [
+            "Printing fails\n\nStill on the old key: org-04, org-05.\n\nService: Forms printing",
             "4 reported, 11 use the service",
             "step 2 of pass 1",
             "https://m.test/ack/abc",

@@ -10,6 +10,7 @@ pub mod reminders;
 use crate::catalog::Catalog;
 use crate::clock::parse_duration;
 use jiff::{SignedDuration, Timestamp};
+use pipeline::Deadlines;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -68,6 +69,8 @@ pub struct Target {
     /// This target's own verification, else the renewable's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
+    /// When the item on this target expires: its own expiry, else the renewable's.
+    pub expires_at: Timestamp,
 }
 
 /// The key of the one target a renewable without targets has.
@@ -84,12 +87,14 @@ pub struct Renewable {
     /// The team that buys it (reminded too until it is ordered).
     pub buyer: Option<String>,
     pub services: Vec<String>,
-    /// When the current item expires (the earliest of its targets').
+    /// When the current item expires: the earliest of its targets'.
     pub expires_at: Timestamp,
     pub targets: Vec<Target>,
     /// Days before expiry each reminder fires, latest first (90, 60, …, 1).
     pub reminders: Vec<i64>,
     pub verify: Verify,
+    /// How long each stage of a renewal may take before it is stalled.
+    pub deadlines: Deadlines,
 }
 
 impl Renewable {
@@ -118,13 +123,16 @@ impl Renewable {
             buyer: Option<String>,
             #[serde(default)]
             services: Vec<String>,
-            expires_at: Timestamp,
+            #[serde(default)]
+            expires_at: Option<Timestamp>,
             #[serde(default)]
             targets: Vec<Value>,
             #[serde(default)]
             reminders: Option<Vec<Value>>,
             #[serde(default)]
             verify: Option<Value>,
+            #[serde(default)]
+            deadlines: Option<Value>,
         }
         let bad = |field: &str, why: String| (field.to_string(), why);
         let stored: Stored =
@@ -156,9 +164,13 @@ impl Renewable {
             None => Verify::Manual,
             Some(v) => read_verify(v).map_err(|why| bad("verify", why))?,
         };
+        let deadlines = match &stored.deadlines {
+            None => Deadlines::default(),
+            Some(v) => Deadlines::read(v).map_err(|(field, why)| bad(&field, why))?,
+        };
         let mut targets = Vec::with_capacity(stored.targets.len().max(1));
         for (i, item) in stored.targets.iter().enumerate() {
-            let target = read_target(item)
+            let target = read_target(item, stored.expires_at)
                 .map_err(|(field, why)| bad(&format!("targets[{i}]{field}"), why))?;
             if targets.iter().any(|t: &Target| t.key == target.key) {
                 return Err(bad(
@@ -169,6 +181,12 @@ impl Renewable {
             targets.push(target);
         }
         if targets.is_empty() {
+            let expires_at = stored.expires_at.ok_or_else(|| {
+                bad(
+                    "expires_at",
+                    "is required: when the item expires (RFC 3339)".into(),
+                )
+            })?;
             targets.push(Target {
                 key: IMPLICIT_TARGET.to_string(),
                 organisation: None,
@@ -176,8 +194,14 @@ impl Renewable {
                 sni: None,
                 name: None,
                 verify: None,
+                expires_at,
             });
         }
+        let expires_at = targets
+            .iter()
+            .map(|t| t.expires_at)
+            .min()
+            .expect("at least one target");
         Ok(Renewable {
             id: stored.id,
             name: stored.name,
@@ -186,10 +210,11 @@ impl Renewable {
             owner: stored.owner,
             buyer: stored.buyer,
             services: stored.services,
-            expires_at: stored.expires_at,
+            expires_at,
             targets,
             reminders,
             verify,
+            deadlines,
         })
     }
 
@@ -292,21 +317,24 @@ fn read_verify(value: &Value) -> Result<Verify, String> {
     }
 }
 
-/// An organisation id, `{host: "h:port", sni}` or `{name}`; each may carry `verify`.
-fn read_target(value: &Value) -> Result<Target, (String, String)> {
-    let empty = Target {
-        key: String::new(),
-        organisation: None,
-        host: None,
-        sni: None,
-        name: None,
-        verify: None,
+/// An organisation id, `{host: "h:port", sni}` or `{name}`; each mapping may carry
+/// `verify` and its own `expires_at`, else it expires with the renewable (`default`).
+fn read_target(value: &Value, default: Option<Timestamp>) -> Result<Target, (String, String)> {
+    let no_expiry = || {
+        (
+            String::new(),
+            "has no expires_at, and neither has the renewable".to_string(),
+        )
     };
     match value {
         Value::String(organisation) => Ok(Target {
             key: organisation.clone(),
             organisation: Some(organisation.clone()),
-            ..empty
+            host: None,
+            sni: None,
+            name: None,
+            verify: None,
+            expires_at: default.ok_or_else(no_expiry)?,
         }),
         Value::Object(o) => {
             let text = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
@@ -315,24 +343,39 @@ fn read_target(value: &Value) -> Result<Target, (String, String)> {
                 .map(read_verify)
                 .transpose()
                 .map_err(|why| (".verify".to_string(), why))?;
+            let expires_at = match o.get("expires_at") {
+                None => default.ok_or_else(no_expiry)?,
+                Some(v) => v.as_str().and_then(|t| t.parse().ok()).ok_or_else(|| {
+                    (
+                        ".expires_at".to_string(),
+                        format!("{v} is not an RFC 3339 instant (e.g. 2027-02-01T00:00:00Z)"),
+                    )
+                })?,
+            };
+            let empty = Target {
+                key: String::new(),
+                organisation: None,
+                host: None,
+                sni: None,
+                name: None,
+                verify,
+                expires_at,
+            };
             match (text("host"), text("name"), text("organisation")) {
                 (Some(host), _, _) => Ok(Target {
                     key: host.clone(),
                     sni: text("sni"),
                     host: Some(host),
-                    verify,
                     ..empty
                 }),
                 (None, Some(name), _) => Ok(Target {
                     key: name.clone(),
                     name: Some(name),
-                    verify,
                     ..empty
                 }),
                 (None, None, Some(organisation)) => Ok(Target {
                     key: organisation.clone(),
                     organisation: Some(organisation),
-                    verify,
                     ..empty
                 }),
                 _ => Err((
@@ -419,6 +462,36 @@ mod tests {
         let mut custom = base.clone();
         custom["reminders"] = json!([7, "30d", 7]);
         assert_eq!(Renewable::read(&custom).unwrap().reminders, [30, 7]);
+    }
+
+    #[test]
+    fn each_target_has_its_own_expiry_and_the_renewable_the_earliest() {
+        let renewable = Renewable::read(&json!({
+            "id": "edge", "name": "Edge certificates", "kind": "certificate", "owner": "platform",
+            "expires_at": "2027-03-01T00:00:00Z",
+            "targets": [{"host": "a.test:443", "expires_at": "2027-01-10T00:00:00Z"},
+                        {"host": "b.test:443"}],
+        }))
+        .unwrap();
+        assert_eq!(
+            renewable.expires_at,
+            "2027-01-10T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert_eq!(
+            renewable.targets[1].expires_at,
+            "2027-03-01T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let own_only = json!({"id": "x", "name": "X", "owner": "platform",
+                              "targets": [{"name": "a", "expires_at": "2027-01-10T00:00:00Z"}, {"name": "b"}]});
+        assert_eq!(Renewable::read(&own_only).unwrap_err().0, "targets[1]");
+        let bad = json!({"id": "x", "name": "X", "owner": "platform",
+                         "targets": [{"name": "a", "expires_at": "soon"}]});
+        assert_eq!(
+            Renewable::read(&bad).unwrap_err().0,
+            "targets[0].expires_at"
+        );
+        let none = json!({"id": "x", "name": "X", "owner": "platform"});
+        assert_eq!(Renewable::read(&none).unwrap_err().0, "expires_at");
     }
 
     #[test]

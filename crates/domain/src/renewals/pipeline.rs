@@ -4,8 +4,11 @@
 //! moves. Each move is checked here; the store keeps the state and its history.
 
 use super::Renewable;
+use crate::clock::{format_duration, parse_duration};
 use jiff::{SignedDuration, Timestamp};
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 crate::named!(
@@ -130,6 +133,36 @@ impl Renewal {
             .filter(|t| t.verified.is_some())
             .count();
         (self.targets.len(), applied, verified)
+    }
+
+    /// The targets not yet verified live (still on the old item, as far as anyone
+    /// knows).
+    pub fn unverified(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|(_, t)| t.verified.is_none())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Where it stands in words: "received 9 days ago; applied 3 of 11; verified 2 of
+    /// 11", "ordered today by paul", "due, not ordered".
+    pub fn wording(&self, now: Timestamp) -> String {
+        let ago = |at: Timestamp| match super::days_left(now, at) {
+            d if d <= 0 => "today".to_string(),
+            1 => "1 day ago".to_string(),
+            d => format!("{d} days ago"),
+        };
+        let (all, applied, verified) = self.progress();
+        match (&self.received, &self.ordered) {
+            _ if self.is_done() => format!("done: verified on all {all} targets"),
+            (Some(received), _) => format!(
+                "received {}; applied {applied} of {all}; verified {verified} of {all}",
+                ago(received.at)
+            ),
+            (None, Some(ordered)) => format!("ordered {} by {}", ago(ordered.at), ordered.by),
+            (None, None) => "due, not ordered".to_string(),
+        }
     }
 
     /// Applies a move, or says why not (naming the field or the rule); on refusal the
@@ -288,7 +321,9 @@ impl Renewal {
 }
 
 /// How long each stage may take (from entering it) before it is stalled, and how long
-/// after the team holding it is told before its escalation policy is paged.
+/// after the team holding it is told before its escalation policy is paged. A
+/// renewable's `deadlines: {order: 14d, apply: 2d, verify: 1d, escalate_after: 24h}`
+/// changes any of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deadlines {
     pub order: SignedDuration,
@@ -308,6 +343,59 @@ impl Default for Deadlines {
     }
 }
 
+impl Deadlines {
+    const FIELDS: [&str; 4] = ["order", "apply", "verify", "escalate_after"];
+
+    /// The catalog's `deadlines` mapping: any of its four durations, the rest default.
+    pub fn read(value: &Value) -> Result<Deadlines, Refusal> {
+        let Value::Object(fields) = value else {
+            return Err(refuse(
+                "deadlines",
+                "is a mapping such as {order: 14d, apply: 2d, verify: 1d, escalate_after: 24h}",
+            ));
+        };
+        let mut deadlines = Deadlines::default();
+        for (name, given) in fields {
+            let field = format!("deadlines.{name}");
+            let slot = match name.as_str() {
+                "order" => &mut deadlines.order,
+                "apply" => &mut deadlines.apply,
+                "verify" => &mut deadlines.verify,
+                "escalate_after" => &mut deadlines.escalate_after,
+                _ => {
+                    return Err(refuse(
+                        &field,
+                        format!("is not a deadline: use {}", Deadlines::FIELDS.join(", ")),
+                    ));
+                }
+            };
+            let text = given
+                .as_str()
+                .ok_or_else(|| refuse(&field, format!("{given} is not a duration such as 2d")))?;
+            let duration = parse_duration(text).map_err(|why| refuse(&field, why))?;
+            if !duration.is_positive() || duration > SignedDuration::from_hours(3650 * 24) {
+                return Err(refuse(
+                    &field,
+                    format!("{text:?}: use more than 0, at most 3650d"),
+                ));
+            }
+            *slot = duration;
+        }
+        Ok(deadlines)
+    }
+}
+
+impl Serialize for Deadlines {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let values = [self.order, self.apply, self.verify, self.escalate_after];
+        let mut map = serializer.serialize_map(Some(4))?;
+        for (name, value) in Deadlines::FIELDS.iter().zip(values) {
+            map.serialize_entry(name, &format_duration(value))?;
+        }
+        map.end()
+    }
+}
+
 /// A stage past its deadline: which stage, which team holds it, since when it was
 /// due to move, and the targets it holds back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -318,68 +406,190 @@ pub struct Stall {
     pub targets: Vec<String>,
 }
 
-/// The stalled stages of `renewal` at `now`: not ordered within `order` of becoming
-/// due (held by the buyer, else the owner); received but a target not applied within
-/// `apply`; applied on a target but not verified within `verify` (held by the owner).
-pub fn stalls(
-    renewable: &Renewable,
-    renewal: &Renewal,
-    deadlines: &Deadlines,
-    now: Timestamp,
-) -> Vec<Stall> {
+/// The stages of `renewal` that are waiting to move, each with its deadline: not
+/// ordered within `order` of becoming due (held by the buyer, else the owner);
+/// received but a target not applied within `apply`; applied on a target but not
+/// verified within `verify` (held by the owner; the deadline is the earliest target's,
+/// and the targets are those whose own deadline passed by `now`).
+fn waiting(renewable: &Renewable, renewal: &Renewal, now: Timestamp) -> Vec<Stall> {
+    let deadlines = &renewable.deadlines;
     let mut found = Vec::new();
-    let team_buying = renewable
-        .buyer
-        .clone()
-        .unwrap_or_else(|| renewable.owner.clone());
     if renewal.ordered.is_none() {
-        let deadline = renewal.since + deadlines.order;
-        if now > deadline {
-            found.push(Stall {
-                stage: Stage::Ordered,
-                team: team_buying,
-                deadline,
-                targets: renewal.targets.keys().cloned().collect(),
-            });
-        }
+        found.push(Stall {
+            stage: Stage::Ordered,
+            team: renewable
+                .buyer
+                .clone()
+                .unwrap_or_else(|| renewable.owner.clone()),
+            deadline: renewal.since + deadlines.order,
+            targets: renewal.targets.keys().cloned().collect(),
+        });
         return found;
     }
-    if let Some(received) = &renewal.received {
-        let deadline = received.at + deadlines.apply;
-        let waiting: Vec<String> = renewal
-            .targets
-            .iter()
-            .filter(|(_, t)| t.applied.is_none())
-            .map(|(k, _)| k.clone())
-            .collect();
-        if now > deadline && !waiting.is_empty() {
-            found.push(Stall {
-                stage: Stage::Applied,
-                team: renewable.owner.clone(),
-                deadline,
-                targets: waiting,
-            });
-        }
-        let unverified: Vec<(String, Timestamp)> = renewal
-            .targets
-            .iter()
-            .filter_map(|(k, t)| match (&t.applied, &t.verified) {
-                (Some(applied), None) if now > applied.at + deadlines.verify => {
-                    Some((k.clone(), applied.at + deadlines.verify))
-                }
-                _ => None,
-            })
-            .collect();
-        if let Some(earliest) = unverified.iter().map(|(_, d)| *d).min() {
-            found.push(Stall {
-                stage: Stage::Verified,
-                team: renewable.owner.clone(),
-                deadline: earliest,
-                targets: unverified.into_iter().map(|(k, _)| k).collect(),
-            });
-        }
+    let Some(received) = &renewal.received else {
+        return found;
+    };
+    let unapplied: Vec<String> = renewal
+        .targets
+        .iter()
+        .filter(|(_, t)| t.applied.is_none())
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !unapplied.is_empty() {
+        found.push(Stall {
+            stage: Stage::Applied,
+            team: renewable.owner.clone(),
+            deadline: received.at + deadlines.apply,
+            targets: unapplied,
+        });
+    }
+    let unverified: Vec<(&String, Timestamp)> = renewal
+        .targets
+        .iter()
+        .filter_map(|(k, t)| match (&t.applied, &t.verified) {
+            (Some(applied), None) => Some((k, applied.at + deadlines.verify)),
+            _ => None,
+        })
+        .collect();
+    if let Some(earliest) = unverified.iter().map(|(_, d)| *d).min() {
+        found.push(Stall {
+            stage: Stage::Verified,
+            team: renewable.owner.clone(),
+            deadline: earliest,
+            targets: unverified
+                .into_iter()
+                .filter(|(_, d)| *d < now)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        });
     }
     found
+}
+
+/// The stalled stages of `renewal` at `now`: those past their deadline.
+pub fn stalls(renewable: &Renewable, renewal: &Renewal, now: Timestamp) -> Vec<Stall> {
+    waiting(renewable, renewal, now)
+        .into_iter()
+        .filter(|s| s.deadline < now)
+        .collect()
+}
+
+crate::named!(
+    /// How loudly a stall was raised: the holding team told, then its escalation
+    /// policy paged.
+    Level {
+        Notified => "notified",
+        Paged => "paged",
+    }
+);
+
+/// A stall raised at one level, once per stage per renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    pub stage: Stage,
+    pub level: Level,
+    pub at: Timestamp,
+}
+
+/// What to do about a renewal's stalls at `now`, given what was raised already.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Alarms {
+    /// Stalls to raise now, each at its level.
+    pub raise: Vec<(Stall, Level)>,
+    /// Stages that were paged and are no longer stalled: their pages can stop.
+    pub cleared: Vec<Stage>,
+    /// When to look at this renewal again (none while nothing more can fall due).
+    pub next: Option<Timestamp>,
+}
+
+/// Decides a renewal's alarms: a stage past its deadline notifies the team holding
+/// it once; still stalled `escalate_after` after that, it pages the team's escalation
+/// policy once. A done renewal raises nothing and clears every page.
+pub fn alarms(
+    renewable: &Renewable,
+    renewal: &Renewal,
+    raised: &[Raised],
+    now: Timestamp,
+) -> Alarms {
+    let was =
+        |stage: Stage, level: Level| raised.iter().find(|r| r.stage == stage && r.level == level);
+    let waiting = if renewal.is_done() {
+        Vec::new()
+    } else {
+        waiting(renewable, renewal, now)
+    };
+    let mut out = Alarms::default();
+    let mut look_at = |at: Timestamp| out.next = Some(out.next.map_or(at, |n| n.min(at)));
+    // A deadline passes the instant after it.
+    let after = |at: Timestamp| at + SignedDuration::from_millis(1);
+    let mut raise = Vec::new();
+    for stall in &waiting {
+        let late = stall.deadline < now;
+        match (
+            was(stall.stage, Level::Notified),
+            was(stall.stage, Level::Paged),
+        ) {
+            (None, _) if late => {
+                raise.push((stall.clone(), Level::Notified));
+                look_at(now + renewable.deadlines.escalate_after);
+            }
+            (None, _) => look_at(after(stall.deadline)),
+            (Some(told), None) => {
+                let page_at = told.at + renewable.deadlines.escalate_after;
+                if late && page_at <= now {
+                    raise.push((stall.clone(), Level::Paged));
+                } else {
+                    look_at(page_at.max(after(stall.deadline)));
+                }
+            }
+            (Some(_), Some(_)) => {}
+        }
+    }
+    let stalled: Vec<Stage> = waiting
+        .iter()
+        .filter(|s| s.deadline < now)
+        .map(|s| s.stage)
+        .collect();
+    out.cleared = raised
+        .iter()
+        .filter(|r| r.level == Level::Paged && !stalled.contains(&r.stage))
+        .map(|r| r.stage)
+        .collect();
+    out.raise = raise;
+    out
+}
+
+/// The words of a stall: what is late, since when, and the targets it holds back.
+pub fn stall_text(renewable: &Renewable, renewal: &Renewal, stall: &Stall) -> (String, String) {
+    let (all, applied, verified) = renewal.progress();
+    let late = match stall.stage {
+        Stage::Ordered => "not ordered".to_string(),
+        Stage::Applied => format!("not applied on {} of {all} targets", stall.targets.len()),
+        _ => format!("not verified on {} of {all} targets", stall.targets.len()),
+    };
+    let title = format!("Renewal stalled: {} {late}", renewable.name);
+    let mut body = format!(
+        "{} ({}) expires {}. Its renewal is {late}; the deadline was {}.\n",
+        renewable.name,
+        renewable.id,
+        renewal.expires_at.strftime("%Y-%m-%d"),
+        stall.deadline.strftime("%Y-%m-%d %H:%M UTC"),
+    );
+    if let Some(received) = &renewal.received {
+        body.push_str(&format!(
+            "Received {} by {}; applied {applied} of {all}; verified {verified} of {all}.\n",
+            received.at.strftime("%Y-%m-%d"),
+            received.by
+        ));
+    }
+    if stall.stage != Stage::Ordered {
+        body.push_str(&format!(
+            "Still on the old item: {}.\n",
+            stall.targets.join(", ")
+        ));
+    }
+    body.push_str(&format!("Held by team {}.\n", stall.team));
+    (title, body)
 }
 
 #[cfg(test)]
@@ -437,6 +647,11 @@ mod tests {
             .apply(&step(Stage::Verified, Some("org-01")), now)
             .unwrap();
         assert_eq!(verified, "Verified on org-01 by sam; verified 1 of 11");
+        assert_eq!(
+            renewal.wording(at("2026-11-12T06:00:00Z")),
+            "received 9 days ago; applied 3 of 11; verified 1 of 11"
+        );
+        assert_eq!(renewal.unverified().len(), 10);
         let keys: Vec<String> = renewal.targets.keys().cloned().collect();
         for key in &keys {
             let _ = renewal.apply(&step(Stage::Applied, Some(key)), now);
@@ -494,11 +709,10 @@ mod tests {
     #[test]
     fn stalled_stages_are_held_by_the_team_that_must_move() {
         let renewable = licence();
-        let deadlines = Deadlines::default();
         let due = at("2026-11-03T00:00:00Z");
         let mut renewal = Renewal::start(&renewable, due);
-        assert!(stalls(&renewable, &renewal, &deadlines, at("2026-11-16T00:00:00Z")).is_empty());
-        let late = stalls(&renewable, &renewal, &deadlines, at("2026-11-18T00:00:00Z"));
+        assert!(stalls(&renewable, &renewal, at("2026-11-16T00:00:00Z")).is_empty());
+        let late = stalls(&renewable, &renewal, at("2026-11-18T00:00:00Z"));
         assert_eq!(late[0].stage, Stage::Ordered);
         assert_eq!(late[0].team, "procurement", "the buyer orders");
         renewal.apply(&step(Stage::Ordered, None), due).unwrap();
@@ -509,7 +723,7 @@ mod tests {
         renewal
             .apply(&step(Stage::Applied, Some("org-01")), received_at)
             .unwrap();
-        let stalled = stalls(&renewable, &renewal, &deadlines, at("2026-11-23T00:00:00Z"));
+        let stalled = stalls(&renewable, &renewal, at("2026-11-23T00:00:00Z"));
         assert_eq!(stalled.len(), 2, "{stalled:?}");
         assert_eq!(stalled[0].stage, Stage::Applied);
         assert_eq!(stalled[0].team, "service-desk");
@@ -520,5 +734,102 @@ mod tests {
         );
         assert_eq!(stalled[1].stage, Stage::Verified);
         assert_eq!(stalled[1].targets, ["org-01"]);
+    }
+
+    #[test]
+    fn a_stall_notifies_once_then_pages_once_escalate_after_later() {
+        let renewable = licence();
+        let received_at = at("2026-11-20T00:00:00Z");
+        let mut renewal = Renewal::start(&renewable, at("2026-11-03T00:00:00Z"));
+        renewal
+            .apply(&step(Stage::Ordered, None), received_at)
+            .unwrap();
+        renewal
+            .apply(&step(Stage::Received, None), received_at)
+            .unwrap();
+        for org in ["org-01", "org-02", "org-03"] {
+            renewal
+                .apply(&step(Stage::Applied, Some(org)), received_at)
+                .unwrap();
+            renewal
+                .apply(&step(Stage::Verified, Some(org)), received_at)
+                .unwrap();
+        }
+        // Before the 2-day apply deadline: nothing, look again right after it.
+        let early = alarms(&renewable, &renewal, &[], at("2026-11-21T00:00:00Z"));
+        assert!(early.raise.is_empty());
+        assert_eq!(early.next, Some(at("2026-11-22T00:00:00.001Z")));
+        // Past it: the owner team is told, and the page falls due a day later.
+        let told_at = at("2026-11-22T00:01:00Z");
+        let told = alarms(&renewable, &renewal, &[], told_at);
+        assert_eq!(told.raise.len(), 1);
+        let (stall, level) = &told.raise[0];
+        assert_eq!((stall.stage, *level), (Stage::Applied, Level::Notified));
+        assert_eq!(stall.targets.len(), 8);
+        assert_eq!(told.next, Some(at("2026-11-23T00:01:00Z")));
+        let mut raised = vec![Raised {
+            stage: Stage::Applied,
+            level: Level::Notified,
+            at: told_at,
+        }];
+        // Told already: nothing again before the page is due.
+        let waiting = alarms(&renewable, &renewal, &raised, at("2026-11-22T12:00:00Z"));
+        assert!(waiting.raise.is_empty());
+        assert_eq!(waiting.next, told.next);
+        let paged_at = at("2026-11-23T00:01:00Z");
+        let paged = alarms(&renewable, &renewal, &raised, paged_at);
+        assert_eq!(paged.raise[0].1, Level::Paged);
+        let (title, body) = stall_text(&renewable, &renewal, &paged.raise[0].0);
+        assert_eq!(
+            title,
+            "Renewal stalled: FormPrint server licence key not applied on 8 of 11 targets"
+        );
+        assert!(
+            body.contains("Still on the old item: northwind, org-04, org-05"),
+            "{body}"
+        );
+        raised.push(Raised {
+            stage: Stage::Applied,
+            level: Level::Paged,
+            at: paged_at,
+        });
+        let after = alarms(&renewable, &renewal, &raised, at("2026-11-25T00:00:00Z"));
+        assert!(after.raise.is_empty(), "each level once");
+        assert!(after.cleared.is_empty());
+        // Applied everywhere: the applied stage's page is cleared; verification's
+        // deadline is the next thing to watch.
+        let applied_at = at("2026-11-25T00:00:00Z");
+        let keys: Vec<String> = renewal.targets.keys().cloned().collect();
+        for key in &keys {
+            let _ = renewal.apply(&step(Stage::Applied, Some(key)), applied_at);
+        }
+        let moved = alarms(&renewable, &renewal, &raised, applied_at);
+        assert_eq!(moved.cleared, [Stage::Applied]);
+        assert_eq!(moved.next, Some(at("2026-11-26T00:00:00.001Z")));
+    }
+
+    #[test]
+    fn deadlines_read_from_the_catalog_name_their_field() {
+        let read = |v: serde_json::Value| Deadlines::read(&v);
+        let custom = read(serde_json::json!({"apply": "4h", "escalate_after": "30m"})).unwrap();
+        assert_eq!(custom.apply, SignedDuration::from_hours(4));
+        assert_eq!(custom.order, Deadlines::default().order);
+        assert_eq!(
+            serde_json::to_value(&custom).unwrap()["escalate_after"],
+            "30m"
+        );
+        assert_eq!(
+            read(serde_json::json!({"ship": "1d"})).unwrap_err().0,
+            "deadlines.ship"
+        );
+        assert_eq!(
+            read(serde_json::json!({"apply": "soon"})).unwrap_err().0,
+            "deadlines.apply"
+        );
+        assert_eq!(
+            read(serde_json::json!({"verify": "-1d"})).unwrap_err().0,
+            "deadlines.verify"
+        );
+        assert_eq!(read(serde_json::json!("2d")).unwrap_err().0, "deadlines");
     }
 }

@@ -3,6 +3,7 @@
 //! reminders missed while Muster was down are caught up as one message (the most
 //! urgent of them), never as a burst, and a moved expiry starts afresh.
 
+use super::pipeline::Renewal;
 use super::{Renewable, days, days_left};
 use jiff::Timestamp;
 
@@ -56,8 +57,13 @@ pub fn when(expires_at: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// A reminder's subject and body.
-pub fn message(renewable: &Renewable, due: &Due, now: Timestamp) -> (String, String) {
+/// A reminder's subject and body; `renewal` is the renewal under way, if any.
+pub fn message(
+    renewable: &Renewable,
+    due: &Due,
+    renewal: Option<&Renewal>,
+    now: Timestamp,
+) -> (String, String) {
     let when = when(renewable.expires_at, now);
     let subject = format!("Renewal due: {} {when}", renewable.name);
     let mut body = format!(
@@ -89,6 +95,9 @@ pub fn message(renewable: &Renewable, due: &Due, now: Timestamp) -> (String, Str
             renewable.services.join(", ")
         ));
     }
+    if let Some(renewal) = renewal {
+        body.push_str(&format!("Renewal: {}.\n", renewal.wording(now)));
+    }
     body.push_str(&format!("This is the {}-day reminder", due.offset));
     if due.covers.len() > 1 {
         let missed: Vec<String> = due
@@ -105,6 +114,33 @@ pub fn message(renewable: &Renewable, due: &Due, now: Timestamp) -> (String, Str
     }
     body.push_str(".\n");
     (subject, body)
+}
+
+/// The page inside the last offset while the renewal is not verified everywhere:
+/// its title, summary, and the targets still on the old item.
+pub fn expiry_page(
+    renewable: &Renewable,
+    renewal: Option<&Renewal>,
+    now: Timestamp,
+) -> (String, String, Vec<String>) {
+    let title = format!(
+        "{} {}, not verified live",
+        renewable.name,
+        when(renewable.expires_at, now)
+    );
+    let targets: Vec<String> = match renewal {
+        Some(r) => r.unverified(),
+        None => renewable.targets.iter().map(|t| t.key.clone()).collect(),
+    };
+    let status = renewal.map_or("due, not ordered".to_string(), |r| r.wording(now));
+    let mut summary = format!(
+        "Renewal of {} ({}): {status}.",
+        renewable.name, renewable.id
+    );
+    if targets != [super::IMPLICIT_TARGET] {
+        summary.push_str(&format!("\nStill on the old item: {}.", targets.join(", ")));
+    }
+    (title, summary, targets)
 }
 
 #[cfg(test)]
@@ -154,7 +190,7 @@ mod tests {
         let licence = &Renewable::of_catalog(&catalog)[0];
         let now = at("2027-01-22T00:00:00Z");
         let late = due(licence.expires_at, &licence.reminders, &[], now).unwrap();
-        let (subject, body) = message(licence, &late, now);
+        let (subject, body) = message(licence, &late, None, now);
         assert_eq!(
             subject,
             "Renewal due: FormPrint server licence key expires in 10 days (2027-02-01)"
@@ -202,6 +238,15 @@ mod tests {
                 last: true
             }
         );
+        let catalog = crate::catalog::seed_world();
+        let licence = &Renewable::of_catalog(&catalog)[0];
+        let (title, summary, targets) = expiry_page(licence, None, at("2027-01-31T00:00:00Z"));
+        assert_eq!(
+            title,
+            "FormPrint server licence key expires in 1 day (2027-02-01), not verified live"
+        );
+        assert!(summary.contains(": due, not ordered."), "{summary}");
+        assert_eq!(targets.len(), 11);
         // Expired and everything sent: nothing more.
         assert_eq!(
             due(at(EXPIRY), &LICENCE, &LICENCE, at("2027-02-05T00:00:00Z")),

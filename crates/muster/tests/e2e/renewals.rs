@@ -3,7 +3,7 @@
 //! are caught up as one message.
 
 use crate::common::*;
-use crate::incidents::settle;
+use crate::incidents::{open_incidents, settle, wait_for};
 use crate::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -92,6 +92,20 @@ async fn reminders_go_out_once_per_offset_and_catch_up_after_downtime(backend: B
         expired,
         ["Renewal due: api.example.test TLS certificate expired 7 days ago (2027-01-15)"]
     );
+    // Inside its last offset and not verified live: platform's escalation policy is
+    // paged through an incident on the service that depends on it.
+    let incidents = wait_for(&server, "/api/v1/incidents?status=open", |b| {
+        b["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    assert_eq!(
+        texts_at(&incidents["items"], "/title"),
+        ["api.example.test TLS certificate expired 7 days ago (2027-01-15), not verified live"]
+    );
+    assert_eq!(incidents["items"][0]["service"], "public-api");
+    let (_, certificate) = server.get("/api/v1/renewables/api-certificate").await;
+    assert_eq!(certificate["alarms"][0]["stage"], "expiry");
+    assert_eq!(certificate["alarms"][0]["targets"], json!(["default"]));
     settle().await;
     let offsets = db
         .texts("SELECT DISTINCT dedup_key FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%' AND recipient = 'sam'")
@@ -183,7 +197,13 @@ async fn renew(server: &Server, body: serde_json::Value) -> (StatusCode, serde_j
 }
 
 async fn the_licence_is_renewed_only_when_verified_on_every_target(backend: Backend) {
-    let (_db, server) = seeded(backend).await;
+    let (db, server) = seeded(backend).await;
+    // The 90-day reminder (on 3 November) started the renewal.
+    wait_for_rows(
+        &db,
+        "SELECT stage FROM renewals WHERE renewable_id = 'formprint-licence'",
+    )
+    .await;
     // Out of order, or naming what is not there: refused, naming the field.
     for (body, field) in [
         (
@@ -216,8 +236,11 @@ async fn the_licence_is_renewed_only_when_verified_on_every_target(backend: Back
     assert_eq!(status, StatusCode::OK, "{ordered}");
     assert_eq!(ordered["renewal"]["stage"], "ordered");
     assert_eq!(
-        ordered["renewal"]["history"][0]["text"],
-        "Ordered by paul (reference PO-4471): two-year term"
+        texts_at(&ordered["renewal"]["history"], "/text"),
+        [
+            "Due: the 90-day reminder went out",
+            "Ordered by paul (reference PO-4471): two-year term"
+        ]
     );
     let (_, early) = renew(
         &server,
@@ -284,7 +307,11 @@ async fn the_licence_is_renewed_only_when_verified_on_every_target(backend: Back
         licence["expires_at"], "2027-02-01T00:00:00Z",
         "moves only when done"
     );
-    assert_eq!(renewal["history"].as_array().unwrap().len(), 7);
+    assert_eq!(renewal["history"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        renewal["status"],
+        "received today; applied 3 of 11; verified 2 of 11"
+    );
 
     // Applied and verified everywhere: done, and the expiry moves.
     let targets: Vec<String> = renewal["targets"]
@@ -334,8 +361,207 @@ async fn the_licence_is_renewed_only_when_verified_on_every_target(backend: Back
     assert_eq!(catalog["items"][0]["expires_at"], "2028-02-01T00:00:00Z");
 }
 
+/// The organisations the story's renewal is not applied on for too long.
+const STILL_ON_THE_OLD_KEY: [&str; 8] = [
+    "org-04",
+    "org-05",
+    "org-06",
+    "org-07",
+    "org-08",
+    "org-09",
+    "org-10",
+    "northwind",
+];
+
+async fn renew_ok(server: &Server, body: serde_json::Value) -> serde_json::Value {
+    let (status, answer) = renew(server, body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+async fn set_clock(server: &Server, now: &str) {
+    let (status, body) = server.post("/api/v1/test/clock", json!({"now": now})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The licence story, steps 1–3 and 6: reminded, ordered and received by procurement,
+/// applied on 3 of 11, stalled past the 2-day deadline — service desk told, a day
+/// later paged through its escalation policy naming the 8 organisations still on the
+/// old key — then applied and verified everywhere, and only then done.
+async fn a_stalled_licence_renewal_notifies_then_pages_naming_the_targets_left(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    wait_for_rows(
+        &db,
+        "SELECT stage FROM renewals WHERE renewable_id = 'formprint-licence'",
+    )
+    .await;
+    for body in [
+        json!({"stage": "ordered", "by": "paul", "reference": "PO-4471"}),
+        json!({"stage": "received", "by": "paul", "new_expires_at": "2028-02-01T00:00:00Z"}),
+    ] {
+        renew_ok(&server, body).await;
+    }
+    // Applied on three organisations, where printing works again.
+    for org in ["org-01", "org-02", "org-03"] {
+        renew_ok(
+            &server,
+            json!({"stage": "applied", "by": "sam", "target": org}),
+        )
+        .await;
+        renew_ok(
+            &server,
+            json!({"stage": "verified", "by": "tara", "target": org, "evidence": "a form printed"}),
+        )
+        .await;
+    }
+    // A day later: within the 2-day deadline, nothing stalls.
+    set_clock(&server, "2026-11-24T10:00:00Z").await;
+    settle().await;
+    let (_, stalled) = server.get("/api/v1/renewables?stalled=true").await;
+    assert_eq!(stalled["items"], json!([]));
+    let told = "SELECT DISTINCT recipient FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:applied:notified:%' ORDER BY recipient";
+    assert!(db.texts(told).await.is_empty());
+
+    // Past it: the team holding the stage (service desk) is told, once.
+    set_clock(&server, "2026-11-25T10:01:00Z").await;
+    assert_eq!(wait_for_rows(&db, told).await, ["sam", "tara", "uma"]);
+    let subject = db
+        .texts("SELECT DISTINCT subject FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:applied:notified:%'")
+        .await;
+    assert_eq!(
+        subject,
+        ["Renewal stalled: FormPrint server licence key not applied on 8 of 11 targets"]
+    );
+    let (_, stalled) = server.get("/api/v1/renewables?stalled=true").await;
+    assert_eq!(texts_at(&stalled["items"], "/id"), ["formprint-licence"]);
+    let (_, calm) = server.get("/api/v1/renewables?stalled=false").await;
+    assert_eq!(
+        texts_at(&calm["items"], "/id"),
+        ["api-certificate", "authco-subscription"]
+    );
+    let (status, bad) = server.get("/api/v1/renewables?stalled=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(problems(&bad)[0].starts_with("stalled:"), "{bad}");
+    let stall = &stalled["items"][0]["stalls"][0];
+    assert_eq!(stall["stage"], "applied");
+    assert_eq!(stall["team"], "service-desk");
+    assert_eq!(stall["deadline"], "2026-11-25T10:00:00Z");
+    assert_eq!(stall["targets"].as_array().unwrap().len(), 8);
+    assert!(open_incidents(&server).await.is_empty(), "not paged yet");
+
+    // Still stalled a day after telling them: its escalation policy is paged through
+    // an incident that names the organisations still on the old key.
+    set_clock(&server, "2026-11-26T10:02:00Z").await;
+    let incidents = wait_for(&server, "/api/v1/incidents?status=open", |b| {
+        b["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    let incident = &incidents["items"][0];
+    assert_eq!(
+        incident["title"],
+        "Renewal stalled: FormPrint server licence key not applied on 8 of 11 targets"
+    );
+    assert_eq!(incident["service"], "print-licence-server");
+    let id = incident["id"].as_i64().unwrap();
+    let paged = wait_for_rows(
+        &db,
+        &format!("SELECT body FROM notifications WHERE dedup_key LIKE 'incident:{id}:page:%'"),
+    )
+    .await;
+    assert!(
+        paged[0].contains(
+            "Still on the old item: northwind, org-04, org-05, org-06, org-07, org-08, org-09, org-10."
+        ),
+        "{}",
+        paged[0]
+    );
+    assert!(
+        paged[0].contains("Held by team service-desk."),
+        "{}",
+        paged[0]
+    );
+    let (_, licence) = server.get("/api/v1/renewables/formprint-licence").await;
+    let alarms: Vec<String> = licence["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["stage"].as_str().unwrap(),
+                a["level"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(alarms, ["applied notified", "applied paged"]);
+    assert_eq!(licence["alarms"][1]["incident"], format!("INC-{id}"));
+    let history = texts_at(&licence["renewal"]["history"], "/text");
+    assert!(
+        history.contains(&format!(
+            "Still stalled; team service-desk paged (INC-{id})"
+        )),
+        "{history:?}"
+    );
+    // Looked at again: nobody is told or paged twice.
+    settle().await;
+    assert_eq!(open_incidents(&server).await.len(), 1);
+    assert_eq!(db.texts(told).await.len(), 3);
+
+    // Applied everywhere: the page is settled by itself.
+    for org in STILL_ON_THE_OLD_KEY {
+        renew_ok(
+            &server,
+            json!({"stage": "applied", "by": "sam", "target": org}),
+        )
+        .await;
+    }
+    let settled = wait_for(&server, &format!("/api/v1/incidents/{id}"), |b| {
+        b["state"] == "resolved"
+    })
+    .await;
+    let last = texts_at(&settled["timeline"], "/text");
+    assert!(
+        last.iter()
+            .any(|t| t.contains("The renewal moved on: applied 11 of 11; verified 3 of 11")),
+        "{last:?}"
+    );
+
+    // The 60-day reminder goes to service desk only: procurement's part is done.
+    set_clock(&server, "2026-12-03T00:01:00Z").await;
+    let sixty = wait_for_rows(
+        &db,
+        "SELECT DISTINCT recipient FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:60:%' ORDER BY recipient",
+    )
+    .await;
+    assert_eq!(sixty, ["sam", "tara", "uma"]);
+    let body = db
+        .texts("SELECT body FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:60:%' LIMIT 1")
+        .await;
+    assert!(
+        body[0].contains("Renewal: received 9 days ago; applied 11 of 11; verified 3 of 11."),
+        "{}",
+        body[0]
+    );
+
+    // Verified on every target: done, and the expiry moves.
+    let mut done = serde_json::Value::Null;
+    for org in STILL_ON_THE_OLD_KEY {
+        done = renew_ok(
+            &server,
+            json!({"stage": "verified", "by": "tara", "target": org, "evidence": "a form printed"}),
+        )
+        .await;
+    }
+    assert_eq!(done["expires_at"], "2028-02-01T00:00:00Z");
+    assert!(done["renewal"]["done_at"].is_string());
+    settle().await;
+    let (_, stalled) = server.get("/api/v1/renewables?stalled=true").await;
+    assert_eq!(stalled["items"], json!([]));
+}
+
 on_both_databases!(
     the_licence_is_renewed_only_when_verified_on_every_target,
+    a_stalled_licence_renewal_notifies_then_pages_naming_the_targets_left,
     reminders_go_out_once_per_offset_and_catch_up_after_downtime,
     the_registry_lists_what_expires_soonest_first,
 );

@@ -291,6 +291,38 @@ pub async fn declare(p: &crate::Pools<DB>, actor: &Actor, new: &NewIncident, now
     Ok(row)
 }
 
+/// Opens an incident Muster raises by itself (a stalled renewal, an item about to
+/// expire) on `service` for `group_key`, paging `team`, unless one is open for that
+/// group already; answers its id. Takes the `incidents` lock.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn raise(tx: &mut Tx<'_>, service: &str, group_key: &str, severity: Severity, title: &str, summary: &str, team: &str, now: i64) -> Result<i64> {
+    lock(tx).await?;
+    let open_one: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE service_id = $1 AND group_key = $2 AND state <> 'resolved'")
+        .bind(service)
+        .bind(group_key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some((id,)) = open_one {
+        return Ok(id);
+    }
+    let mut pending = Pending::default();
+    let row = self::open(tx, &mut pending, service, group_key, severity, title, summary, "muster", Some(team), now).await?;
+    pending.write(tx, now).await?;
+    Ok(row.id)
+}
+
+/// Resolves an incident Muster raised once its reason is gone (unless someone
+/// resolved it already), saying why on its timeline.
+pub(crate) async fn settle(tx: &mut Tx<'_>, id: i64, why: &str, now: i64) -> Result<()> {
+    let Some(row) = select(tx, id, LOCK).await? else {
+        return Ok(());
+    };
+    if state_of(&row.state)? != State::Resolved {
+        set_state(tx, id, State::Resolved, "muster", now, why).await?;
+    }
+    Ok(())
+}
+
 pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &Act, now: i64) -> Result<IncidentRow> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let row = fetch_or_not_found(&mut tx, id).await?;

@@ -11,44 +11,38 @@ use jiff::Timestamp;
 use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
 use muster_domain::clock::parse_duration;
-use muster_domain::renewals::pipeline::{Move, Stage};
+use muster_domain::renewals::pipeline::{Move, Stage, stalls};
 use muster_domain::renewals::{Kind, Renewable, days, days_left};
-use muster_store::renewals::RenewalRecord;
+use muster_store::renewals::{ReminderState, RenewalRecord};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
-/// A renewable as the API shows it: its record, days left, and its reminders for the
-/// current expiry (`sent_at` null while not sent; `due_at` when it falls due).
-fn renewable_json(r: &Renewable, sent: &HashMap<i64, Timestamp>, now: Timestamp) -> Value {
+/// A renewable as the API shows it: its record, days left, its reminders for the
+/// current expiry (`sent_at` null while not sent; `due_at` when it falls due), the
+/// stage of its renewal (null before one starts) and the stages stalled now.
+fn renewable_json(r: &Renewable, state: Option<&ReminderState>, now: Timestamp) -> Value {
+    let sent = state.map(|s| &s.sent);
     let reminders: Vec<Value> = r
         .reminders
         .iter()
-        .map(|d| json!({"days": d, "due_at": r.expires_at - days(*d), "sent_at": sent.get(d)}))
+        .map(|d| json!({"days": d, "due_at": r.expires_at - days(*d), "sent_at": sent.and_then(|s| s.get(d))}))
         .collect();
+    let renewal = state.and_then(|s| s.renewal.as_ref());
     let mut body = json!(r);
     body["days_left"] = json!(days_left(r.expires_at, now));
     body["reminders"] = json!(reminders);
+    body["stage"] = json!(renewal.map(|r| r.stage()));
+    body["stalls"] = json!(
+        renewal
+            .map(|renewal| stalls(r, renewal, now))
+            .unwrap_or_default()
+    );
     body
 }
 
-/// The reminders sent per renewable for its current expiry: offset → when.
-async fn sent_for(
-    state: &AppState,
-    renewables: &[Renewable],
-) -> ApiResult<HashMap<String, HashMap<i64, Timestamp>>> {
-    let rows = state.store.renewal_reminders_sent().await?;
-    let mut sent: HashMap<String, HashMap<i64, Timestamp>> = HashMap::new();
-    for r in renewables {
-        if let Some(offsets) = rows.get(&(r.id.clone(), r.expires_at.as_millisecond())) {
-            sent.insert(r.id.clone(), offsets.clone());
-        }
-    }
-    Ok(sent)
-}
-
-/// `GET /api/v1/renewables?expiring_within=90d&kind=&team=`: renewables by expiry,
-/// soonest first; `expiring_within` keeps those expiring before now + that (expired
-/// ones included), `team` those it owns or buys.
+/// `GET /api/v1/renewables?expiring_within=90d&kind=&team=&stalled=`: renewables by
+/// expiry, soonest first; `expiring_within` keeps those expiring before now + that
+/// (expired ones included), `team` those it owns or buys, `stalled=true` those with
+/// a stage past its deadline (`false` those without).
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -75,6 +69,10 @@ pub async fn list(
             })
         })
         .transpose()?;
+    let stalled = match params.text("stalled") {
+        None => None,
+        Some(_) => Some(params.bool("stalled")?),
+    };
     let snapshot = state.store.catalog().await?;
     let team = params.text("team");
     if let Some(id) = team
@@ -83,19 +81,28 @@ pub async fn list(
         return Err(ApiError::field("team", format!("no team with id {id:?}")));
     }
     let limit = params.limit()?;
-    let mut renewables: Vec<Renewable> = Renewable::of_catalog(&snapshot.catalog)
-        .into_iter()
+    let all = Renewable::of_catalog(&snapshot.catalog);
+    let under_way = state.store.renewals_under_way(&all).await?;
+    let mut renewables: Vec<&Renewable> = all
+        .iter()
         .filter(|r| horizon.is_none_or(|h| r.expires_at <= h))
         .filter(|r| kind.is_none_or(|k| r.kind == k))
         .filter(|r| team.is_none_or(|t| r.owner == t || r.buyer.as_deref() == Some(t)))
+        .filter(|r| {
+            stalled.is_none_or(|wanted| {
+                let now_stalled = under_way
+                    .get(&r.id)
+                    .is_some_and(|renewal| !stalls(r, renewal, now).is_empty());
+                now_stalled == wanted
+            })
+        })
         .collect();
     renewables.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
     renewables.truncate(limit);
-    let sent = sent_for(&state, &renewables).await?;
-    let empty = HashMap::new();
+    let states = state.store.reminder_states(&renewables).await?;
     let items: Vec<Value> = renewables
         .iter()
-        .map(|r| renewable_json(r, sent.get(&r.id).unwrap_or(&empty), now))
+        .map(|r| renewable_json(r, states.get(&r.id), now))
         .collect();
     Ok(Json(json!({ "items": items })))
 }
@@ -109,21 +116,22 @@ async fn find(state: &AppState, id: &str) -> ApiResult<Renewable> {
 }
 
 /// A renewable with its reminders and the renewal of its current expiry: `stage` (the
-/// earliest of any target's), `progress`, per-target stages and the history.
+/// earliest of any target's), `progress`, per-target stages, the history, the stalls
+/// now and the alarms raised (notified, paged with the incident).
 async fn detail(state: &AppState, renewable: &Renewable) -> ApiResult<Value> {
     let now = state.store.clock().now();
-    let mut sent = sent_for(state, std::slice::from_ref(renewable)).await?;
-    let sent = sent.remove(&renewable.id).unwrap_or_default();
-    let mut body = renewable_json(renewable, &sent, now);
+    let states = state.store.reminder_states(&[renewable]).await?;
+    let mut body = renewable_json(renewable, states.get(&renewable.id), now);
     let record = state
         .store
         .renewal(&renewable.id, renewable.expires_at)
         .await?;
-    body["renewal"] = record.map_or(Value::Null, |r| renewal_json(&r));
+    body["renewal"] = record.map_or(Value::Null, |r| renewal_json(&r, now));
+    body["alarms"] = json!(state.store.renewal_alarms(renewable).await?);
     Ok(body)
 }
 
-fn renewal_json(record: &RenewalRecord) -> Value {
+fn renewal_json(record: &RenewalRecord, now: Timestamp) -> Value {
     let r = &record.renewal;
     let (targets, applied, verified) = r.progress();
     let per_target: Value = r
@@ -138,6 +146,7 @@ fn renewal_json(record: &RenewalRecord) -> Value {
         .into();
     json!({
         "stage": r.stage(), "since": r.since, "done_at": record.done_at,
+        "status": r.wording(now),
         "progress": {"targets": targets, "applied": applied, "verified": verified},
         "ordered": r.ordered, "reference": r.reference, "received": r.received,
         "new_expires_at": r.new_expires_at, "identity": r.identity,
@@ -254,6 +263,6 @@ pub async fn move_renewal(
     // and with the renewal just done.
     let renewable = find(&state, &id).await?;
     let mut body = detail(&state, &renewable).await?;
-    body["renewal"] = renewal_json(&record);
+    body["renewal"] = renewal_json(&record, state.store.clock().now());
     Ok(Json(body))
 }
