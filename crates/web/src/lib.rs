@@ -13,7 +13,7 @@ use api::catalog as catalog_api;
 use auth::Caller;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use muster_domain::catalog::Kind;
 use muster_store::Store;
@@ -46,25 +46,35 @@ impl AppState {
 
 /// Routes of one catalog collection, e.g. `/api/v1/services` and `/api/v1/services/{id}`.
 fn collection(kind: Kind) -> Router<AppState> {
+    collection_with(
+        kind,
+        get(move |s: State<AppState>, c: Caller, p: api::Params| catalog_api::list(s, c, kind, p)),
+        get(
+            move |s: State<AppState>, c: Caller, Path(id): Path<String>| {
+                catalog_api::get(s, c, kind, id)
+            },
+        ),
+    )
+}
+
+/// A catalog collection whose reads (`list`, `one`) are its domain's own, and whose
+/// writes (create, merge patch, delete) are the catalog's.
+fn collection_with(
+    kind: Kind,
+    list: MethodRouter<AppState>,
+    one: MethodRouter<AppState>,
+) -> Router<AppState> {
     let base = format!("/api/v1/{}", kind.section());
     Router::new()
         .route(
             &base,
-            get(move |s: State<AppState>, c: Caller, p: api::Params| {
-                catalog_api::list(s, c, kind, p)
-            })
-            .post(move |s: State<AppState>, c: Caller, b: api::Body| {
+            list.post(move |s: State<AppState>, c: Caller, b: api::Body| {
                 catalog_api::create(s, c, kind, b)
             }),
         )
         .route(
             &format!("{base}/{{id}}"),
-            get(
-                move |s: State<AppState>, c: Caller, Path(id): Path<String>| {
-                    catalog_api::get(s, c, kind, id)
-                },
-            )
-            .patch(
+            one.patch(
                 move |s: State<AppState>,
                       c: Caller,
                       Path(id): Path<String>,
@@ -252,8 +262,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/reports/{id}/route",
             post(api::incidents::route_report),
         )
-        .route("/api/v1/renewables", get(api::renewals::list))
-        .route("/api/v1/renewables/{id}", get(api::renewals::get))
+        .merge(collection_with(
+            Kind::Renewable,
+            get(api::renewals::list),
+            get(api::renewals::get),
+        ))
         .route(
             "/api/v1/renewables/{id}/renewal",
             post(api::renewals::move_renewal),

@@ -12,10 +12,13 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 62] = [
+pub const ROUTES: [(&str, &str); 65] = [
     ("POST", "/api/v1/renewables/identity/renewal"),
     ("GET", "/api/v1/renewables"),
+    ("POST", "/api/v1/renewables"),
     ("GET", "/api/v1/renewables/identity"),
+    ("PATCH", "/api/v1/renewables/identity"),
+    ("DELETE", "/api/v1/renewables/identity"),
     ("GET", "/api/v1/change-feeds"),
     ("POST", "/api/v1/change-feeds"),
     ("DELETE", "/api/v1/change-feeds/identity"),

@@ -5,7 +5,7 @@
 use crate::common::*;
 use crate::incidents::{open_incidents, settle, wait_for};
 use crate::on_both_databases;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::time::Duration;
 
@@ -187,6 +187,58 @@ async fn the_registry_lists_what_expires_soonest_first(backend: Backend) {
         );
     }
     let (status, _) = server.get("/api/v1/renewables/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Registered through the API too: each target has its own expiry, the renewable
+    // the earliest.
+    let edge = json!({"id": "edge-certs", "name": "Edge certificates", "kind": "certificate",
+                      "owner": "platform", "services": ["public-api"],
+                      "targets": [{"host": "edge-1.example.test:443", "expires_at": "2027-03-01T00:00:00Z"},
+                                  {"host": "edge-2.example.test:443", "expires_at": "2027-01-20T00:00:00Z"}],
+                      "verify": {"tls": "edge-1.example.test:443"}});
+    let (status, created) = server.post("/api/v1/renewables", edge.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, shown) = server.get("/api/v1/renewables/edge-certs").await;
+    assert_eq!(shown["expires_at"], "2027-01-20T00:00:00Z");
+    assert_eq!(shown["targets"][0]["expires_at"], "2027-03-01T00:00:00Z");
+    assert_eq!(shown["deadlines"]["apply"], "2d");
+    let (status, again) = server.post("/api/v1/renewables", edge).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    for (bad, field) in [
+        (json!({"kind": "lease"}), "kind"),
+        (json!({"deadlines": {"apply": "soon"}}), "deadlines.apply"),
+        (
+            json!({"targets": [{"host": "edge-3.example.test:443"}]}),
+            "targets[0]",
+        ),
+        (json!({"owner": "nobody"}), "owner"),
+    ] {
+        let (status, answer) = send(
+            server
+                .request(Method::PATCH, "/api/v1/renewables/edge-certs")
+                .json(&bad),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {answer}");
+        assert!(
+            problems(&answer).iter().any(|p| p.contains(field)),
+            "{bad}: {answer}"
+        );
+    }
+    let (_, unchanged) = server.get("/api/v1/renewables/edge-certs").await;
+    assert_eq!(unchanged["kind"], "certificate", "nothing stored changed");
+    let (status, _) = send(
+        server
+            .request(Method::PATCH, "/api/v1/renewables/edge-certs")
+            .json(&json!({"deadlines": {"apply": "4h"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, patched) = server.get("/api/v1/renewables/edge-certs").await;
+    assert_eq!(patched["deadlines"]["apply"], "4h");
+    let (status, _) = send(server.request(Method::DELETE, "/api/v1/renewables/edge-certs")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.get("/api/v1/renewables/edge-certs").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

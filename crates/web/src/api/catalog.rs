@@ -87,7 +87,9 @@ pub async fn import(
 fn owner_team(kind: Kind, body: &Value) -> Option<String> {
     match kind {
         Kind::Team => entity_id(body).map(str::to_owned),
-        Kind::Service => body.get("owner").and_then(Value::as_str).map(str::to_owned),
+        Kind::Service | Kind::Renewable => {
+            body.get("owner").and_then(Value::as_str).map(str::to_owned)
+        }
         _ => None,
     }
 }
