@@ -223,6 +223,14 @@ impl Renewable {
         target.verify.clone().unwrap_or_else(|| self.verify.clone())
     }
 
+    /// Target keys in the order the renewable lists its targets (keys it no longer
+    /// lists last), as people read them.
+    pub fn in_order(&self, mut keys: Vec<String>) -> Vec<String> {
+        let position = |key: &str| self.targets.iter().position(|t| t.key == key);
+        keys.sort_by_key(|k| position(k).unwrap_or(usize::MAX));
+        keys
+    }
+
     pub fn target(&self, key: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.key == key)
     }
@@ -391,6 +399,41 @@ fn read_target(value: &Value, default: Option<Timestamp>) -> Result<Target, (Str
     }
 }
 
+/// An expired item some services depend on, and the targets still on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExpiredItem {
+    pub renewable: String,
+    pub name: String,
+    pub expired_at: Timestamp,
+    pub targets: Vec<String>,
+}
+
+/// The items that expired by `now` among `renewables` on any of `services`, each with
+/// its targets not yet verified live on a renewal (`renewals`, by renewable, for the
+/// current expiry): what an incident on those services may be about.
+pub fn expired_items(
+    renewables: &[Renewable],
+    renewals: &std::collections::HashMap<String, pipeline::Renewal>,
+    services: &[&str],
+    now: Timestamp,
+) -> Vec<ExpiredItem> {
+    renewables
+        .iter()
+        .filter(|r| r.expires_at <= now)
+        .filter(|r| r.services.iter().any(|s| services.contains(&s.as_str())))
+        .map(|r| ExpiredItem {
+            renewable: r.id.clone(),
+            name: r.name.clone(),
+            expired_at: r.expires_at,
+            targets: match renewals.get(&r.id) {
+                Some(renewal) => r.in_order(renewal.unverified()),
+                None => r.targets.iter().map(|t| t.key.clone()).collect(),
+            },
+        })
+        .filter(|item| !item.targets.is_empty())
+        .collect()
+}
+
 /// Days from `now` until `at`, rounded down (negative once past).
 pub fn days_left(at: Timestamp, now: Timestamp) -> i64 {
     let seconds = at.as_second() - now.as_second();
@@ -492,6 +535,34 @@ mod tests {
         );
         let none = json!({"id": "x", "name": "X", "owner": "platform"});
         assert_eq!(Renewable::read(&none).unwrap_err().0, "expires_at");
+    }
+
+    #[test]
+    fn an_expired_item_counts_the_targets_not_yet_verified() {
+        let all = Renewable::of_catalog(&seed());
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let before = at("2027-01-31T00:00:00Z");
+        let after = at("2027-02-02T00:00:00Z");
+        let none = std::collections::HashMap::new();
+        let services = ["forms-printing", "print-licence-server"];
+        assert!(expired_items(&all, &none, &services, before).is_empty());
+        let expired = expired_items(&all, &none, &services, after);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].renewable, "formprint-licence");
+        assert_eq!(expired[0].targets.len(), 11);
+        let mut renewal = pipeline::Renewal::start(&all[0], before);
+        renewal.targets.get_mut("org-01").unwrap().verified = Some(pipeline::Step {
+            by: "tara".into(),
+            at: before,
+        });
+        let renewals = [("formprint-licence".to_string(), renewal)].into();
+        assert_eq!(
+            expired_items(&all, &renewals, &services, after)[0]
+                .targets
+                .len(),
+            10
+        );
+        assert!(expired_items(&all, &none, &["identity"], after).is_empty());
     }
 
     #[test]

@@ -422,7 +422,7 @@ fn waiting(renewable: &Renewable, renewal: &Renewal, now: Timestamp) -> Vec<Stal
                 .clone()
                 .unwrap_or_else(|| renewable.owner.clone()),
             deadline: renewal.since + deadlines.order,
-            targets: renewal.targets.keys().cloned().collect(),
+            targets: renewable.in_order(renewal.targets.keys().cloned().collect()),
         });
         return found;
     }
@@ -440,7 +440,7 @@ fn waiting(renewable: &Renewable, renewal: &Renewal, now: Timestamp) -> Vec<Stal
             stage: Stage::Applied,
             team: renewable.owner.clone(),
             deadline: received.at + deadlines.apply,
-            targets: unapplied,
+            targets: renewable.in_order(unapplied),
         });
     }
     let unverified: Vec<(&String, Timestamp)> = renewal
@@ -456,11 +456,13 @@ fn waiting(renewable: &Renewable, renewal: &Renewal, now: Timestamp) -> Vec<Stal
             stage: Stage::Verified,
             team: renewable.owner.clone(),
             deadline: earliest,
-            targets: unverified
-                .into_iter()
-                .filter(|(_, d)| *d < now)
-                .map(|(k, _)| k.clone())
-                .collect(),
+            targets: renewable.in_order(
+                unverified
+                    .into_iter()
+                    .filter(|(_, d)| *d < now)
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            ),
         });
     }
     found
@@ -785,7 +787,7 @@ mod tests {
             "Renewal stalled: FormPrint server licence key not applied on 8 of 11 targets"
         );
         assert!(
-            body.contains("Still on the old item: northwind, org-04, org-05"),
+            body.contains("Still on the old item: org-04, org-05, org-06, org-07, org-08, org-09, org-10, northwind."),
             "{body}"
         );
         raised.push(Raised {

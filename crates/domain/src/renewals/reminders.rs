@@ -129,7 +129,7 @@ pub fn expiry_page(
         when(renewable.expires_at, now)
     );
     let targets: Vec<String> = match renewal {
-        Some(r) => r.unverified(),
+        Some(r) => renewable.in_order(r.unverified()),
         None => renewable.targets.iter().map(|t| t.key.clone()).collect(),
     };
     let status = renewal.map_or("due, not ordered".to_string(), |r| r.wording(now));

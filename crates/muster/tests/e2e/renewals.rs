@@ -436,10 +436,11 @@ async fn set_clock(server: &Server, now: &str) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// The licence story, steps 1–3 and 6: reminded, ordered and received by procurement,
-/// applied on 3 of 11, stalled past the 2-day deadline — service desk told, a day
-/// later paged through its escalation policy naming the 8 organisations still on the
-/// old key — then applied and verified everywhere, and only then done.
+/// The licence story: reminded, ordered and received by procurement, applied on 3 of
+/// 11, stalled past the 2-day deadline — service desk told, a day later paged through
+/// its escalation policy naming the 8 organisations still on the old key; the key
+/// expires and a report flood counts those 8 apart; then applied and verified
+/// everywhere, and only then done.
 async fn a_stalled_licence_renewal_notifies_then_pages_naming_the_targets_left(backend: Backend) {
     let (db, server) = seeded(backend).await;
     wait_for_rows(
@@ -522,7 +523,7 @@ async fn a_stalled_licence_renewal_notifies_then_pages_naming_the_targets_left(b
     .await;
     assert!(
         paged[0].contains(
-            "Still on the old item: northwind, org-04, org-05, org-06, org-07, org-08, org-09, org-10."
+            "Still on the old item: org-04, org-05, org-06, org-07, org-08, org-09, org-10, northwind."
         ),
         "{}",
         paged[0]
@@ -559,7 +560,57 @@ async fn a_stalled_licence_renewal_notifies_then_pages_naming_the_targets_left(b
     assert_eq!(open_incidents(&server).await.len(), 1);
     assert_eq!(db.texts(told).await.len(), 3);
 
-    // Applied everywhere: the page is settled by itself.
+    // The 60-day reminder goes to service desk only: procurement's part is done.
+    set_clock(&server, "2026-12-03T00:01:00Z").await;
+    let sixty = wait_for_rows(
+        &db,
+        "SELECT DISTINCT recipient FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:60:%' ORDER BY recipient",
+    )
+    .await;
+    assert_eq!(sixty, ["sam", "tara", "uma"]);
+    let body = db
+        .texts("SELECT body FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:60:%' LIMIT 1")
+        .await;
+    assert!(
+        body[0].contains("Renewal: received 9 days ago; applied 3 of 11; verified 3 of 11."),
+        "{}",
+        body[0]
+    );
+
+    // Story step 4: nobody acts; the old key expires and organisations report that
+    // they cannot print. The flood rule opens one incident with three counts apart.
+    set_clock(&server, "2027-02-01T09:00:00Z").await;
+    let mut flood = serde_json::Value::Null;
+    for (organisation, channel) in [
+        ("org-04", "phone"),
+        ("org-05", "social"),
+        ("org-04", "social"),
+        ("org-06", "phone"),
+        ("org-07", "phone"),
+    ] {
+        let (status, body) = server
+            .post(
+                "/api/v1/reports",
+                json!({"organisation": organisation, "service": "forms-printing",
+                       "summary": "Cannot print forms", "channel": channel}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        flood = body;
+    }
+    let number = flood["incident"].as_str().expect("the flood opened one");
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    let counts = &incident["organisations"];
+    assert_eq!(counts["reported"], 4);
+    assert_eq!(counts["using_impacted_services"], 11);
+    assert_eq!(counts["targets_on_expired_item"], 8, "{counts}");
+    assert_eq!(counts["expired_items"][0]["renewable"], "formprint-licence");
+    assert_eq!(
+        counts["expired_items"][0]["targets"],
+        json!(STILL_ON_THE_OLD_KEY)
+    );
+
+    // Story step 6: applied everywhere — the stall's page is settled by itself …
     for org in STILL_ON_THE_OLD_KEY {
         renew_ok(
             &server,
@@ -578,24 +629,7 @@ async fn a_stalled_licence_renewal_notifies_then_pages_naming_the_targets_left(b
         "{last:?}"
     );
 
-    // The 60-day reminder goes to service desk only: procurement's part is done.
-    set_clock(&server, "2026-12-03T00:01:00Z").await;
-    let sixty = wait_for_rows(
-        &db,
-        "SELECT DISTINCT recipient FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:60:%' ORDER BY recipient",
-    )
-    .await;
-    assert_eq!(sixty, ["sam", "tara", "uma"]);
-    let body = db
-        .texts("SELECT body FROM notifications WHERE dedup_key LIKE 'renewal:formprint-licence:%:60:%' LIMIT 1")
-        .await;
-    assert!(
-        body[0].contains("Renewal: received 9 days ago; applied 11 of 11; verified 3 of 11."),
-        "{}",
-        body[0]
-    );
-
-    // Verified on every target: done, and the expiry moves.
+    // … and verified on every target: only then is it done and the expiry moved.
     let mut done = serde_json::Value::Null;
     for org in STILL_ON_THE_OLD_KEY {
         done = renew_ok(
@@ -606,7 +640,19 @@ async fn a_stalled_licence_renewal_notifies_then_pages_naming_the_targets_left(b
     }
     assert_eq!(done["expires_at"], "2028-02-01T00:00:00Z");
     assert!(done["renewal"]["done_at"].is_string());
-    settle().await;
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(incident["organisations"]["targets_on_expired_item"], 0);
+    // Every incident the renewal raised (the stall, the expiry) is resolved.
+    let raised = wait_for(&server, "/api/v1/incidents?status=open", |b| {
+        b["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().all(|i| i["service"] != "print-licence-server"))
+    })
+    .await;
+    assert!(
+        texts_at(&raised["items"], "/number").contains(&number.to_string()),
+        "the flood incident is people's to resolve"
+    );
     let (_, stalled) = server.get("/api/v1/renewables?stalled=true").await;
     assert_eq!(stalled["items"], json!([]));
 }

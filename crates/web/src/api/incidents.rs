@@ -17,6 +17,8 @@ use muster_domain::catalog::graph::ServiceGraph;
 use muster_domain::incidents::grouping::MAX_TITLE;
 use muster_domain::incidents::reports::NewReport;
 use muster_domain::incidents::{Action, Rules, Severity, State as IncidentState, parse_reference};
+use muster_domain::renewals::{ExpiredItem, Renewable, expired_items};
+use muster_store::catalog::CatalogSnapshot;
 use muster_store::incidents::{Act, IncidentDetail, IncidentQuery, NewIncident, Report, Route};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,13 +36,14 @@ pub(crate) fn reference(text: &str) -> ApiResult<i64> {
 }
 
 /// What an incident touches: the impacted services (its own, then those its reports
-/// name) and two of the three organisation counts, kept apart — organisations that
-/// reported, and those that use an impacted service (from the catalog). The third,
-/// targets still on an expired item, is known once renewals exist.
+/// name) and the three organisation counts, kept apart — organisations that reported,
+/// those that use an impacted service (from the catalog), and targets still on an
+/// expired item the impacted services rest on (from renewals).
 pub(crate) struct Reach<'a> {
     pub services: Vec<&'a str>,
     pub reported: Vec<&'a str>,
     pub using: Vec<String>,
+    pub expired: Vec<ExpiredItem>,
 }
 
 impl<'a> Reach<'a> {
@@ -63,7 +66,34 @@ impl<'a> Reach<'a> {
             services,
             reported,
             using,
+            expired: Vec::new(),
         }
+    }
+
+    /// With the expired items the impacted services, or anything they depend on, rest
+    /// on, and the targets not yet verified on a renewal of each.
+    pub async fn with_expired(
+        mut self,
+        state: &AppState,
+        snapshot: &CatalogSnapshot,
+    ) -> ApiResult<Reach<'a>> {
+        let mut services: Vec<String> = Vec::new();
+        for service in &self.services {
+            services.push(service.to_string());
+            let below = snapshot.graph.dependencies(service).unwrap_or_default();
+            services.extend(below.into_iter().map(|r| r.service));
+        }
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
+        let renewables = Renewable::of_catalog(&snapshot.catalog);
+        let renewals = state.store.renewals_under_way(&renewables).await?;
+        let now = state.store.clock().now();
+        self.expired = expired_items(&renewables, &renewals, &services, now);
+        Ok(self)
+    }
+
+    /// Targets still on an expired item, over every such item.
+    pub fn on_expired(&self) -> usize {
+        self.expired.iter().map(|item| item.targets.len()).sum()
     }
 
     fn organisations_json(&self) -> Value {
@@ -72,17 +102,22 @@ impl<'a> Reach<'a> {
             "reported_ids": self.reported,
             "using_impacted_services": self.using.len(),
             "using_ids": self.using,
-            "targets_on_expired_item": Value::Null,
+            "targets_on_expired_item": self.on_expired(),
+            "expired_items": self.expired,
         })
     }
 }
 
-pub(crate) fn detail_json(graph: &ServiceGraph, detail: &IncidentDetail) -> Value {
-    let reach = Reach::of(graph, detail);
+/// An incident as the API shows it, with what it touches.
+pub(crate) async fn detail_json(state: &AppState, detail: &IncidentDetail) -> ApiResult<Value> {
+    let snapshot = state.store.catalog().await?;
+    let reach = Reach::of(&snapshot.graph, detail)
+        .with_expired(state, &snapshot)
+        .await?;
     let mut body = serde_json::to_value(detail).expect("incidents serialise");
     body["organisations"] = reach.organisations_json();
     body["impacted_services"] = json!(reach.services);
-    body
+    Ok(body)
 }
 
 /// `GET /api/v1/incidents?status=open|triggered|acknowledged|mitigated|resolved&service=&limit=&cursor=`
@@ -135,8 +170,7 @@ pub async fn get(
         .incident(number)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
-    let snapshot = state.store.catalog().await?;
-    Ok(Json(detail_json(&snapshot.graph, &detail)))
+    Ok(Json(detail_json(&state, &detail).await?))
 }
 
 fn severity(errors: &mut FieldErrors, text: Option<&str>) -> Severity {
@@ -213,7 +247,7 @@ pub async fn declare(
         .ok_or_else(|| ApiError::internal("declared incident vanished"))?;
     Ok((
         StatusCode::CREATED,
-        Json(detail_json(&snapshot.graph, &detail)),
+        Json(detail_json(&state, &detail).await?),
     ))
 }
 
@@ -317,8 +351,7 @@ pub async fn act(
         .incident(number)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no incident {id:?}")))?;
-    let snapshot = state.store.catalog().await?;
-    Ok(Json(detail_json(&snapshot.graph, &detail)))
+    Ok(Json(detail_json(&state, &detail).await?))
 }
 
 /// Checks a report against the catalog, naming the field at fault.

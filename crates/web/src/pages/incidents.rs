@@ -110,6 +110,9 @@ struct DetailPage {
     reported: usize,
     using: usize,
     services: String,
+    /// Targets still on an expired item, and the items' names.
+    on_expired: usize,
+    expired_items: String,
     open: bool,
     can_acknowledge: bool,
     can_mitigate: bool,
@@ -133,12 +136,22 @@ async fn detail_page(
     };
     let snapshot = state.store.catalog().await.map_err(fail)?;
     let now = state.store.clock().now();
-    let reach = Reach::of(&snapshot.graph, &detail);
+    let reach = Reach::of(&snapshot.graph, &detail)
+        .with_expired(state, &snapshot)
+        .await
+        .map_err(fail)?;
     let (reported, using, services) = (
         reach.reported.len(),
         reach.using.len(),
         reach.services.join(", "),
     );
+    let on_expired = reach.on_expired();
+    let expired_items = reach
+        .expired
+        .iter()
+        .map(|item| item.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
     let near = crate::api::changes::near_view(state, number, id)
         .await
         .map_err(fail)?;
@@ -190,6 +203,8 @@ async fn detail_page(
         reported,
         using,
         services,
+        on_expired,
+        expired_items,
         open: i.state.is_open(),
         can_acknowledge: i.state == IncidentState::Triggered,
         can_mitigate: matches!(
