@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests need is installed and running: PostgreSQL (a real server,
-# from Debian), Chromium (Debian's, driven by Playwright), Prometheus and amtool
+# from Debian), Chromium (Debian's, driven by Playwright), openssl (s_server, a real
+# TLS server for the probes), Prometheus and amtool
 # (Debian's, real peers of the alert intake) and, from PyPI, aiosmtpd (a
 # real SMTP server), icalendar (an RFC 5545 parser) and openapi-spec-validator. Sourced by scripts/test.sh;
 # exports MUSTER_TEST_POSTGRES_URL and MUSTER_CHROMIUM.
@@ -15,6 +16,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
+# A real TLS server (openssl s_server) for the certificate probes.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 peers=()
 command -v prometheus >/dev/null 2>&1 || peers+=(prometheus)
 command -v amtool >/dev/null 2>&1 || peers+=(prometheus-alertmanager)

@@ -242,6 +242,7 @@ async fn outbox(store: &Store, count: usize) -> anyhow::Result<(Duration, Durati
             throttles: Throttle::defaults(),
             alert_retention: muster_engine::DEFAULT_ALERT_RETENTION,
             public_url: "http://127.0.0.1".into(),
+            probes: muster_engine::probes::ProbeSettings::defaults().map_err(anyhow::Error::msg)?,
         },
     );
     let deadline = sending + Duration::from_secs(120);

@@ -1,12 +1,13 @@
 //! The engine: time-driven modules, each one loop that claims its work inside the
 //! database (so several servers on PostgreSQL never do one piece twice) and reads time
 //! from the store's clock: delivery of the outbox, alert expiry, grouping alerts into
-//! incidents, escalation, and renewal reminders.
+//! incidents, escalation, renewal reminders and stalls, and probes.
 
 pub mod alert_expiry;
 pub mod delivery;
 pub mod escalation;
 pub mod incidents;
+pub mod probes;
 pub mod renewals;
 
 use muster_store::Store;
@@ -24,6 +25,8 @@ pub struct Settings {
     pub alert_retention: jiff::SignedDuration,
     /// Base of links in pages, e.g. `https://muster.example.test`.
     pub public_url: String,
+    /// How renewables' targets are probed.
+    pub probes: probes::ProbeSettings,
 }
 
 /// Resolved alerts are kept this long unless configured otherwise.
@@ -40,6 +43,7 @@ pub fn start(
         tokio::spawn(alert_expiry::run(store.clone(), settings.alert_retention)),
         tokio::spawn(incidents::run(store.clone(), settings.public_url.clone())),
         tokio::spawn(escalation::run(store.clone(), settings.public_url)),
+        tokio::spawn(probes::run(store.clone(), settings.probes)),
         tokio::spawn(renewals::run(store)),
     ]
 }

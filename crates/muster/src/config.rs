@@ -28,6 +28,22 @@ pub struct FileConfig {
     pub alerts: Option<AlertsConfig>,
     /// The change policy.
     pub changes: Option<ChangesConfig>,
+    /// How renewables' targets are probed.
+    pub probes: Option<ProbesConfig>,
+}
+
+/// The `[probes]` section; every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesConfig {
+    /// How often each target is probed, e.g. `"6h"` (the default).
+    pub interval: Option<String>,
+    /// How long one probe may take, e.g. `"10s"` (the default).
+    pub timeout: Option<String>,
+    /// Probes running at once (default 32).
+    pub concurrency: Option<usize>,
+    /// PEM certificates trusted besides the Mozilla roots (an internal CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The `[changes]` section; every key is optional.
@@ -113,6 +129,53 @@ impl FileConfig {
             settings.emergency_approval_window = duration("emergency_approval_window", text)?;
         }
         Ok(settings)
+    }
+
+    /// How probes run, each setting checked (the CA file is read now).
+    pub fn probe_settings(&self) -> anyhow::Result<muster_engine::probes::ProbeSettings> {
+        let c = self.probes.clone().unwrap_or_default();
+        let duration = |key: &str, text: &Option<String>, default: jiff::SignedDuration| {
+            let Some(text) = text else {
+                return Ok(default);
+            };
+            parse_duration(text)
+                .ok()
+                .filter(|d| d.is_positive())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "[probes] {key}: {text:?} is not a positive duration (e.g. \"6h\")"
+                    )
+                })
+        };
+        let interval = duration(
+            "interval",
+            &c.interval,
+            muster_engine::probes::DEFAULT_INTERVAL,
+        )?;
+        let timeout = duration(
+            "timeout",
+            &c.timeout,
+            jiff::SignedDuration::try_from(muster_probe::DEFAULT_TIMEOUT)?,
+        )?;
+        let concurrency = c.concurrency.unwrap_or(muster_probe::DEFAULT_CONCURRENCY);
+        if !(1..=1024).contains(&concurrency) {
+            bail!("[probes] concurrency: must be from 1 to 1024, got {concurrency}");
+        }
+        let roots = match &c.ca_file {
+            None => Vec::new(),
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("[probes] ca_file: cannot read {}", path.display()))?,
+        };
+        if c.ca_file.is_some() && muster_probe::certificates::find(&roots).is_empty() {
+            bail!("[probes] ca_file: no certificate in it (PEM or DER)");
+        }
+        let prober = muster_probe::Prober::new(&roots, timeout.unsigned_abs())
+            .map_err(|e| anyhow::anyhow!("[probes] ca_file: {e}"))?;
+        Ok(muster_engine::probes::ProbeSettings {
+            prober,
+            interval,
+            concurrency,
+        })
     }
 
     /// The throttles in force, each checked.
@@ -230,6 +293,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn probe_settings_default_and_are_checked() {
+        let defaults = FileConfig::default().probe_settings().unwrap();
+        assert_eq!(defaults.interval, jiff::SignedDuration::from_hours(6));
+        assert_eq!(defaults.concurrency, 32);
+        let dir = std::env::temp_dir().join(format!("muster-probes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        for (text, key) in [
+            ("interval = \"soon\"", "[probes] interval"),
+            ("timeout = \"-1s\"", "[probes] timeout"),
+            ("concurrency = 0", "[probes] concurrency"),
+            (
+                "ca_file = \"/nonexistent/ca.pem\"",
+                "[probes] ca_file: cannot read",
+            ),
+            (
+                &format!("ca_file = {:?}", empty.display().to_string()),
+                "[probes] ca_file: no certificate",
+            ),
+        ] {
+            let bad: FileConfig = toml::from_str(&format!("[probes]\n{text}\n")).unwrap();
+            let error = bad.probe_settings().unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
+        assert!(toml::from_str::<FileConfig>("[probes]\ninterval_s = 3\n").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
     let throttles = resolved.file.throttles()?;
     let alert_retention = resolved.file.alert_retention()?;
     let change_settings = resolved.file.change_settings()?;
+    let probe_settings = resolved.file.probe_settings()?;
     let clock = match args.test_clock.as_deref() {
         None => Clock::System,
         Some("now") => Clock::test(jiff::Timestamp::now()),
@@ -146,6 +147,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
         .unwrap_or_else(|| format!("http://{address}"));
     let mut state = muster_web::AppState::new(store.clone(), public_url.clone());
     state.changes = change_settings;
+    state.prober = probe_settings.prober.clone();
     let app = muster_web::router(state);
 
     let engine = muster_engine::start(
@@ -155,6 +157,7 @@ pub async fn serve(resolved: &Resolved, args: ServeArgs) -> anyhow::Result<ExitC
             throttles,
             alert_retention,
             public_url: public_url.trim_end_matches('/').to_string(),
+            probes: probe_settings,
         },
     );
     tokio::spawn(log_audit_head(store.clone()));

@@ -10,6 +10,7 @@ use muster_domain::audit::Actor;
 use muster_domain::catalog::Catalog;
 use muster_domain::renewals::Renewable;
 use muster_domain::renewals::pipeline::{Move, Renewal};
+use muster_domain::renewals::probes::Finding;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -180,6 +181,52 @@ impl Store {
                     incident: incident.map(muster_domain::incidents::number),
                 })
             })
+            .collect()
+    }
+}
+
+/// What one probe found and what followed from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// The pipeline steps it took (received, applied, verified, done), in words.
+    pub steps: Vec<String>,
+    /// A served key other than the one received.
+    pub mismatch: Option<String>,
+    /// The outage incident an expired item opened (or joined).
+    pub incident: Option<String>,
+}
+
+impl Store {
+    /// Records probe findings as history and acts on them in one transaction: a later
+    /// expiry verifies its target (and may finish the renewal), a key other than the
+    /// one received tells the owner team once, an expired item opens an incident.
+    pub async fn record_probes(
+        &self,
+        catalog: &Catalog,
+        findings: &[(Renewable, Finding)],
+    ) -> Result<Vec<ProbeReport>> {
+        let now = self.clock().now();
+        dispatch!(self, record_probes(catalog, findings, now))
+    }
+
+    /// The latest probe findings of `renewable`, newest first.
+    pub async fn probe_history(&self, renewable: &str, limit: usize) -> Result<Vec<Finding>> {
+        let rows: Vec<(String,)> = dispatch!(self, probe_history(renewable, limit as i64))?;
+        rows.into_iter()
+            .map(|(json,)| {
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("probe result of {renewable}: {e}")))
+            })
+            .collect()
+    }
+
+    /// When each (renewable, target) was last probed.
+    pub async fn last_probes(&self) -> Result<HashMap<(String, String), Timestamp>> {
+        let rows: Vec<(String, String, i64)> = dispatch!(self, last_probes())?;
+        rows.into_iter()
+            .map(|(renewable, target, at)| Ok(((renewable, target), from_ms(at)?)))
             .collect()
     }
 }

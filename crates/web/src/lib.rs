@@ -30,6 +30,8 @@ pub struct AppState {
     pub started_at: jiff::Timestamp,
     /// The change policy's settings (`[changes]` in the configuration).
     pub changes: muster_domain::changes::Settings,
+    /// Probes on demand (`[probes]` in the configuration).
+    pub prober: muster_probe::Prober,
 }
 
 impl AppState {
@@ -40,6 +42,8 @@ impl AppState {
             metrics: ops::metrics_handle(),
             started_at: jiff::Timestamp::now(),
             changes: muster_domain::changes::Settings::default(),
+            prober: muster_probe::Prober::new(&[], muster_probe::DEFAULT_TIMEOUT)
+                .expect("the Mozilla roots load"),
         }
     }
 }
@@ -271,6 +275,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/renewables/{id}/renewal",
             post(api::renewals::move_renewal),
         )
+        .route("/api/v1/renewables/{id}/probe", post(api::renewals::probe))
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {

@@ -5,6 +5,7 @@
 //! due, by state rather than by "days left equals N".
 
 pub mod pipeline;
+pub mod probes;
 pub mod reminders;
 
 use crate::catalog::Catalog;

@@ -36,6 +36,9 @@ pub struct TargetProgress {
     pub verified: Option<Step>,
     /// What the verification rests on (a probe's finding, an attestation's evidence).
     pub evidence: Option<String>,
+    /// The new item's expiry on this target, when a probe saw it (else the renewal's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// One renewal of one expiry.
@@ -113,6 +116,17 @@ impl Renewal {
             .map(|k| self.target_stage(k))
             .min()
             .unwrap_or(Stage::Due)
+    }
+
+    /// The expiry the renewable moves to when done: the earliest of its targets' new
+    /// ones (as probes saw them, else as received).
+    pub fn new_expiry(&self) -> Option<Timestamp> {
+        self.targets
+            .values()
+            .map(|t| t.expires_at.or(self.new_expires_at))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .min()
     }
 
     /// Done: verified live on every target.
@@ -414,7 +428,7 @@ pub struct Stall {
 fn waiting(renewable: &Renewable, renewal: &Renewal, now: Timestamp) -> Vec<Stall> {
     let deadlines = &renewable.deadlines;
     let mut found = Vec::new();
-    if renewal.ordered.is_none() {
+    if renewal.ordered.is_none() && renewal.received.is_none() {
         found.push(Stall {
             stage: Stage::Ordered,
             team: renewable

@@ -12,6 +12,7 @@ mod oncall;
 mod openapi;
 mod pages;
 mod peers;
+mod probes;
 mod renewals;
 mod server;
 mod stories;

@@ -291,24 +291,30 @@ pub async fn declare(p: &crate::Pools<DB>, actor: &Actor, new: &NewIncident, now
     Ok(row)
 }
 
-/// Opens an incident Muster raises by itself (a stalled renewal, an item about to
-/// expire) on `service` for `group_key`, paging `team`, unless one is open for that
-/// group already; answers its id. Takes the `incidents` lock.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn raise(tx: &mut Tx<'_>, service: &str, group_key: &str, severity: Severity, title: &str, summary: &str, team: &str, now: i64) -> Result<i64> {
-    lock(tx).await?;
-    let open_one: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE service_id = $1 AND group_key = $2 AND state <> 'resolved'")
+/// The open incident of `group_key` on `service`, if any.
+pub(crate) async fn open_for_group(tx: &mut Tx<'_>, service: &str, group_key: &str) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE service_id = $1 AND group_key = $2 AND state <> 'resolved'")
         .bind(service)
         .bind(group_key)
         .fetch_optional(&mut **tx)
         .await?;
-    if let Some((id,)) = open_one {
-        return Ok(id);
+    Ok(row.map(|(id,)| id))
+}
+
+/// Opens an incident Muster raises by itself (a stalled renewal, an item about to
+/// expire, an expired certificate) on `service` for `group_key`, paging `team`,
+/// unless one is open for that group already; answers its id and whether it opened
+/// now. Takes the `incidents` lock.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn raise(tx: &mut Tx<'_>, service: &str, group_key: &str, severity: Severity, title: &str, summary: &str, team: &str, now: i64) -> Result<(i64, bool)> {
+    lock(tx).await?;
+    if let Some(id) = open_for_group(tx, service, group_key).await? {
+        return Ok((id, false));
     }
     let mut pending = Pending::default();
     let row = self::open(tx, &mut pending, service, group_key, severity, title, summary, "muster", Some(team), now).await?;
     pending.write(tx, now).await?;
-    Ok(row.id)
+    Ok((row.id, true))
 }
 
 /// Resolves an incident Muster raised once its reason is gone (unless someone

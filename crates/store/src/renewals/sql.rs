@@ -2,6 +2,8 @@
 
 use muster_domain::incidents::Severity;
 use muster_domain::renewals::pipeline::{Level, Raised, Stage, alarms as decide, stall_text};
+use muster_domain::renewals::probes::{Finding, Outcome, PROBE, observe};
+use muster_domain::renewals::{IMPLICIT_TARGET, reminders};
 use crate::notify::notices;
 
 pub async fn reminder_states(p: &crate::Pools<DB>, ids: &[&str]) -> Result<(Vec<SentRow>, Vec<StateRow>)> {
@@ -136,7 +138,7 @@ pub async fn record(p: &crate::Pools<DB>, reminders: &[Reminder], now: Timestamp
         }
         if let Some(page) = &reminder.page {
             let group = format!("renewal:{}:{expires_at}:expiry", renewable.id);
-            let incident = incidents_sql::raise(&mut tx, page_service(renewable), &group, Severity::Major, &page.title, &page.summary, &page.team, at).await?;
+            let (incident, _) = incidents_sql::raise(&mut tx, page_service(renewable), &group, Severity::Major, &page.title, &page.summary, &page.team, at).await?;
             raised(&mut tx, (&renewable.id, expires_at), "expiry", Level::Paged, at, &page.targets, Some(incident)).await?;
             let text = format!("{}; team {} paged ({})", page.title, page.team, muster_domain::incidents::number(incident));
             history(&mut tx, (&renewable.id, expires_at), at, "expiry", None, "muster", &text).await?;
@@ -186,7 +188,7 @@ pub async fn check(p: &crate::Pools<DB>, catalog: &Catalog, renewables: &HashMap
                 }
                 Level::Paged => {
                     let group = format!("renewal:{id}:{expires_at}:{stage}");
-                    let incident = incidents_sql::raise(&mut tx, page_service(renewable), &group, Severity::Major, &title, &body, &stall.team, at).await?;
+                    let (incident, _) = incidents_sql::raise(&mut tx, page_service(renewable), &group, Severity::Major, &title, &body, &stall.team, at).await?;
                     (Some(incident), format!("Still stalled; team {} paged ({})", stall.team, muster_domain::incidents::number(incident)))
                 }
             };
@@ -231,15 +233,56 @@ pub async fn renewal(p: &crate::Pools<DB>, renewable: &str, expires_at: i64) -> 
     Ok(Some(RenewalRecord { renewal, done_at: done_at.map(from_ms).transpose()?, history }))
 }
 
+/// The group key of the outage incident a probe raises when it sees an expired item.
+fn expired_group(renewable: &str) -> String {
+    format!("renewal:{renewable}:expired")
+}
+
+/// Finishes a renewal verified everywhere: the renewable's expiry in the catalog moves
+/// to the new one (each target's own, when a probe saw it), and the incidents it
+/// raised are resolved. Answers the history's words and the audit entry.
+async fn finish(tx: &mut sqlx::Transaction<'_, DB>, actor: &Actor, renewable: &Renewable, renewal: &Renewal, at: i64) -> Result<Option<(String, muster_domain::audit::NewAuditEntry)>> {
+    let Some(new_expiry) = renewal.new_expiry() else {
+        return Ok(None);
+    };
+    // The catalog's lock first, as every catalog write takes it.
+    let sql = format!("SELECT generation FROM catalog_meta WHERE id = 1{LOCK}");
+    let (generation,): (i64,) = sqlx::query_as(trusted(sql)).fetch_one(&mut **tx).await?;
+    let sql = format!("SELECT body FROM renewables WHERE id = $1{LOCK}");
+    let Some((body,)): Option<(String,)> = sqlx::query_as(trusted(sql)).bind(&renewable.id).fetch_optional(&mut **tx).await? else {
+        return Ok(None);
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("renewable {}: {e}", renewable.id)))?;
+    value["expires_at"] = serde_json::json!(new_expiry.to_string());
+    // Every target is on the new item: its own expiry is the one a probe saw, else
+    // the renewable's.
+    if let Some(targets) = value.get_mut("targets").and_then(serde_json::Value::as_array_mut) {
+        for target in targets.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            let key = ["host", "name", "organisation"].iter().find_map(|k| target.get(*k).and_then(|v| v.as_str()).map(str::to_string));
+            match key.and_then(|k| renewal.targets.get(&k)?.expires_at) {
+                Some(own) if own != new_expiry => target.insert("expires_at".into(), serde_json::json!(own.to_string())),
+                _ => target.remove("expires_at"),
+            };
+        }
+    }
+    sqlx::query("UPDATE renewables SET body = $2, updated_at = $3 WHERE id = $1").bind(&renewable.id).bind(value.to_string()).bind(at).execute(&mut **tx).await?;
+    sqlx::query("UPDATE catalog_meta SET generation = $1 WHERE id = 1").bind(generation + 1).execute(&mut **tx).await?;
+    let (all, _, _) = renewal.progress();
+    let moved = format!("Done: verified on all {all} targets; the expiry moves to {}", new_expiry.strftime("%Y-%m-%d"));
+    let entry = actor.entry("renewal.update", format!("renewable:{}", renewable.id), Some(body), Some(value.to_string()));
+    settle_pages(tx, &renewable.id, renewable.expires_at.as_millisecond(), None, &moved, at).await?;
+    if let Some(outage) = incidents_sql::open_for_group(tx, page_service(renewable), &expired_group(&renewable.id)).await? {
+        incidents_sql::settle(tx, outage, &moved, at).await?;
+    }
+    Ok(Some((moved, entry)))
+}
+
 pub async fn move_renewal(p: &crate::Pools<DB>, actor: &Actor, renewable: &Renewable, request: &Move, now: Timestamp) -> Result<()> {
     let at = now.as_millisecond();
     let expires_at = renewable.expires_at.as_millisecond();
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     // The row exists before it is locked, so two first moves take turns.
-    start(&mut tx, renewable, now).await?;
-    let sql = format!("SELECT state FROM renewals WHERE renewable_id = $1 AND expires_at = $2{LOCK}");
-    let (state,): (String,) = sqlx::query_as(trusted(sql)).bind(&renewable.id).bind(expires_at).fetch_one(&mut *tx).await?;
-    let mut renewal: Renewal = serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("renewal of {}: {e}", renewable.id)))?;
+    let mut renewal = locked_renewal(&mut tx, renewable, now).await?;
     let text = renewal.apply(request, now).map_err(|(field, why)| {
         let mut errors = muster_domain::FieldErrors::default();
         errors.push(field, why);
@@ -247,39 +290,11 @@ pub async fn move_renewal(p: &crate::Pools<DB>, actor: &Actor, renewable: &Renew
     })?;
     let stage = request.stage.map(|s| s.as_str()).unwrap_or_default();
     let done = renewal.is_done();
-    // The stall engine looks again at once: a deadline moved, or a stall cleared.
-    sqlx::query("UPDATE renewals SET state = $3, stage = $4, updated_at = $5, done_at = $6, check_at = $7 WHERE renewable_id = $1 AND expires_at = $2")
-        .bind(&renewable.id)
-        .bind(expires_at)
-        .bind(serde_json::to_string(&renewal).expect("renewals serialise"))
-        .bind(renewal.stage().as_str())
-        .bind(at)
-        .bind(done.then_some(at))
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+    save(&mut tx, (&renewable.id, expires_at), &renewal, at).await?;
     let mut history = vec![(stage.to_string(), request.target.clone(), text.clone())];
     let mut audit = vec![actor.entry(&format!("renewal.{stage}"), format!("renewable:{}", renewable.id), None, Some(text))];
-    if done && let Some(new_expiry) = renewal.new_expires_at {
-        // The catalog's lock first, as every catalog write takes it.
-        let sql = format!("SELECT generation FROM catalog_meta WHERE id = 1{LOCK}");
-        let (generation,): (i64,) = sqlx::query_as(trusted(sql)).fetch_one(&mut *tx).await?;
-        let sql = format!("SELECT body FROM renewables WHERE id = $1{LOCK}");
-        let (body,): (String,) = sqlx::query_as(trusted(sql)).bind(&renewable.id).fetch_one(&mut *tx).await?;
-        let mut value: serde_json::Value = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("renewable {}: {e}", renewable.id)))?;
-        value["expires_at"] = serde_json::json!(new_expiry.to_string());
-        // Every target is on the new item now: their own older expiries go.
-        if let Some(targets) = value.get_mut("targets").and_then(serde_json::Value::as_array_mut) {
-            for target in targets.iter_mut().filter_map(serde_json::Value::as_object_mut) {
-                target.remove("expires_at");
-            }
-        }
-        sqlx::query("UPDATE renewables SET body = $2, updated_at = $3 WHERE id = $1").bind(&renewable.id).bind(value.to_string()).bind(at).execute(&mut *tx).await?;
-        sqlx::query("UPDATE catalog_meta SET generation = $1 WHERE id = 1").bind(generation + 1).execute(&mut *tx).await?;
-        let (all, _, _) = renewal.progress();
-        let moved = format!("Done: verified on all {all} targets; the expiry moves to {}", new_expiry.strftime("%Y-%m-%d"));
-        audit.push(actor.entry("renewal.update", format!("renewable:{}", renewable.id), Some(body), Some(value.to_string())));
-        settle_pages(&mut tx, &renewable.id, expires_at, None, &moved, at).await?;
+    if done && let Some((moved, entry)) = finish(&mut tx, actor, renewable, &renewal, at).await? {
+        audit.push(entry);
         history.push(("done".to_string(), None, moved));
     }
     for (stage, target, text) in history {
@@ -288,4 +303,133 @@ pub async fn move_renewal(p: &crate::Pools<DB>, actor: &Actor, renewable: &Renew
     audit_sql::append(&mut tx, at, audit).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Saves a renewal's state; the stall engine looks at it again at once (a deadline
+/// moved, or a stall cleared).
+async fn save(tx: &mut sqlx::Transaction<'_, DB>, (renewable, expires_at): Key<'_>, renewal: &Renewal, at: i64) -> Result<()> {
+    sqlx::query("UPDATE renewals SET state = $3, stage = $4, updated_at = $5, done_at = $6, check_at = $7 WHERE renewable_id = $1 AND expires_at = $2")
+        .bind(renewable)
+        .bind(expires_at)
+        .bind(serde_json::to_string(renewal).expect("renewals serialise"))
+        .bind(renewal.stage().as_str())
+        .bind(at)
+        .bind(renewal.is_done().then_some(at))
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Locks the renewal of `renewable`'s current expiry, starting it when none was.
+async fn locked_renewal(tx: &mut sqlx::Transaction<'_, DB>, renewable: &Renewable, now: Timestamp) -> Result<Renewal> {
+    start(tx, renewable, now).await?;
+    let sql = format!("SELECT state FROM renewals WHERE renewable_id = $1 AND expires_at = $2{LOCK}");
+    let (state,): (String,) = sqlx::query_as(trusted(sql)).bind(&renewable.id).bind(renewable.expires_at.as_millisecond()).fetch_one(&mut **tx).await?;
+    serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("renewal of {}: {e}", renewable.id)))
+}
+
+pub async fn record_probes(p: &crate::Pools<DB>, catalog: &Catalog, findings: &[(Renewable, Finding)], now: Timestamp) -> Result<Vec<ProbeReport>> {
+    let at = now.as_millisecond();
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let mut reports = Vec::with_capacity(findings.len());
+    let mut messages: Vec<NewNotification> = Vec::new();
+    let mut audit = Vec::new();
+    for (renewable, finding) in findings {
+        let (seen, identity) = match &finding.outcome {
+            Outcome::Seen { expires_at, identity, .. } => (Some(expires_at.as_millisecond()), identity.clone()),
+            Outcome::Failed { .. } => (None, None),
+        };
+        sqlx::query("INSERT INTO probe_results (renewable_id, target, at, method, expires_at, identity, verdict, finding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(&renewable.id)
+            .bind(&finding.target)
+            .bind(at)
+            .bind(&finding.method)
+            .bind(seen)
+            .bind(identity)
+            .bind(finding.verdict())
+            .bind(serde_json::to_string(finding).expect("findings serialise"))
+            .execute(&mut *tx)
+            .await?;
+        let mut report = ProbeReport { finding: finding.clone(), steps: Vec::new(), mismatch: None, incident: None };
+        if seen.is_none() {
+            reports.push(report);
+            continue;
+        }
+        let key = (renewable.id.as_str(), renewable.expires_at.as_millisecond());
+        let mut renewal = locked_renewal(&mut tx, renewable, now).await?;
+        let effect = observe(renewable, &mut renewal, finding, now);
+        if !effect.steps.is_empty() {
+            let done = renewal.is_done();
+            save(&mut tx, key, &renewal, at).await?;
+            for (stage, text) in &effect.steps {
+                history(&mut tx, key, at, stage, Some(&finding.target), PROBE, text).await?;
+                report.steps.push(text.clone());
+            }
+            let actor = Actor::new(PROBE);
+            if done && let Some((moved, entry)) = finish(&mut tx, &actor, renewable, &renewal, at).await? {
+                audit.push(entry);
+                history(&mut tx, key, at, "done", None, PROBE, &moved).await?;
+                report.steps.push(moved);
+            }
+        }
+        if let Some(mismatch) = &effect.mismatch {
+            let stage = format!("mismatch:{}", finding.target);
+            let identity = match &finding.outcome {
+                Outcome::Seen { identity, .. } => identity.clone().unwrap_or_default(),
+                Outcome::Failed { .. } => String::new(),
+            };
+            // Told once per served key.
+            let fresh: Option<(String,)> = sqlx::query_as(
+                "INSERT INTO renewal_alarms (renewable_id, expires_at, stage, level, at, targets, incident_id) VALUES ($1, $2, $3, $4, $5, $6, NULL) \
+                 ON CONFLICT (renewable_id, expires_at, stage, level) DO NOTHING RETURNING stage",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(&stage)
+            .bind(&identity)
+            .bind(at)
+            .bind(serde_json::to_string(&[&finding.target]).expect("strings serialise"))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if fresh.is_some() {
+                let title = format!("Key mismatch: {} on {}", renewable.name, finding.target);
+                let body = format!("{} ({}): {mismatch}.\n", renewable.name, renewable.id);
+                let people = catalog.team(&renewable.owner).map(|t| t.members.clone()).unwrap_or_default();
+                messages.extend(notices(catalog, &people, &format!("renewal:{}:{}:{stage}:{identity}", key.0, key.1), &title, &body, at));
+                history(&mut tx, key, at, "mismatch", Some(&finding.target), PROBE, mismatch).await?;
+            }
+            report.mismatch = Some(mismatch.clone());
+        }
+        if effect.expired {
+            let service = page_service(renewable);
+            let team = catalog.service(service).map(|s| s.owner.clone()).unwrap_or_else(|| renewable.owner.clone());
+            let served = match &finding.outcome {
+                Outcome::Seen { expires_at, .. } => *expires_at,
+                Outcome::Failed { .. } => now,
+            };
+            let on = if finding.target == IMPLICIT_TARGET { String::new() } else { format!(" on {}", finding.target) };
+            let title = format!("{} {}: still served{on}", renewable.name, reminders::when(served, now));
+            let summary = format!("The {} probe of {} sees an expired item: {}.", finding.method, finding.target, finding.verdict());
+            let (incident, opened) = incidents_sql::raise(&mut tx, service, &expired_group(&renewable.id), Severity::Critical, &title, &summary, &team, at).await?;
+            if opened {
+                let text = format!("The probe sees an expired item on {}; incident {} opened", finding.target, muster_domain::incidents::number(incident));
+                history(&mut tx, key, at, "expired", Some(&finding.target), PROBE, &text).await?;
+            }
+            report.incident = Some(muster_domain::incidents::number(incident));
+        }
+        reports.push(report);
+    }
+    notify_sql::insert(&mut tx, at, &messages).await?;
+    audit_sql::append(&mut tx, at, audit).await?;
+    tx.commit().await?;
+    Ok(reports)
+}
+
+pub async fn probe_history(p: &crate::Pools<DB>, renewable: &str, limit: i64) -> Result<Vec<(String,)>> {
+    Ok(sqlx::query_as("SELECT finding FROM probe_results WHERE renewable_id = $1 ORDER BY at DESC, id DESC LIMIT $2").bind(renewable).bind(limit).fetch_all(&p.reader).await?)
+}
+
+pub async fn last_probes(p: &crate::Pools<DB>) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as("SELECT renewable_id, target, MAX(at) FROM probe_results GROUP BY renewable_id, target").fetch_all(&p.reader).await?)
 }

@@ -12,7 +12,8 @@ use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
 use muster_domain::clock::parse_duration;
 use muster_domain::renewals::pipeline::{Move, Stage, stalls};
-use muster_domain::renewals::{Kind, Renewable, days, days_left};
+use muster_domain::renewals::probes::probed_targets;
+use muster_domain::renewals::{Kind, Renewable, Verify, days, days_left};
 use muster_store::renewals::{ReminderState, RenewalRecord};
 use serde_json::{Value, json};
 
@@ -128,6 +129,12 @@ async fn detail(state: &AppState, renewable: &Renewable) -> ApiResult<Value> {
         .await?;
     body["renewal"] = record.map_or(Value::Null, |r| renewal_json(&r, now));
     body["alarms"] = json!(state.store.renewal_alarms(renewable).await?);
+    body["probes"] = json!(
+        state
+            .store
+            .probe_history(&renewable.id, PROBES_SHOWN)
+            .await?
+    );
     Ok(body)
 }
 
@@ -152,6 +159,66 @@ fn renewal_json(record: &RenewalRecord, now: Timestamp) -> Value {
         "new_expires_at": r.new_expires_at, "identity": r.identity,
         "targets": per_target, "history": record.history,
     })
+}
+
+/// Probe results a renewable's answer carries, newest first.
+const PROBES_SHOWN: usize = 50;
+
+/// Refuses unless the caller responds for the renewable's owner or buyer team.
+fn require_team(caller: &Caller, renewable: &Renewable) -> ApiResult<()> {
+    let teams = [Some(renewable.owner.as_str()), renewable.buyer.as_deref()];
+    if teams
+        .iter()
+        .flatten()
+        .any(|t| caller.principal.grant.allows(Permission::Respond, Some(t)))
+    {
+        return Ok(());
+    }
+    caller.require(Permission::Respond, Some(&renewable.owner))
+}
+
+/// `POST /api/v1/renewables/{id}/probe`: probes every target verified by `tls` or
+/// `http_json` now, records what was found (as the periodic probes do) and answers it
+/// with what followed. By a responder of the owner or buyer team.
+pub async fn probe(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let renewable = find(&state, &id).await?;
+    require_team(&caller, &renewable)?;
+    let plans: Vec<(String, Verify)> = probed_targets(&renewable)
+        .into_iter()
+        .map(|(t, how)| (t.key.clone(), how))
+        .collect();
+    if plans.is_empty() {
+        return Err(ApiError::invalid(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            muster_domain::FieldError::new(
+                "verify",
+                "every target is verified by attestation (manual): there is nothing to probe",
+            )
+            .into(),
+        ));
+    }
+    let now = state.store.clock().now();
+    let findings = state
+        .prober
+        .probe_all(
+            vec![(renewable.clone(), plans)],
+            muster_probe::DEFAULT_CONCURRENCY,
+            now,
+        )
+        .await;
+    let snapshot = state.store.catalog().await?;
+    let reports = state
+        .store
+        .record_probes(&snapshot.catalog, &findings)
+        .await?;
+    let renewable = find(&state, &id).await?;
+    let mut body = detail(&state, &renewable).await?;
+    body["probed"] = json!(reports);
+    Ok(Json(body))
 }
 
 /// `GET /api/v1/renewables/{id}`.
@@ -196,14 +263,7 @@ pub async fn move_renewal(
 ) -> ApiResult<Json<Value>> {
     let request: MoveBody = body.parse()?;
     let renewable = find(&state, &id).await?;
-    let teams = [Some(renewable.owner.as_str()), renewable.buyer.as_deref()];
-    if !teams
-        .iter()
-        .flatten()
-        .any(|t| caller.principal.grant.allows(Permission::Respond, Some(t)))
-    {
-        caller.require(Permission::Respond, Some(&renewable.owner))?;
-    }
+    require_team(&caller, &renewable)?;
     let snapshot = state.store.catalog().await?;
     let mut errors = FieldErrors::default();
     let stage = Stage::parse(&request.stage);
