@@ -18,6 +18,9 @@
 //!   1 s targets.
 //! - `changes`: the conflict check of one change against 100,000 stored changes on the
 //!   synthetic graph, p50 and p99 against the 10 ms target.
+//! - `renewals`: a reminder pass over 1,000,000 renewables (2 s target), 1,000 TLS
+//!   probes of loopback servers (10 s target), and `muster scan` throughput in MB/s
+//!   on a tree of mixed binaries beside `grep`.
 //!
 //! Run in release: `cargo run --release -p muster-bench -- --postgres URL`.
 
@@ -27,6 +30,7 @@ mod direct;
 mod incidents;
 mod intake;
 mod oncall;
+mod renewals;
 mod server;
 
 use anyhow::Context;
@@ -45,6 +49,7 @@ enum Suite {
     Intake,
     Incidents,
     Changes,
+    Renewals,
     All,
 }
 
@@ -100,6 +105,12 @@ struct Args {
     /// Changes: changes stored before the conflict checks.
     #[arg(long, default_value_t = 100_000)]
     changes: usize,
+    /// Renewals: renewables the reminder pass goes over.
+    #[arg(long, default_value_t = 1_000_000)]
+    renewables: usize,
+    /// Renewals: TLS probes of loopback servers.
+    #[arg(long, default_value_t = 1_000)]
+    probes: usize,
 }
 
 /// A small deterministic generator (xorshift), so every run measures the same data.
@@ -300,6 +311,10 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.suite, Suite::Changes | Suite::All) {
         let figures = changes::benchmark(&args, &mut databases).await?;
         changes::report(&figures, &args);
+    }
+    if matches!(args.suite, Suite::Renewals | Suite::All) {
+        let figures = renewals::benchmark(&args, &mut databases).await?;
+        renewals::report(&figures);
     }
     if matches!(args.suite, Suite::Oncall | Suite::All) {
         let mut results = Vec::new();

@@ -66,6 +66,9 @@ pub enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Find X.509 certificates and SPKI pins in files, binaries and zip/jar/apk
+    /// archives; with --register, record them as the pins of an artifact version.
+    Scan(crate::scan::ScanArgs),
 }
 
 #[derive(Subcommand)]
@@ -277,6 +280,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Catalog(command) => catalog(&resolved, command).await,
         Command::User(command) => user(&resolved, command).await,
         Command::Token(command) => token(&resolved, command).await,
+        Command::Scan(args) => {
+            let report = crate::scan::scan(&args);
+            if args.register {
+                register_scan(&resolved, &args, &report).await?;
+            }
+            crate::scan::print(&report, args.json)
+        }
         Command::Audit(AuditCommand::Verify { expect_head }) => {
             let expect_head = expect_head.map(|head| parse_head(&head)).transpose()?;
             let store = open_existing(&resolved).await?;
@@ -295,6 +305,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Records a scan as the pins of `--artifact` `--version`, and tracks each pinned
+/// certificate's expiry as a renewable owned by `--owner`.
+async fn register_scan(
+    resolved: &Resolved,
+    args: &crate::scan::ScanArgs,
+    report: &muster_probe::scan::Report,
+) -> anyhow::Result<()> {
+    use muster_domain::renewals::artifacts::{Pin, artifact_id, check_artifact, pinned_renewable};
+    use muster_probe::scan::Found;
+    let (Some(name), Some(version), Some(owner)) = (&args.artifact, &args.version, &args.owner)
+    else {
+        bail!("--register needs --artifact, --version and --owner");
+    };
+    check_artifact(name, version).map_err(|(field, why)| anyhow::anyhow!("--{field}: {why}"))?;
+    let store = open_existing(resolved).await?;
+    if store.catalog().await?.catalog.team(owner).is_none() {
+        bail!("--owner: no team with id {owner:?} in the catalog");
+    }
+    let pins: Vec<Pin> = report
+        .hits
+        .iter()
+        .map(|hit| match &hit.found {
+            Found::Certificate(c) => Pin {
+                path: hit.path.clone(),
+                offset: hit.offset as i64,
+                kind: "certificate".into(),
+                spki_sha256: c.spki_sha256.clone(),
+                subject: Some(c.subject.clone()),
+                not_after: Some(c.not_after),
+            },
+            Found::Pin { spki_sha256, .. } => Pin {
+                path: hit.path.clone(),
+                offset: hit.offset as i64,
+                kind: "pin".into(),
+                spki_sha256: spki_sha256.clone(),
+                subject: None,
+                not_after: None,
+            },
+        })
+        .collect();
+    let actor = cli_actor(None);
+    store
+        .register_artifact(&actor, name, version, owner, &pins)
+        .await?;
+    let mut renewables: Vec<serde_json::Value> = pins
+        .iter()
+        .filter_map(|pin| pinned_renewable(name, version, owner, pin))
+        .collect();
+    renewables.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    renewables.dedup_by(|a, b| a["id"] == b["id"]);
+    eprintln!(
+        "registered {}: {} keys pinned",
+        artifact_id(name, version),
+        pins.len()
+    );
+    if !renewables.is_empty() {
+        let document = serde_json::json!({ "renewables": renewables }).to_string();
+        let summary = import_document(&store, &document, Format::Json, false, &actor).await?;
+        eprintln!("pinned certificates tracked as renewables:\n{summary}");
+    }
+    Ok(())
 }
 
 /// Imports a document into `store`, printing a summary; used by `catalog import` and

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod scan;
 mod serve;
 
 use clap::Parser;

@@ -106,10 +106,11 @@ fn der_certificates(bytes: &[u8]) -> Vec<Found> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn certificate(name: &str) -> rcgen::Certificate {
+    /// A self-signed certificate for `name`.
+    pub(crate) fn certificate(name: &str) -> rcgen::Certificate {
         let key = rcgen::KeyPair::generate().unwrap();
         rcgen::CertificateParams::new(vec![name.to_string()])
             .unwrap()

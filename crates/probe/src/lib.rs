@@ -5,10 +5,13 @@
 //!   (expired, not yet valid, untrusted, name mismatch) judged at the caller's `now`.
 //! - **HTTP JSON**: the expiry date at a JSON pointer of a URL's answer.
 //!
-//! Both are bounded by a timeout and answer a `Finding` whatever happens; a probe that
+//! - **Scanning** (`scan`): certificates and pins inside shipped builds.
+//!
+//! Probes are bounded by a timeout and answer a `Finding` whatever happens; a probe that
 //! cannot read its target says why (`Outcome::Failed`).
 
 pub mod certificates;
+pub mod scan;
 
 pub use certificates::certificate_of;
 use jiff::Timestamp;

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use muster_domain::audit::Actor;
 use muster_domain::catalog::Catalog;
 use muster_domain::renewals::Renewable;
+use muster_domain::renewals::artifacts::Pin;
 use muster_domain::renewals::pipeline::{Move, Renewal};
 use muster_domain::renewals::probes::Finding;
 use serde::Serialize;
@@ -231,6 +232,96 @@ impl Store {
     }
 }
 
+/// An artifact version (a shipped build) and the keys found in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    /// `name@version`.
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub owner: String,
+    pub registered_at: Timestamp,
+    /// Set once no client runs it: its pins no longer matter.
+    pub retired_at: Option<Timestamp>,
+    pub pins: Vec<ArtifactPin>,
+}
+
+/// A key an artifact pins, with the renewables whose probes saw it served.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactPin {
+    #[serde(flatten)]
+    pub pin: Pin,
+    pub renewables: Vec<String>,
+}
+
+impl Store {
+    /// Records `pins` as what `name` `version` pins (replacing an earlier scan of it).
+    pub async fn register_artifact(
+        &self,
+        actor: &Actor,
+        name: &str,
+        version: &str,
+        owner: &str,
+        pins: &[Pin],
+    ) -> Result<()> {
+        let at = self.clock().now().as_millisecond();
+        dispatch!(
+            self,
+            register_artifact(actor, name, version, owner, pins, at)
+        )
+    }
+
+    /// Every artifact version (or the one with `id`), with its pins and the
+    /// renewables that served each pinned key.
+    pub async fn artifacts(&self, id: Option<&str>) -> Result<Vec<Artifact>> {
+        let (rows, pin_rows) = dispatch!(self, artifacts(id))?;
+        let keys: Vec<String> = pin_rows.iter().map(|p| p.4.clone()).collect();
+        let mut serving: HashMap<String, Vec<String>> = HashMap::new();
+        for (key, renewable) in dispatch!(self, serving(&keys))? {
+            serving.entry(key).or_default().push(renewable);
+        }
+        let mut pins: HashMap<String, Vec<ArtifactPin>> = HashMap::new();
+        for (artifact, path, offset, kind, spki, subject, not_after) in pin_rows {
+            let mut renewables = serving.get(&spki).cloned().unwrap_or_default();
+            renewables.sort();
+            pins.entry(artifact).or_default().push(ArtifactPin {
+                pin: Pin {
+                    path,
+                    offset,
+                    kind,
+                    spki_sha256: spki,
+                    subject,
+                    not_after: not_after.map(from_ms).transpose()?,
+                },
+                renewables,
+            });
+        }
+        rows.into_iter()
+            .map(|(id, name, version, owner, registered_at, retired_at)| {
+                Ok(Artifact {
+                    pins: pins.remove(&id).unwrap_or_default(),
+                    id,
+                    name,
+                    version,
+                    owner,
+                    registered_at: from_ms(registered_at)?,
+                    retired_at: retired_at.map(from_ms).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Retires an artifact version: no client runs it, so its pins stop mattering.
+    pub async fn retire_artifact(&self, actor: &Actor, id: &str) -> Result<Artifact> {
+        let at = self.clock().now().as_millisecond();
+        dispatch!(self, retire_artifact(actor, id, at))?;
+        self.artifacts(Some(id))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("no artifact {id:?}")))
+    }
+}
+
 impl Store {
     /// The renewal of `renewable`'s expiry `expires_at`, if any move was recorded.
     pub async fn renewal(
@@ -248,11 +339,12 @@ impl Store {
     pub async fn move_renewal(
         &self,
         actor: &Actor,
+        catalog: &Catalog,
         renewable: &Renewable,
         request: &Move,
     ) -> Result<RenewalRecord> {
         let now = self.clock().now();
-        dispatch!(self, move_renewal(actor, renewable, request, now))?;
+        dispatch!(self, move_renewal(actor, catalog, renewable, request, now))?;
         self.renewal(&renewable.id, renewable.expires_at)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("renewal of {} vanished", renewable.id)))

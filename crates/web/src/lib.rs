@@ -276,6 +276,11 @@ pub fn router(state: AppState) -> Router {
             post(api::renewals::move_renewal),
         )
         .route("/api/v1/renewables/{id}/probe", post(api::renewals::probe))
+        .route("/api/v1/artifacts", get(api::renewals::artifacts))
+        .route(
+            "/api/v1/artifacts/{id}/retire",
+            post(api::renewals::retire_artifact),
+        )
         .route("/api/v1/audit", get(api::audit::list))
         .route("/api/v1/audit/head", get(api::audit::head));
     for kind in catalog_api::COLLECTIONS {

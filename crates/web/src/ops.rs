@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use muster_domain::renewals::{Renewable, days_left};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -48,7 +49,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         metrics::gauge!("muster_db_pool_connections", "pool" => pool, "state" => "idle")
             .set(idle as f64);
     }
-    let body = state.metrics.render();
+    let mut body = state.metrics.render();
+    if let Ok(snapshot) = state.store.catalog().await {
+        let renewables = Renewable::of_catalog(&snapshot.catalog);
+        body.push_str(&renewable_metrics(&renewables, state.store.clock().now()));
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -57,6 +62,47 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Each renewable's expiry and days left as Prometheus gauges, so Prometheus users need
+/// no separate exporter to alert on them.
+fn renewable_metrics(renewables: &[Renewable], now: jiff::Timestamp) -> String {
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let labels = |r: &Renewable| {
+        format!(
+            "renewable=\"{}\",kind=\"{}\",owner=\"{}\"",
+            escape(&r.id),
+            r.kind.as_str(),
+            escape(&r.owner)
+        )
+    };
+    let mut out = String::from(
+        "# HELP muster_renewable_expiry_timestamp_seconds When the renewable's current item expires (the earliest of its targets').\n\
+         # TYPE muster_renewable_expiry_timestamp_seconds gauge\n",
+    );
+    for r in renewables {
+        out.push_str(&format!(
+            "muster_renewable_expiry_timestamp_seconds{{{}}} {}\n",
+            labels(r),
+            r.expires_at.as_second()
+        ));
+    }
+    out.push_str(
+        "# HELP muster_renewable_days_left Whole days until the renewable expires (negative once expired).\n\
+         # TYPE muster_renewable_days_left gauge\n",
+    );
+    for r in renewables {
+        out.push_str(&format!(
+            "muster_renewable_days_left{{{}}} {}\n",
+            labels(r),
+            days_left(r.expires_at, now)
+        ));
+    }
+    out
 }
 
 /// Counts requests and records their latency by route template and status.

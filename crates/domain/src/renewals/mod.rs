@@ -4,6 +4,7 @@
 //! reading of the catalog's `renewables` section; `reminders` decides which reminder is
 //! due, by state rather than by "days left equals N".
 
+pub mod artifacts;
 pub mod pipeline;
 pub mod probes;
 pub mod reminders;

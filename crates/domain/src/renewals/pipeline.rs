@@ -56,6 +56,12 @@ pub struct Renewal {
     /// fingerprint), never the secret.
     pub identity: Option<String>,
     pub targets: BTreeMap<String, TargetProgress>,
+    /// Artifacts in use pin another key than the one received: applying needs an
+    /// acknowledgement first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_warning: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pins_acknowledged: Option<Step>,
 }
 
 /// A move asked for.
@@ -70,6 +76,8 @@ pub struct Move {
     pub evidence: Option<String>,
     /// Kept with the move in the history.
     pub note: Option<String>,
+    /// Applies even though artifacts in use pin another key (see `pin_warning`).
+    pub acknowledge_pins: bool,
 }
 
 /// Why a move is refused: the field (or rule) and the reason.
@@ -90,6 +98,8 @@ impl Renewal {
             received: None,
             new_expires_at: None,
             identity: None,
+            pin_warning: None,
+            pins_acknowledged: None,
             targets: renewable
                 .targets
                 .iter()
@@ -290,6 +300,17 @@ impl Renewal {
                 let key = target.expect("checked above");
                 if self.received.is_none() {
                     return Err(out_of_order("received"));
+                }
+                if let Some(warning) = &self.pin_warning
+                    && self.pins_acknowledged.is_none()
+                {
+                    if !request.acknowledge_pins {
+                        return Err(refuse(
+                            "acknowledge_pins",
+                            format!("{warning}: send acknowledge_pins: true to apply it anyway"),
+                        ));
+                    }
+                    self.pins_acknowledged = Some(step.clone());
                 }
                 let progress = self.targets.get_mut(&key).expect("checked above");
                 if progress.applied.is_some() {
@@ -720,6 +741,34 @@ mod tests {
             ..step(Stage::Verified, Some("org-01"))
         };
         assert_eq!(field(&mut renewal, bare), "evidence");
+    }
+
+    #[test]
+    fn a_pin_warning_needs_an_acknowledgement_before_applied() {
+        let renewable = licence();
+        let now = at("2026-11-03T00:00:00Z");
+        let mut renewal = Renewal::start(&renewable, now);
+        renewal.apply(&step(Stage::Ordered, None), now).unwrap();
+        renewal.apply(&step(Stage::Received, None), now).unwrap();
+        renewal.pin_warning = Some("desktop-client 0.9.1 pins SPKI sha256:old".into());
+        let refused = renewal
+            .apply(&step(Stage::Applied, Some("org-01")), now)
+            .unwrap_err();
+        assert_eq!(refused.0, "acknowledge_pins");
+        assert!(
+            refused.1.starts_with("desktop-client 0.9.1 pins"),
+            "{}",
+            refused.1
+        );
+        let acknowledged = Move {
+            acknowledge_pins: true,
+            ..step(Stage::Applied, Some("org-01"))
+        };
+        renewal.apply(&acknowledged, now).unwrap();
+        assert!(renewal.pins_acknowledged.is_some());
+        renewal
+            .apply(&step(Stage::Applied, Some("org-02")), now)
+            .unwrap();
     }
 
     #[test]

@@ -12,7 +12,9 @@ on_both_databases!(
     tokens_are_shown_once_and_can_be_revoked
 );
 
-pub const ROUTES: [(&str, &str); 66] = [
+pub const ROUTES: [(&str, &str); 68] = [
+    ("GET", "/api/v1/artifacts"),
+    ("POST", "/api/v1/artifacts/identity/retire"),
     ("POST", "/api/v1/renewables/identity/renewal"),
     ("POST", "/api/v1/renewables/identity/probe"),
     ("GET", "/api/v1/renewables"),

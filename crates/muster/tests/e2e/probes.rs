@@ -1,6 +1,7 @@
 //! Probes end to end against real peers: `openssl s_server` serving certificates
 //! signed by a test CA (valid, expiring, expired) and one nobody trusts, a port that
-//! answers garbage, a port where nothing listens, and an HTTP server answering JSON.
+//! answers garbage, a port where nothing listens, and an HTTP server answering JSON;
+//! and `muster scan` on a build tree with the certificate planted in a binary and archives.
 
 use crate::common::*;
 use crate::incidents::{settle, wait_for};
@@ -410,7 +411,252 @@ async fn a_key_other_than_received_is_a_mismatch_and_json_expiries_verify(backen
     );
 }
 
+/// A zip archive (an apk, a jar) of `entries`.
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in entries {
+        out.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        out.write_all(bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// The story of the hard-wired certificate: a client build embeds the API's
+/// certificate; `muster scan` finds it in the binary and in the apk; registered, it
+/// links to the API's renewable by key, so receiving a certificate with another key
+/// warns at once and applying it needs an acknowledgement; retired, it stops mattering.
+async fn certificates_in_shipped_builds_are_found_registered_and_guard_the_renewal(
+    backend: Backend,
+) {
+    let (db, ca, server) = trusting_a_test_ca(backend).await;
+    let (cert_pem, key_pem) = ca.leaf((2026, 1, 1), (2027, 1, 15), true);
+    let api = TlsServer::start(&db.dir, "api", (cert_pem.clone(), key_pem)).await;
+    register(
+        &server,
+        certificate("api-cert", api.port, "2027-01-15T00:00:00Z"),
+    )
+    .await;
+    let served = probe(&server, "api-cert").await;
+    let key = served["probed"][0]["identity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A build tree: the certificate in a binary (mid-string PEM), in an apk (DER), a
+    // pin string in a jar, and a corrupt archive.
+    let build = db.dir.join("build");
+    std::fs::create_dir_all(build.join("lib")).unwrap();
+    let mut binary = b"\x7fELF\x02\x01\x01\x00 padding const char *API_CERT = \"".to_vec();
+    let pem_at = binary.len();
+    binary.extend(cert_pem.replace('\n', "\\n").as_bytes());
+    binary.extend(b"\";\x00\x00 more code");
+    std::fs::write(build.join("desktop-client"), &binary).unwrap();
+    let der: Vec<u8> = {
+        let body: String = cert_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        base64_decode(&body)
+    };
+    let digest = hex_decode(key.trim_start_matches("sha256:"));
+    let pin = format!("sha256/{}", base64_encode(&digest));
+    std::fs::write(
+        build.join("client.apk"),
+        zip_of(&[
+            ("res/raw/api.der", &der),
+            ("AndroidManifest.xml", b"<manifest/>"),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        build.join("lib/pins.jar"),
+        zip_of(&[("Pins.class", format!("pins={pin};").as_bytes())]),
+    )
+    .unwrap();
+    std::fs::write(build.join("lib/broken.jar"), b"PK\x03\x04 not really a zip").unwrap();
+
+    let out = db.cli(&["scan", build.to_str().unwrap(), "--json"], None);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.jar: corrupt archive"), "{stderr}");
+    assert!(
+        stderr.contains("2 certificates, 1 pins, 1 warnings"),
+        "{stderr}"
+    );
+    let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let places: Vec<String> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let path = h["path"].as_str().unwrap();
+            let file = path.rsplit_once("/build/").map_or(path, |(_, f)| f);
+            format!(
+                "{file} {} {} {}",
+                h["offset"],
+                h["kind"].as_str().unwrap(),
+                h["spki_sha256"] == key.as_str()
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "client.apk!/res/raw/api.der 0 certificate true".to_string(),
+            format!("desktop-client {pem_at} certificate true"),
+            "lib/pins.jar!/Pins.class 5 pin true".to_string(),
+        ]
+    );
+    assert_eq!(hits[1]["not_after"], "2027-01-15T00:00:00Z");
+    assert_eq!(hits[1]["subject"], "CN=api.test");
+    let table = db.cli(
+        &["scan", build.join("desktop-client").to_str().unwrap()],
+        None,
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("PATH"), "{text}");
+    assert!(text.contains("CN=api.test  2027-01-15  sha256:"), "{text}");
+    let missing = db.cli(&["scan", db.dir.join("nowhere").to_str().unwrap()], None);
+    assert!(
+        missing.status.success(),
+        "a completed scan exits 0: {missing:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("warning: "),
+        "{missing:?}"
+    );
+    let refused = db.cli(&["scan", build.to_str().unwrap(), "--register"], None);
+    assert!(!refused.status.success(), "--register needs an artifact");
+
+    // Registered: the artifact pins the API's key; its certificate's expiry is tracked.
+    let register = |owner: &str| {
+        db.cli(
+            &[
+                "scan",
+                build.to_str().unwrap(),
+                "--artifact",
+                "desktop-client",
+                "--version",
+                "0.9.1",
+                "--register",
+                "--owner",
+                owner,
+            ],
+            None,
+        )
+    };
+    let out = register("platform");
+    assert!(out.status.success(), "{out:?}");
+    let bad = register("nobody");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--owner: no team"),
+        "{bad:?}"
+    );
+    let (status, artifacts) = server.get("/api/v1/artifacts").await;
+    assert_eq!(status, StatusCode::OK, "{artifacts}");
+    let artifact = &artifacts["items"][0];
+    assert_eq!(artifact["id"], "desktop-client@0.9.1");
+    assert_eq!(artifact["pins"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        artifact["pins"][0]["renewables"],
+        json!(["api-cert"]),
+        "linked by key"
+    );
+    let pinned = format!("pin-desktop-client-0-9-1-{}", &key[7..19]);
+    let (status, tracked) = server.get(&format!("/api/v1/renewables/{pinned}")).await;
+    assert_eq!(status, StatusCode::OK, "{tracked}");
+    assert_eq!(
+        tracked["expires_at"], "2027-01-15T00:00:00Z",
+        "the date the build breaks"
+    );
+
+    // A new certificate with another key is received: warned at once, and applying it
+    // needs an acknowledgement.
+    for move_ in [
+        json!({"stage": "ordered", "by": "pia"}),
+        json!({"stage": "received", "by": "pia", "new_expires_at": "2028-01-15T00:00:00Z",
+               "identity": "sha256:1111111111111111111111111111111111111111111111111111111111111111"}),
+    ] {
+        let (status, body) = server
+            .post("/api/v1/renewables/api-cert/renewal", move_)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, renewal) = server.get("/api/v1/renewables/api-cert").await;
+    let warning = renewal["renewal"]["pin_warning"]
+        .as_str()
+        .expect("a warning");
+    assert!(
+        warning.starts_with(&format!(
+            "desktop-client 0.9.1 pins SPKI {key}; the new certificate has another key"
+        )),
+        "{warning}"
+    );
+    assert!(warning.ends_with("those clients will fail"));
+    let told = db
+        .texts("SELECT DISTINCT recipient FROM notifications WHERE subject LIKE 'Pinned key:%' ORDER BY recipient")
+        .await;
+    assert_eq!(told, ["pete", "pia"]);
+    let (status, refused) = server
+        .post(
+            "/api/v1/renewables/api-cert/renewal",
+            json!({"stage": "applied", "by": "pia", "target": "default"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        problems(&refused)[0].starts_with("acknowledge_pins: desktop-client 0.9.1 pins"),
+        "{refused}"
+    );
+    let (status, body) = server
+        .post(
+            "/api/v1/renewables/api-cert/renewal",
+            json!({"stage": "applied", "by": "pia", "target": "default", "acknowledge_pins": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // No client runs 0.9.1 any more: retired, its tracking renewable goes.
+    let (status, retired) = server
+        .post("/api/v1/artifacts/desktop-client@0.9.1/retire", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{retired}");
+    assert!(retired["retired_at"].is_string());
+    let (status, _) = server.get(&format!("/api/v1/renewables/{pinned}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .post("/api/v1/artifacts/desktop-client@0.9.1/retire", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = server
+        .post("/api/v1/artifacts/nope@1/retire", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn hex_decode(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 on_both_databases!(
     tls_probes_read_valid_expiring_expired_and_untrusted_certificates,
+    certificates_in_shipped_builds_are_found_registered_and_guard_the_renewal,
     a_key_other_than_received_is_a_mismatch_and_json_expiries_verify,
 );

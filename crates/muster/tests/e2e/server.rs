@@ -37,6 +37,15 @@ async fn health_readiness_and_metrics(backend: Backend) {
         "histograms, not summaries"
     );
     assert!(metrics.contains("muster_db_pool_connections"));
+    // Renewables as gauges (the test clock says 2026-11-23T10:00Z): no exporter needed.
+    assert!(
+        metrics.contains("muster_renewable_expiry_timestamp_seconds{renewable=\"formprint-licence\",kind=\"licence\",owner=\"service-desk\"} 1801440000\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("muster_renewable_days_left{renewable=\"api-certificate\",kind=\"certificate\",owner=\"platform\"} 52\n"),
+        "{metrics}"
+    );
     let (status, _) = text("/no-such-page").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

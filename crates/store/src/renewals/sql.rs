@@ -2,6 +2,7 @@
 
 use muster_domain::incidents::Severity;
 use muster_domain::renewals::pipeline::{Level, Raised, Stage, alarms as decide, stall_text};
+use muster_domain::renewals::artifacts::{Pin, artifact_id, pin_warning};
 use muster_domain::renewals::probes::{Finding, Outcome, PROBE, observe};
 use muster_domain::renewals::{IMPLICIT_TARGET, reminders};
 use crate::notify::notices;
@@ -277,17 +278,29 @@ async fn finish(tx: &mut sqlx::Transaction<'_, DB>, actor: &Actor, renewable: &R
     Ok(Some((moved, entry)))
 }
 
-pub async fn move_renewal(p: &crate::Pools<DB>, actor: &Actor, renewable: &Renewable, request: &Move, now: Timestamp) -> Result<()> {
+pub async fn move_renewal(p: &crate::Pools<DB>, actor: &Actor, catalog: &Catalog, renewable: &Renewable, request: &Move, now: Timestamp) -> Result<()> {
     let at = now.as_millisecond();
     let expires_at = renewable.expires_at.as_millisecond();
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     // The row exists before it is locked, so two first moves take turns.
     let mut renewal = locked_renewal(&mut tx, renewable, now).await?;
-    let text = renewal.apply(request, now).map_err(|(field, why)| {
+    let mut text = renewal.apply(request, now).map_err(|(field, why)| {
         let mut errors = muster_domain::FieldErrors::default();
         errors.push(field, why);
         StoreError::Invalid(errors)
     })?;
+    let mut messages = Vec::new();
+    if request.stage == Some(Stage::Received) {
+        let pinned = pins_served(&mut tx, &renewable.id).await?;
+        renewal.pin_warning = pin_warning(&pinned, renewal.identity.as_deref());
+        if let Some(warning) = &renewal.pin_warning {
+            text = format!("{text}. Warning: {warning}; applying needs an acknowledgement");
+            let people = catalog.team(&renewable.owner).map(|t| t.members.clone()).unwrap_or_default();
+            let title = format!("Pinned key: {} — clients will fail", renewable.name);
+            let body = format!("{} ({}) was received with a new key.\n{warning}.\nApplying it needs an acknowledgement (acknowledge_pins).\n", renewable.name, renewable.id);
+            messages = notices(catalog, &people, &format!("renewal:{}:{expires_at}:pins", renewable.id), &title, &body, at);
+        }
+    }
     let stage = request.stage.map(|s| s.as_str()).unwrap_or_default();
     let done = renewal.is_done();
     save(&mut tx, (&renewable.id, expires_at), &renewal, at).await?;
@@ -300,6 +313,7 @@ pub async fn move_renewal(p: &crate::Pools<DB>, actor: &Actor, renewable: &Renew
     for (stage, target, text) in history {
         self::history(&mut tx, (&renewable.id, expires_at), at, &stage, target.as_deref(), &request.by, &text).await?;
     }
+    notify_sql::insert(&mut tx, at, &messages).await?;
     audit_sql::append(&mut tx, at, audit).await?;
     tx.commit().await?;
     Ok(())
@@ -432,4 +446,99 @@ pub async fn probe_history(p: &crate::Pools<DB>, renewable: &str, limit: i64) ->
 
 pub async fn last_probes(p: &crate::Pools<DB>) -> Result<Vec<(String, String, i64)>> {
     Ok(sqlx::query_as("SELECT renewable_id, target, MAX(at) FROM probe_results GROUP BY renewable_id, target").fetch_all(&p.reader).await?)
+}
+
+pub async fn register_artifact(p: &crate::Pools<DB>, actor: &Actor, name: &str, version: &str, owner: &str, pins: &[Pin], at: i64) -> Result<()> {
+    let id = artifact_id(name, version);
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    // Registering a version again replaces what was found in it (and un-retires it).
+    sqlx::query(
+        "INSERT INTO artifacts (id, name, version, owner, registered_at, retired_at) VALUES ($1, $2, $3, $4, $5, NULL) \
+         ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, registered_at = excluded.registered_at, retired_at = NULL",
+    )
+    .bind(&id)
+    .bind(name)
+    .bind(version)
+    .bind(owner)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM artifact_pins WHERE artifact_id = $1").bind(&id).execute(&mut *tx).await?;
+    for chunk in pins.chunks(200) {
+        let sql = format!(
+            "INSERT INTO artifact_pins (artifact_id, path, byte_offset, kind, spki_sha256, subject, not_after) VALUES {} \
+             ON CONFLICT (artifact_id, path, byte_offset) DO NOTHING",
+            value_rows(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(trusted(sql));
+        for pin in chunk {
+            q = q.bind(&id).bind(&pin.path).bind(pin.offset).bind(&pin.kind).bind(&pin.spki_sha256).bind(&pin.subject).bind(pin.not_after.map(|t| t.as_millisecond()));
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let text = format!("{} keys found", pins.len());
+    audit_sql::append(&mut tx, at, vec![actor.entry("artifact.register", format!("artifact:{id}"), None, Some(text))]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+type ArtifactRow = (String, String, String, String, i64, Option<i64>);
+type PinRow = (String, String, i64, String, String, Option<String>, Option<i64>);
+
+pub async fn artifacts(p: &crate::Pools<DB>, id: Option<&str>) -> Result<(Vec<ArtifactRow>, Vec<PinRow>)> {
+    let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
+    let rows = sqlx::query_as("SELECT id, name, version, owner, registered_at, retired_at FROM artifacts WHERE ($1 IS NULL OR id = $1) ORDER BY name, registered_at DESC")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+    let pins = sqlx::query_as(
+        "SELECT artifact_id, path, byte_offset, kind, spki_sha256, subject, not_after FROM artifact_pins WHERE ($1 IS NULL OR artifact_id = $1) ORDER BY artifact_id, path, byte_offset",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((rows, pins))
+}
+
+pub async fn retire_artifact(p: &crate::Pools<DB>, actor: &Actor, id: &str, at: i64) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    let sql = format!("SELECT retired_at FROM artifacts WHERE id = $1{LOCK}");
+    let row: Option<(Option<i64>,)> = sqlx::query_as(trusted(sql)).bind(id).fetch_optional(&mut *tx).await?;
+    match row {
+        None => return Err(StoreError::NotFound(format!("no artifact {id:?}"))),
+        Some((Some(_),)) => return Err(StoreError::Conflict(format!("artifact {id} is retired already"))),
+        Some((None,)) => {}
+    }
+    sqlx::query("UPDATE artifacts SET retired_at = $2 WHERE id = $1").bind(id).bind(at).execute(&mut *tx).await?;
+    audit_sql::append(&mut tx, at, vec![actor.entry("artifact.retire", format!("artifact:{id}"), None, None)]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The renewables whose probes saw each of `keys`.
+pub async fn serving(p: &crate::Pools<DB>, keys: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!("SELECT DISTINCT identity, renewable_id FROM probe_results WHERE identity IN ({})", placeholders(1, chunk.len()));
+        let mut q = sqlx::query_as(trusted(sql));
+        for key in chunk {
+            q = q.bind(key);
+        }
+        out.extend(q.fetch_all(&p.reader).await?);
+    }
+    Ok(out)
+}
+
+/// Keys pinned by artifacts still in use that `renewable`'s probes saw it serve:
+/// (artifact id, key).
+async fn pins_served(tx: &mut sqlx::Transaction<'_, DB>, renewable: &str) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT p.artifact_id, p.spki_sha256 FROM artifact_pins p JOIN artifacts a ON a.id = p.artifact_id \
+         WHERE a.retired_at IS NULL AND p.spki_sha256 IN (SELECT identity FROM probe_results WHERE renewable_id = $1 AND identity IS NOT NULL) \
+         ORDER BY p.artifact_id, p.spki_sha256",
+    )
+    .bind(renewable)
+    .fetch_all(&mut **tx)
+    .await?)
 }

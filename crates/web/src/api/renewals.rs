@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use jiff::Timestamp;
 use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
+use muster_domain::catalog::apply::plan_delete;
 use muster_domain::clock::parse_duration;
 use muster_domain::renewals::pipeline::{Move, Stage, stalls};
 use muster_domain::renewals::probes::probed_targets;
@@ -157,6 +158,7 @@ fn renewal_json(record: &RenewalRecord, now: Timestamp) -> Value {
         "progress": {"targets": targets, "applied": applied, "verified": verified},
         "ordered": r.ordered, "reference": r.reference, "received": r.received,
         "new_expires_at": r.new_expires_at, "identity": r.identity,
+        "pin_warning": r.pin_warning, "pins_acknowledged": r.pins_acknowledged,
         "targets": per_target, "history": record.history,
     })
 }
@@ -250,6 +252,8 @@ struct MoveBody {
     evidence: Option<String>,
     #[serde(default)]
     note: Option<String>,
+    #[serde(default)]
+    acknowledge_pins: bool,
 }
 
 /// `POST /api/v1/renewables/{id}/renewal` `{stage, target, by, reference,
@@ -314,10 +318,11 @@ pub async fn move_renewal(
         identity: request.identity,
         evidence: request.evidence,
         note: request.note,
+        acknowledge_pins: request.acknowledge_pins,
     };
     let record = state
         .store
-        .move_renewal(&caller.actor(), &renewable, &request)
+        .move_renewal(&caller.actor(), &snapshot.catalog, &renewable, &request)
         .await?;
     // After the move that finishes it, the renewable answers with its new expiry,
     // and with the renewal just done.
@@ -325,4 +330,46 @@ pub async fn move_renewal(
     let mut body = detail(&state, &renewable).await?;
     body["renewal"] = renewal_json(&record, state.store.clock().now());
     Ok(Json(body))
+}
+
+/// `GET /api/v1/artifacts`: shipped builds registered by `muster scan --register`, each
+/// with the keys it pins and the renewables whose probes saw each key served.
+pub async fn artifacts(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Permission::Read, None)?;
+    Ok(Json(json!({ "items": state.store.artifacts(None).await? })))
+}
+
+/// `POST /api/v1/artifacts/{id}/retire`: no client runs this build any more — its pins
+/// stop mattering, and the renewables tracking its pinned certificates are removed. By
+/// an editor of the artifact's owner team.
+pub async fn retire_artifact(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let artifact = state
+        .store
+        .artifacts(Some(&id))
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found(format!("no artifact {id:?}")))?;
+    caller.require(Permission::Edit, Some(&artifact.owner))?;
+    let retired = state.store.retire_artifact(&caller.actor(), &id).await?;
+    let snapshot = state.store.catalog().await?;
+    let tracking: Vec<String> = snapshot
+        .catalog
+        .renewables
+        .iter()
+        .filter(|r| r.get("artifact").and_then(Value::as_str) == Some(id.as_str()))
+        .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    for renewable in tracking {
+        state
+            .store
+            .change_catalog(&caller.actor(), "", move |current| {
+                plan_delete(current, muster_domain::catalog::Kind::Renewable, &renewable)
+            })
+            .await?;
+    }
+    Ok(Json(json!(retired)))
 }
