@@ -294,3 +294,53 @@ test("plan two changes in one sandbox: the form checks live, the calendar flags 
   assert.ok(sandbox.includes(switchNumber) && sandbox.includes(gesNumber), sandbox);
   await page.close();
 });
+
+test("the renewals board: a licence moves from due to received, refusals name the field, the timeline charts the year", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page);
+  await page.goto(`${base}/renewals`);
+  await page.getByRole("heading", { name: "Renewals", level: 1 }).waitFor();
+  const due = page.locator("section.board-column", { has: page.getByRole("heading", { name: /^Due/ }) });
+  const card = due.locator('[data-renewable="formprint-licence"]');
+  await card.waitFor();
+  assert.match(await card.textContent(), /days left/);
+  assert.match(await card.textContent(), /due, not ordered/);
+  const chart = page.getByRole("img", { name: /Renewables expiring per month/ });
+  assert.equal(await chart.locator("g").count(), 12, "one bar per month");
+
+  await card.getByRole("link", { name: "FormPrint server licence key" }).click();
+  await page.getByRole("heading", { name: "FormPrint server licence key" }).waitFor();
+  // Out of order: refused on the page, naming the field; nothing moves.
+  await page.getByLabel("Stage").selectOption("received");
+  await page.getByRole("button", { name: "Record" }).click();
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").textContent(), /stage: received comes after ordered/);
+
+  await page.getByLabel("Stage").selectOption("ordered");
+  await page.getByLabel("Reference").fill("PO-4471");
+  await page.getByRole("button", { name: "Record" }).click();
+  await page.locator(".status-line").waitFor();
+  assert.match(await page.locator(".status-line").textContent(), /^ordered today by /);
+
+  await page.getByLabel("Stage").selectOption("received");
+  await page.getByLabel("New expiry").fill("2028-02-01");
+  await page.getByRole("button", { name: "Record" }).click();
+  await page.waitForFunction(() => document.querySelector(".status-line")?.textContent.startsWith("received"));
+  await page.getByLabel("Stage").selectOption("applied");
+  await page.getByLabel("Target").selectOption("org-01");
+  await page.getByRole("button", { name: "Record" }).click();
+  await page.waitForFunction(() => document.querySelector(".status-line")?.textContent.includes("applied 1 of 11"));
+  const row = page.getByRole("row", { name: /^org-01 applied/ });
+  await row.waitFor();
+  await page.screenshot({ path: `${results}renewable.png`, fullPage: true });
+
+  // On the board it now sits in Received (the earliest stage of any target).
+  await page.goto(`${base}/renewals`);
+  const received = page.locator("section.board-column", { has: page.getByRole("heading", { name: /^Received/ }) });
+  const moved = received.locator('[data-renewable="formprint-licence"]');
+  await moved.waitFor();
+  assert.equal(await moved.locator(".bars").getAttribute("aria-label"), "applied 1 of 11, verified 0 of 11");
+  await page.screenshot({ path: `${results}renewals-board.png`, fullPage: true });
+  await context.close();
+});

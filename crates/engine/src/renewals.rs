@@ -54,15 +54,15 @@ pub async fn run(store: Store) {
 }
 
 /// The reminder engine's memory: the catalog's renewables as read at one generation,
-/// and per renewable and expiry the smallest offset already handled, so a pass only
-/// asks the store about renewables with a newer offset passed. Another server's
-/// reminders are found when asking (and its record wins), so this is a cache, never
-/// the truth.
+/// and per renewable and expiry the smallest offset already handled (read once from
+/// the store, then kept up to date), so a pass only asks the store about renewables
+/// with a newer offset passed. Another server's reminders are found when asking (and
+/// its record wins), so this is a cache, never the truth.
 #[derive(Default)]
 pub struct Reminders {
     generation: Option<i64>,
     renewables: Arc<Vec<Renewable>>,
-    handled: HashMap<(String, i64), i64>,
+    handled: Option<HashMap<(String, i64), i64>>,
 }
 
 impl Reminders {
@@ -79,6 +79,10 @@ impl Reminders {
     /// One pass over every renewable; answers how many reminders were sent.
     pub async fn pass(&mut self, store: &Store) -> muster_store::Result<usize> {
         let renewables = self.renewables(store).await?;
+        if self.handled.is_none() {
+            self.handled = Some(store.smallest_offsets_sent().await?);
+        }
+        let handled = self.handled.as_mut().expect("loaded above");
         let snapshot = store.catalog().await?;
         let now = store.clock().now();
         // Those with an offset passed that this server has not handled.
@@ -91,10 +95,8 @@ impl Reminders {
                     .copied()
                     .filter(|d| r.expires_at - days(*d) <= now)
                     .min();
-                let handled = self
-                    .handled
-                    .get(&(r.id.clone(), r.expires_at.as_millisecond()));
-                passed.is_some_and(|p| handled.is_none_or(|h| p < *h))
+                let done = handled.get(&(r.id.clone(), r.expires_at.as_millisecond()));
+                passed.is_some_and(|p| done.is_none_or(|h| p < *h))
             })
             .collect();
         if candidates.is_empty() {
@@ -108,12 +110,12 @@ impl Reminders {
             let sent: Vec<i64> = state.sent.keys().copied().collect();
             match due(renewable.expires_at, &renewable.reminders, &sent, now) {
                 Some(due) => {
-                    self.handled.insert(key, due.offset);
+                    handled.insert(key, due.offset);
                     reminders.push(reminder(&snapshot.catalog, renewable, &due, &state, now));
                 }
                 None => {
                     if let Some(smallest) = sent.iter().min() {
-                        self.handled.insert(key, *smallest);
+                        handled.insert(key, *smallest);
                     }
                 }
             }
@@ -125,7 +127,7 @@ impl Reminders {
         if sent.is_err() {
             // Nothing was recorded: ask the store again next pass.
             for r in &reminders {
-                self.handled.remove(&(
+                handled.remove(&(
                     r.renewable.id.clone(),
                     r.renewable.expires_at.as_millisecond(),
                 ));

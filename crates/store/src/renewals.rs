@@ -124,6 +124,16 @@ impl Store {
         Ok(states)
     }
 
+    /// The smallest reminder offset sent per (renewable, expiry in Unix ms): what a
+    /// reminder engine starting afresh has handled already.
+    pub async fn smallest_offsets_sent(&self) -> Result<HashMap<(String, i64), i64>> {
+        let rows: Vec<(String, i64, i64)> = dispatch!(self, smallest_offsets_sent())?;
+        Ok(rows
+            .into_iter()
+            .map(|(renewable, expires_at, offset)| ((renewable, expires_at), offset))
+            .collect())
+    }
+
     /// Records reminders as sent, starts their renewals and queues their messages (and
     /// raises their pages) in one transaction; a reminder another server recorded
     /// first is not sent again. Answers how many were sent.

@@ -137,8 +137,7 @@ impl Renewable {
             deadlines: Option<Value>,
         }
         let bad = |field: &str, why: String| (field.to_string(), why);
-        let stored: Stored =
-            serde_json::from_value(value.clone()).map_err(|e| bad("", e.to_string()))?;
+        let stored: Stored = Stored::deserialize(value).map_err(|e| bad("", e.to_string()))?;
         let kind = match stored.kind.as_deref() {
             None => Kind::Other,
             Some(text) => Kind::parse(text).ok_or_else(|| {

@@ -28,6 +28,10 @@ pub async fn reminder_states(p: &crate::Pools<DB>, ids: &[&str]) -> Result<(Vec<
     Ok((sent, renewals))
 }
 
+pub async fn smallest_offsets_sent(p: &crate::Pools<DB>) -> Result<Vec<(String, i64, i64)>> {
+    Ok(sqlx::query_as("SELECT renewable_id, expires_at, MIN(offset_days) FROM renewal_reminders GROUP BY renewable_id, expires_at").fetch_all(&p.reader).await?)
+}
+
 pub async fn under_way(p: &crate::Pools<DB>) -> Result<Vec<StateRow>> {
     Ok(sqlx::query_as("SELECT renewable_id, expires_at, state FROM renewals WHERE done_at IS NULL").fetch_all(&p.reader).await?)
 }

@@ -109,7 +109,7 @@ pub async fn list(
     Ok(Json(json!({ "items": items })))
 }
 
-async fn find(state: &AppState, id: &str) -> ApiResult<Renewable> {
+pub(crate) async fn find(state: &AppState, id: &str) -> ApiResult<Renewable> {
     let snapshot = state.store.catalog().await?;
     Renewable::of_catalog(&snapshot.catalog)
         .into_iter()
@@ -120,7 +120,7 @@ async fn find(state: &AppState, id: &str) -> ApiResult<Renewable> {
 /// A renewable with its reminders and the renewal of its current expiry: `stage` (the
 /// earliest of any target's), `progress`, per-target stages, the history, the stalls
 /// now and the alarms raised (notified, paged with the incident).
-async fn detail(state: &AppState, renewable: &Renewable) -> ApiResult<Value> {
+pub(crate) async fn detail(state: &AppState, renewable: &Renewable) -> ApiResult<Value> {
     let now = state.store.clock().now();
     let states = state.store.reminder_states(&[renewable]).await?;
     let mut body = renewable_json(renewable, states.get(&renewable.id), now);
@@ -187,8 +187,13 @@ pub async fn probe(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let renewable = find(&state, &id).await?;
-    require_team(&caller, &renewable)?;
+    Ok(Json(probe_now(&state, &caller, &id).await?))
+}
+
+/// Probes renewable `id`'s targets now (the API's and the page's probe).
+pub(crate) async fn probe_now(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Value> {
+    let renewable = find(state, id).await?;
+    require_team(caller, &renewable)?;
     let plans: Vec<(String, Verify)> = probed_targets(&renewable)
         .into_iter()
         .map(|(t, how)| (t.key.clone(), how))
@@ -217,10 +222,10 @@ pub async fn probe(
         .store
         .record_probes(&snapshot.catalog, &findings)
         .await?;
-    let renewable = find(&state, &id).await?;
-    let mut body = detail(&state, &renewable).await?;
+    let renewable = find(state, id).await?;
+    let mut body = detail(state, &renewable).await?;
     body["probed"] = json!(reports);
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// `GET /api/v1/renewables/{id}`.
@@ -265,9 +270,20 @@ pub async fn move_renewal(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Json<Value>> {
+    Ok(Json(apply_move(&state, &caller, &id, body).await?))
+}
+
+/// Moves the renewal of renewable `id` as `body` asks (the API's and the page's
+/// move); answers the renewable with the moved renewal.
+pub(crate) async fn apply_move(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: Body,
+) -> ApiResult<Value> {
     let request: MoveBody = body.parse()?;
-    let renewable = find(&state, &id).await?;
-    require_team(&caller, &renewable)?;
+    let renewable = find(state, id).await?;
+    require_team(caller, &renewable)?;
     let snapshot = state.store.catalog().await?;
     let mut errors = FieldErrors::default();
     let stage = Stage::parse(&request.stage);
@@ -279,7 +295,7 @@ pub async fn move_renewal(
     }
     let by = acting_person(
         &snapshot.catalog,
-        &caller,
+        caller,
         request.by.as_deref(),
         &mut errors,
     );
@@ -326,10 +342,10 @@ pub async fn move_renewal(
         .await?;
     // After the move that finishes it, the renewable answers with its new expiry,
     // and with the renewal just done.
-    let renewable = find(&state, &id).await?;
-    let mut body = detail(&state, &renewable).await?;
+    let renewable = find(state, id).await?;
+    let mut body = detail(state, &renewable).await?;
     body["renewal"] = renewal_json(&record, state.store.clock().now());
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// `GET /api/v1/artifacts`: shipped builds registered by `muster scan --register`, each

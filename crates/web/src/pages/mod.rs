@@ -10,6 +10,7 @@ mod graph;
 mod home;
 mod incidents;
 pub mod oncall;
+mod renewals;
 mod session;
 
 use crate::AppState;
@@ -81,6 +82,10 @@ pub fn router() -> Router<AppState> {
             get(changes::edit_form).post(changes::update),
         )
         .route("/sandbox", get(changes::sandbox_fragment))
+        .route("/renewals", get(renewals::board))
+        .route("/renewals/{id}", get(renewals::renewable))
+        .route("/renewals/{id}/move", post(renewals::move_renewal))
+        .route("/renewals/{id}/probe", post(renewals::probe))
         .route("/static/muster.css", get(stylesheet))
 }
 
@@ -224,7 +229,7 @@ impl Viewer {
             ("Alerts", "/alerts", true),
             ("Incidents", "/incidents", true),
             ("Changes", "/changes", true),
-            ("Renewals", "/renewals", false),
+            ("Renewals", "/renewals", true),
             ("Audit", "/audit", true),
         ]
         .into_iter()
