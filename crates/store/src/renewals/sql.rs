@@ -6,6 +6,7 @@ use muster_domain::renewals::artifacts::{Pin, artifact_id, pin_warning};
 use muster_domain::renewals::probes::{Finding, Outcome, PROBE, observe};
 use muster_domain::renewals::{IMPLICIT_TARGET, reminders};
 use crate::notify::notices;
+use std::collections::HashSet;
 
 pub async fn reminder_states(p: &crate::Pools<DB>, ids: &[&str]) -> Result<(Vec<SentRow>, Vec<StateRow>)> {
     let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
@@ -113,35 +114,73 @@ async fn start(tx: &mut sqlx::Transaction<'_, DB>, renewable: &Renewable, now: T
     Ok(started.rows_affected() == 1)
 }
 
+/// Reminders recorded per group of statements.
+const RECORD_CHUNK: usize = 200;
+
 pub async fn record(p: &crate::Pools<DB>, reminders: &[Reminder], now: Timestamp) -> Result<usize> {
     let at = now.as_millisecond();
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let mut sent = 0;
     let mut messages: Vec<NewNotification> = Vec::new();
-    for reminder in reminders {
-        let renewable = &reminder.renewable;
-        let expires_at = renewable.expires_at.as_millisecond();
+    let key = |r: &Reminder| (r.renewable.id.clone(), r.renewable.expires_at.as_millisecond());
+    for chunk in reminders.chunks(RECORD_CHUNK) {
+        let offsets: usize = chunk.iter().map(|r| r.covers.len()).sum();
         let sql = format!(
             "INSERT INTO renewal_reminders (renewable_id, expires_at, offset_days, sent_at) VALUES {} \
-             ON CONFLICT (renewable_id, expires_at, offset_days) DO NOTHING RETURNING offset_days",
-            value_rows(reminder.covers.len(), 4)
+             ON CONFLICT (renewable_id, expires_at, offset_days) DO NOTHING RETURNING renewable_id, expires_at",
+            value_rows(offsets, 4)
         );
-        let mut q = sqlx::query_as::<_, (i64,)>(trusted(sql));
-        for offset in &reminder.covers {
-            q = q.bind(&renewable.id).bind(expires_at).bind(*offset).bind(at);
+        let mut q = sqlx::query_as::<_, (String, i64)>(trusted(sql));
+        for reminder in chunk {
+            for offset in &reminder.covers {
+                q = q.bind(&reminder.renewable.id).bind(reminder.renewable.expires_at.as_millisecond()).bind(*offset).bind(at);
+            }
         }
-        // Recorded by another server first: its messages went out with that record.
-        if q.fetch_all(&mut *tx).await?.is_empty() {
+        // A reminder another server recorded first went out with that record.
+        let recorded: HashSet<(String, i64)> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+        let fresh: Vec<&Reminder> = chunk.iter().filter(|r| recorded.contains(&key(r))).collect();
+        if fresh.is_empty() {
             continue;
         }
-        sent += 1;
-        messages.extend(reminder.messages.iter().cloned());
-        if start(&mut tx, renewable, now).await? {
-            let offset = reminder.covers.iter().min().expect("a reminder covers an offset");
-            let text = format!("Due: the {offset}-day reminder went out");
-            history(&mut tx, (&renewable.id, expires_at), at, "due", None, "muster", &text).await?;
+        sent += fresh.len();
+        messages.extend(fresh.iter().flat_map(|r| r.messages.iter().cloned()));
+        // The first reminder starts the renewal; the stall engine looks at it at once.
+        let sql = format!(
+            "INSERT INTO renewals (renewable_id, expires_at, state, stage, updated_at, check_at) VALUES {} \
+             ON CONFLICT (renewable_id, expires_at) DO NOTHING RETURNING renewable_id, expires_at",
+            value_rows(fresh.len(), 6)
+        );
+        let mut q = sqlx::query_as::<_, (String, i64)>(trusted(sql));
+        for reminder in &fresh {
+            let renewable = &reminder.renewable;
+            let state = serde_json::to_string(&Renewal::start(renewable, now)).expect("renewals serialise");
+            q = q.bind(&renewable.id).bind(renewable.expires_at.as_millisecond()).bind(state).bind("due").bind(at).bind(at);
         }
-        if let Some(page) = &reminder.page {
+        let started: HashSet<(String, i64)> = q.fetch_all(&mut *tx).await?.into_iter().collect();
+        let due: Vec<(&Reminder, String)> = fresh
+            .iter()
+            .filter(|r| started.contains(&key(r)))
+            .map(|r| {
+                let offset = r.covers.iter().min().expect("a reminder covers an offset");
+                (*r, format!("Due: the {offset}-day reminder went out"))
+            })
+            .collect();
+        if !due.is_empty() {
+            let sql = format!(
+                "INSERT INTO renewal_history (renewable_id, expires_at, at, stage, target, actor, text) VALUES {}",
+                value_rows(due.len(), 7)
+            );
+            let mut q = sqlx::query(trusted(sql));
+            for (reminder, text) in &due {
+                let renewable = &reminder.renewable;
+                q = q.bind(&renewable.id).bind(renewable.expires_at.as_millisecond()).bind(at).bind("due").bind(None::<String>).bind("muster").bind(text);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for reminder in fresh {
+            let Some(page) = &reminder.page else { continue };
+            let renewable = &reminder.renewable;
+            let expires_at = renewable.expires_at.as_millisecond();
             let group = format!("renewal:{}:{expires_at}:expiry", renewable.id);
             let (incident, _) = incidents_sql::raise(&mut tx, page_service(renewable), &group, Severity::Major, &page.title, &page.summary, &page.team, at).await?;
             raised(&mut tx, (&renewable.id, expires_at), "expiry", Level::Paged, at, &page.targets, Some(incident)).await?;
