@@ -63,6 +63,7 @@ impl Prober {
                 .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::limited(3))
             .user_agent(concat!("muster-probe/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -279,7 +280,12 @@ impl Prober {
         let value = json
             .pointer(pointer)
             .ok_or_else(|| format!("{url} has nothing at {pointer}"))?;
-        expiry_of(value).ok_or_else(|| format!("{value} at {pointer} of {url} is not a date"))
+        // The value itself is not repeated: the URL may answer more than an expiry.
+        expiry_of(value).ok_or_else(|| {
+            format!(
+                "the value at {pointer} of {url} is not a date (an RFC 3339 instant, a date or Unix seconds)"
+            )
+        })
     }
 }
 

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 /// How deep archives inside archives are opened.
 const MAX_DEPTH: usize = 4;
 /// The largest archive entry read (bigger ones are skipped with a warning).
-const MAX_ENTRY: u64 = 1 << 30;
+const MAX_ENTRY: u64 = 64 << 20;
+/// The most one file's archives may expand to, nested ones included (a zip bomb stops
+/// here with a warning).
+const MAX_EXPANDED: u64 = 1 << 30;
 const PIN_PREFIX: &[u8] = b"sha256/";
 /// Base64 of 32 bytes: 43 characters and one `=`.
 const PIN_LENGTH: usize = 44;
@@ -57,6 +60,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     pub files: u64,
     pub bytes: u64,
+    /// Bytes the current file's archives expanded to so far.
+    #[serde(skip)]
+    expanded: u64,
 }
 
 /// Scans `paths` (files, and directories recursively; symbolic links are not
@@ -95,6 +101,7 @@ fn walk(path: &Path, report: &mut Report, progress: &mut dyn FnMut(&Report)) {
             Ok(bytes) => {
                 report.files += 1;
                 report.bytes += bytes.len() as u64;
+                report.expanded = 0;
                 scan_bytes(&path.display().to_string(), &bytes, 0, report);
             }
             Err(e) => report.warnings.push(format!("{}: {e}", path.display())),
@@ -166,12 +173,24 @@ fn scan_archive(
             ));
             continue;
         }
-        let mut content = Vec::with_capacity(entry.size() as usize);
-        if let Err(e) = entry.by_ref().take(MAX_ENTRY).read_to_end(&mut content) {
+        // Declared sizes can lie: read at most what is left of the budget, plus one
+        // byte to notice going over it.
+        let left = MAX_ENTRY.min(MAX_EXPANDED.saturating_sub(report.expanded));
+        let mut content = Vec::with_capacity(entry.size().min(1 << 20) as usize);
+        if let Err(e) = entry.by_ref().take(left + 1).read_to_end(&mut content) {
             report.warnings.push(format!("{name}: corrupt entry: {e}"));
             continue;
         }
         drop(entry);
+        if content.len() as u64 > left {
+            report.warnings.push(format!(
+                "{name}: expands past what is scanned ({} MiB per entry, {} MiB per file): the rest of {label} is not scanned",
+                MAX_ENTRY >> 20,
+                MAX_EXPANDED >> 20
+            ));
+            return;
+        }
+        report.expanded += content.len() as u64;
         report.bytes += content.len() as u64;
         scan_bytes(&name, &content, depth + 1, report);
     }

@@ -210,16 +210,23 @@ pub struct ProbeReport {
 }
 
 impl Store {
-    /// Records probe findings as history and acts on them in one transaction: a later
-    /// expiry verifies its target (and may finish the renewal), a key other than the
-    /// one received tells the owner team once, an expired item opens an incident.
+    /// Records probe findings as history and acts on them, one transaction each: a
+    /// later expiry verifies its target (and may finish the renewal), a key other than
+    /// the one received tells the owner team once, an expired item opens an incident.
     pub async fn record_probes(
         &self,
         catalog: &Catalog,
         findings: &[(Renewable, Finding)],
     ) -> Result<Vec<ProbeReport>> {
         let now = self.clock().now();
-        dispatch!(self, record_probes(catalog, findings, now))
+        let mut reports = Vec::with_capacity(findings.len());
+        for (renewable, finding) in findings {
+            reports.push(dispatch!(
+                self,
+                record_probe(catalog, renewable, finding, now)
+            )?);
+        }
+        Ok(reports)
     }
 
     /// The latest probe findings of `renewable`, newest first.

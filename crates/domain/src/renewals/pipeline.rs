@@ -533,7 +533,8 @@ pub struct Raised {
 pub struct Alarms {
     /// Stalls to raise now, each at its level.
     pub raise: Vec<(Stall, Level)>,
-    /// Stages that were paged and are no longer stalled: their pages can stop.
+    /// Stages that were raised and are no longer stalled: their pages can stop, and a
+    /// later stall of the same stage is raised afresh (told, then paged).
     pub cleared: Vec<Stage>,
     /// When to look at this renewal again (none while nothing more can fall due).
     pub next: Option<Timestamp>,
@@ -541,7 +542,8 @@ pub struct Alarms {
 
 /// Decides a renewal's alarms: a stage past its deadline notifies the team holding
 /// it once; still stalled `escalate_after` after that, it pages the team's escalation
-/// policy once. A done renewal raises nothing and clears every page.
+/// policy once. A stage that moves on is cleared, so stalling again starts over. A done
+/// renewal raises nothing and clears everything.
 pub fn alarms(
     renewable: &Renewable,
     renewal: &Renewal,
@@ -589,9 +591,11 @@ pub fn alarms(
         .collect();
     out.cleared = raised
         .iter()
-        .filter(|r| r.level == Level::Paged && !stalled.contains(&r.stage))
         .map(|r| r.stage)
+        .filter(|stage| !stalled.contains(stage))
         .collect();
+    out.cleared.sort();
+    out.cleared.dedup();
     out.raise = raise;
     out
 }

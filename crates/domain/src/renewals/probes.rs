@@ -149,7 +149,11 @@ pub fn observe(
     if *expires_at <= target.expires_at {
         return effect;
     }
+    // Only a key a person recorded at `received` is a promise; one a probe saw on
+    // another target (with its own certificate) is not.
+    let recorded_by_person = renewal.received.as_ref().is_some_and(|r| r.by != PROBE);
     if let (Some(recorded), Some(served)) = (&renewal.identity, identity)
+        && recorded_by_person
         && recorded != served
     {
         effect.mismatch = Some(format!(
@@ -269,11 +273,11 @@ mod tests {
         assert_eq!(renewal.identity.as_deref(), Some("sha256:bb"));
         assert_eq!(renewal.progress(), (2, 1, 1));
         assert!(!renewal.is_done());
-        // The second host serves the same new key: done.
+        // The second host serves its own new certificate: no mismatch, done.
         let second = observe(
             &renewable,
             &mut renewal,
-            &seen("b.test:443", "2027-04-16T00:00:00Z", "sha256:bb"),
+            &seen("b.test:443", "2027-04-16T00:00:00Z", "sha256:cc"),
             now,
         );
         assert_eq!(second.steps.len(), 2);
@@ -314,6 +318,10 @@ mod tests {
         let now = at("2027-01-01T00:00:00Z");
         let mut renewal = Renewal::start(&renewable, now);
         renewal.identity = Some("sha256:new".into());
+        renewal.received = Some(Step {
+            by: "pia".into(),
+            at: now,
+        });
         let effect = observe(
             &renewable,
             &mut renewal,

@@ -224,7 +224,10 @@ async fn tls_probes_read_valid_expiring_expired_and_untrusted_certificates(backe
     assert!(seen["identity"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(seen["steps"], json!([]));
     assert_eq!(body["probes"][0]["target"], "default", "kept as history");
-    assert!(body["renewal"].is_null() || body["renewal"]["progress"]["verified"] == 0);
+    assert!(
+        body["renewal"].is_null(),
+        "a probe seeing nothing renewed starts no renewal"
+    );
 
     // Renewed by ACME behind our back: a later expiry verifies it at whatever stage,
     // and the renewal is done without anyone typing.
@@ -329,6 +332,16 @@ async fn tls_probes_read_valid_expiring_expired_and_untrusted_certificates(backe
         .post("/api/v1/renewables/nope/probe", json!({}))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Probed again two weeks on: nothing renewed, so no renewal starts and nothing
+    // stalls (a renewal starts with its first reminder or with a renewal seen).
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"now": "2026-12-08T10:00:00Z"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = probe(&server, "renewed").await;
+    assert!(again["renewal"].is_null(), "{again}");
+    let (_, stalled) = server.get("/api/v1/renewables?stalled=true").await;
+    assert!(!texts_at(&stalled["items"], "/id").contains(&"renewed".to_string()));
     drop((renewed, expiring, expired, untrusted));
 }
 

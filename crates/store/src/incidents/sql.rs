@@ -320,6 +320,8 @@ pub(crate) async fn raise(tx: &mut Tx<'_>, service: &str, group_key: &str, sever
 /// Resolves an incident Muster raised once its reason is gone (unless someone
 /// resolved it already), saying why on its timeline.
 pub(crate) async fn settle(tx: &mut Tx<'_>, id: i64, why: &str, now: i64) -> Result<()> {
+    // Whatever changes incidents takes their lock before any incident's row.
+    lock(tx).await?;
     let Some(row) = select(tx, id, LOCK).await? else {
         return Ok(());
     };

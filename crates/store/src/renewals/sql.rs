@@ -243,6 +243,19 @@ pub async fn check(p: &crate::Pools<DB>, catalog: &Catalog, renewables: &HashMap
             let (all, applied, verified) = renewal.progress();
             let why = format!("The renewal moved on: applied {applied} of {all}; verified {verified} of {all}");
             settle_pages(&mut tx, id, *expires_at, Some(&decided.cleared), &why, at).await?;
+            // A later stall of these stages is raised afresh.
+            let names: Vec<&str> = decided.cleared.iter().map(|s| s.as_str()).collect();
+            let sql = format!(
+                "DELETE FROM renewal_alarms WHERE renewable_id = {} AND expires_at = {} AND stage IN ({})",
+                placeholders(1, 1),
+                placeholders(2, 1),
+                placeholders(3, names.len())
+            );
+            let mut q = sqlx::query(trusted(sql)).bind(id).bind(*expires_at);
+            for name in names {
+                q = q.bind(name);
+            }
+            q.execute(&mut *tx).await?;
         }
         set_check(decided.next.map(|t| t.as_millisecond())).execute(&mut *tx).await?;
     }
@@ -338,10 +351,7 @@ pub async fn move_renewal(p: &crate::Pools<DB>, actor: &Actor, catalog: &Catalog
         renewal.pin_warning = pin_warning(&pinned, renewal.identity.as_deref());
         if let Some(warning) = &renewal.pin_warning {
             text = format!("{text}. Warning: {warning}; applying needs an acknowledgement");
-            let people = catalog.team(&renewable.owner).map(|t| t.members.clone()).unwrap_or_default();
-            let title = format!("Pinned key: {} — clients will fail", renewable.name);
-            let body = format!("{} ({}) was received with a new key.\n{warning}.\nApplying it needs an acknowledgement (acknowledge_pins).\n", renewable.name, renewable.id);
-            messages = notices(catalog, &people, &format!("renewal:{}:{expires_at}:pins", renewable.id), &title, &body, at);
+            messages = pin_notices(catalog, renewable, warning, at);
         }
     }
     let stage = request.stage.map(|s| s.as_str()).unwrap_or_default();
@@ -378,6 +388,18 @@ async fn save(tx: &mut sqlx::Transaction<'_, DB>, (renewable, expires_at): Key<'
     Ok(())
 }
 
+/// The owner team told that builds in use pin another key than the one received.
+fn pin_notices(catalog: &Catalog, renewable: &Renewable, warning: &str, at: i64) -> Vec<NewNotification> {
+    let people = catalog.team(&renewable.owner).map(|t| t.members.clone()).unwrap_or_default();
+    let title = format!("Pinned key: {} — clients will fail", renewable.name);
+    let body = format!(
+        "{} ({}) has a new key.\n{warning}.\nApplying it needs an acknowledgement (acknowledge_pins) unless it is live already.\n",
+        renewable.name, renewable.id
+    );
+    let key = format!("renewal:{}:{}:pins", renewable.id, renewable.expires_at.as_millisecond());
+    notices(catalog, &people, &key, &title, &body, at)
+}
+
 /// Locks the renewal of `renewable`'s current expiry, starting it when none was.
 async fn locked_renewal(tx: &mut sqlx::Transaction<'_, DB>, renewable: &Renewable, now: Timestamp) -> Result<Renewal> {
     start(tx, renewable, now).await?;
@@ -386,13 +408,15 @@ async fn locked_renewal(tx: &mut sqlx::Transaction<'_, DB>, renewable: &Renewabl
     serde_json::from_str(&state).map_err(|e| StoreError::Corrupt(format!("renewal of {}: {e}", renewable.id)))
 }
 
-pub async fn record_probes(p: &crate::Pools<DB>, catalog: &Catalog, findings: &[(Renewable, Finding)], now: Timestamp) -> Result<Vec<ProbeReport>> {
+/// Records one finding and acts on it, in its own transaction: the renewal's row
+/// first, then the catalog's lock (a renewal done), then the incidents' (a page), as
+/// every renewal write takes them, so no two writers wait on each other in a circle.
+pub async fn record_probe(p: &crate::Pools<DB>, catalog: &Catalog, renewable: &Renewable, finding: &Finding, now: Timestamp) -> Result<ProbeReport> {
     let at = now.as_millisecond();
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    let mut reports = Vec::with_capacity(findings.len());
     let mut messages: Vec<NewNotification> = Vec::new();
     let mut audit = Vec::new();
-    for (renewable, finding) in findings {
+    {
         let (seen, identity) = match &finding.outcome {
             Outcome::Seen { expires_at, identity, .. } => (Some(expires_at.as_millisecond()), identity.clone()),
             Outcome::Failed { .. } => (None, None),
@@ -410,13 +434,32 @@ pub async fn record_probes(p: &crate::Pools<DB>, catalog: &Catalog, findings: &[
             .await?;
         let mut report = ProbeReport { finding: finding.clone(), steps: Vec::new(), mismatch: None, incident: None };
         if seen.is_none() {
-            reports.push(report);
-            continue;
+            tx.commit().await?;
+            return Ok(report);
         }
         let key = (renewable.id.as_str(), renewable.expires_at.as_millisecond());
-        let mut renewal = locked_renewal(&mut tx, renewable, now).await?;
+        // A renewal starts with its first reminder or move, or with what a probe sees
+        // renewed — not with every probe.
+        let sql = format!("SELECT state FROM renewals WHERE renewable_id = $1 AND expires_at = $2{LOCK}");
+        let stored: Option<(String,)> = sqlx::query_as(trusted(sql)).bind(key.0).bind(key.1).fetch_optional(&mut *tx).await?;
+        let mut renewal = match &stored {
+            Some((state,)) => serde_json::from_str(state).map_err(|e| StoreError::Corrupt(format!("renewal of {}: {e}", renewable.id)))?,
+            None => Renewal::start(renewable, now),
+        };
         let effect = observe(renewable, &mut renewal, finding, now);
         if !effect.steps.is_empty() {
+            if stored.is_none() {
+                start(&mut tx, renewable, now).await?;
+            }
+            if effect.steps.iter().any(|(stage, _)| stage == "received") {
+                // The probe saw a new key: builds still in use that pin another break.
+                let pinned = pins_served(&mut tx, &renewable.id).await?;
+                renewal.pin_warning = pin_warning(&pinned, renewal.identity.as_deref());
+                if let Some(warning) = &renewal.pin_warning {
+                    messages.extend(pin_notices(catalog, renewable, warning, at));
+                    history(&mut tx, key, at, "received", Some(&finding.target), PROBE, &format!("Warning: {warning}")).await?;
+                }
+            }
             let done = renewal.is_done();
             save(&mut tx, key, &renewal, at).await?;
             for (stage, text) in &effect.steps {
@@ -475,12 +518,11 @@ pub async fn record_probes(p: &crate::Pools<DB>, catalog: &Catalog, findings: &[
             }
             report.incident = Some(muster_domain::incidents::number(incident));
         }
-        reports.push(report);
+        notify_sql::insert(&mut tx, at, &messages).await?;
+        audit_sql::append(&mut tx, at, audit).await?;
+        tx.commit().await?;
+        Ok(report)
     }
-    notify_sql::insert(&mut tx, at, &messages).await?;
-    audit_sql::append(&mut tx, at, audit).await?;
-    tx.commit().await?;
-    Ok(reports)
 }
 
 pub async fn probe_history(p: &crate::Pools<DB>, renewable: &str, limit: i64) -> Result<Vec<(String,)>> {
@@ -530,13 +572,15 @@ type PinRow = (String, String, i64, String, String, Option<String>, Option<i64>)
 
 pub async fn artifacts(p: &crate::Pools<DB>, id: Option<&str>) -> Result<(Vec<ArtifactRow>, Vec<PinRow>)> {
     let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
-    let rows = sqlx::query_as("SELECT id, name, version, owner, registered_at, retired_at FROM artifacts WHERE ($1 IS NULL OR id = $1) ORDER BY name, registered_at DESC")
+    let rows = sqlx::query_as("SELECT id, name, version, owner, registered_at, retired_at FROM artifacts WHERE ($1 IS NULL OR id = $2) ORDER BY name, registered_at DESC")
+        .bind(id)
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
     let pins = sqlx::query_as(
-        "SELECT artifact_id, path, byte_offset, kind, spki_sha256, subject, not_after FROM artifact_pins WHERE ($1 IS NULL OR artifact_id = $1) ORDER BY artifact_id, path, byte_offset",
+        "SELECT artifact_id, path, byte_offset, kind, spki_sha256, subject, not_after FROM artifact_pins WHERE ($1 IS NULL OR artifact_id = $2) ORDER BY artifact_id, path, byte_offset",
     )
+    .bind(id)
     .bind(id)
     .fetch_all(&mut *tx)
     .await?;
