@@ -878,6 +878,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stage_that_moves_on_is_cleared_whatever_was_raised() {
+        let renewable = licence();
+        let at_ = at("2026-11-20T00:00:00Z");
+        let mut renewal = Renewal::start(&renewable, at("2026-11-03T00:00:00Z"));
+        renewal.apply(&step(Stage::Ordered, None), at_).unwrap();
+        renewal.apply(&step(Stage::Received, None), at_).unwrap();
+        let keys: Vec<String> = renewal.targets.keys().cloned().collect();
+        for key in &keys {
+            renewal
+                .apply(&step(Stage::Applied, Some(key)), at_)
+                .unwrap();
+        }
+        // Told about verification, then everything verified: cleared, so a later
+        // stall of verification would be told afresh rather than paged at once.
+        let raised = [Raised {
+            stage: Stage::Verified,
+            level: Level::Notified,
+            at: at("2026-11-21T01:00:00Z"),
+        }];
+        let stalled = alarms(&renewable, &renewal, &raised, at("2026-11-21T02:00:00Z"));
+        assert!(stalled.cleared.is_empty(), "still stalled");
+        for key in &keys {
+            renewal
+                .apply(&step(Stage::Verified, Some(key)), at_)
+                .unwrap();
+        }
+        let done = alarms(&renewable, &renewal, &raised, at("2026-11-21T03:00:00Z"));
+        assert_eq!(done.cleared, [Stage::Verified]);
+        assert!(done.raise.is_empty());
+        assert_eq!(done.next, None, "nothing more can fall due");
+    }
+
+    #[test]
     fn deadlines_read_from_the_catalog_name_their_field() {
         let read = |v: serde_json::Value| Deadlines::read(&v);
         let custom = read(serde_json::json!({"apply": "4h", "escalate_after": "30m"})).unwrap();
