@@ -416,113 +416,108 @@ pub async fn record_probe(p: &crate::Pools<DB>, catalog: &Catalog, renewable: &R
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let mut messages: Vec<NewNotification> = Vec::new();
     let mut audit = Vec::new();
-    {
-        let (seen, identity) = match &finding.outcome {
-            Outcome::Seen { expires_at, identity, .. } => (Some(expires_at.as_millisecond()), identity.clone()),
-            Outcome::Failed { .. } => (None, None),
-        };
-        sqlx::query("INSERT INTO probe_results (renewable_id, target, at, method, expires_at, identity, verdict, finding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(&renewable.id)
-            .bind(&finding.target)
-            .bind(at)
-            .bind(&finding.method)
-            .bind(seen)
-            .bind(identity)
-            .bind(finding.verdict())
-            .bind(serde_json::to_string(finding).expect("findings serialise"))
-            .execute(&mut *tx)
-            .await?;
-        let mut report = ProbeReport { finding: finding.clone(), steps: Vec::new(), mismatch: None, incident: None };
-        if seen.is_none() {
-            tx.commit().await?;
-            return Ok(report);
-        }
-        let key = (renewable.id.as_str(), renewable.expires_at.as_millisecond());
-        // A renewal starts with its first reminder or move, or with what a probe sees
-        // renewed — not with every probe.
-        let sql = format!("SELECT state FROM renewals WHERE renewable_id = $1 AND expires_at = $2{LOCK}");
-        let stored: Option<(String,)> = sqlx::query_as(trusted(sql)).bind(key.0).bind(key.1).fetch_optional(&mut *tx).await?;
-        let mut renewal = match &stored {
-            Some((state,)) => serde_json::from_str(state).map_err(|e| StoreError::Corrupt(format!("renewal of {}: {e}", renewable.id)))?,
-            None => Renewal::start(renewable, now),
-        };
-        let effect = observe(renewable, &mut renewal, finding, now);
-        if !effect.steps.is_empty() {
-            if stored.is_none() {
-                start(&mut tx, renewable, now).await?;
-            }
-            if effect.steps.iter().any(|(stage, _)| stage == "received") {
-                // The probe saw a new key: builds still in use that pin another break.
-                let pinned = pins_served(&mut tx, &renewable.id).await?;
-                renewal.pin_warning = pin_warning(&pinned, renewal.identity.as_deref());
-                if let Some(warning) = &renewal.pin_warning {
-                    messages.extend(pin_notices(catalog, renewable, warning, at));
-                    history(&mut tx, key, at, "received", Some(&finding.target), PROBE, &format!("Warning: {warning}")).await?;
-                }
-            }
-            let done = renewal.is_done();
-            save(&mut tx, key, &renewal, at).await?;
-            for (stage, text) in &effect.steps {
-                history(&mut tx, key, at, stage, Some(&finding.target), PROBE, text).await?;
-                report.steps.push(text.clone());
-            }
-            let actor = Actor::new(PROBE);
-            if done && let Some((moved, entry)) = finish(&mut tx, &actor, renewable, &renewal, at).await? {
-                audit.push(entry);
-                history(&mut tx, key, at, "done", None, PROBE, &moved).await?;
-                report.steps.push(moved);
-            }
-        }
-        if let Some(mismatch) = &effect.mismatch {
-            let stage = format!("mismatch:{}", finding.target);
-            let identity = match &finding.outcome {
-                Outcome::Seen { identity, .. } => identity.clone().unwrap_or_default(),
-                Outcome::Failed { .. } => String::new(),
-            };
-            // Told once per served key.
-            let fresh: Option<(String,)> = sqlx::query_as(
-                "INSERT INTO renewal_alarms (renewable_id, expires_at, stage, level, at, targets, incident_id) VALUES ($1, $2, $3, $4, $5, $6, NULL) \
-                 ON CONFLICT (renewable_id, expires_at, stage, level) DO NOTHING RETURNING stage",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(&stage)
-            .bind(&identity)
-            .bind(at)
-            .bind(serde_json::to_string(&[&finding.target]).expect("strings serialise"))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if fresh.is_some() {
-                let title = format!("Key mismatch: {} on {}", renewable.name, finding.target);
-                let body = format!("{} ({}): {mismatch}.\n", renewable.name, renewable.id);
-                let people = catalog.team(&renewable.owner).map(|t| t.members.clone()).unwrap_or_default();
-                messages.extend(notices(catalog, &people, &format!("renewal:{}:{}:{stage}:{identity}", key.0, key.1), &title, &body, at));
-                history(&mut tx, key, at, "mismatch", Some(&finding.target), PROBE, mismatch).await?;
-            }
-            report.mismatch = Some(mismatch.clone());
-        }
-        if effect.expired {
-            let service = page_service(renewable);
-            let team = catalog.service(service).map(|s| s.owner.clone()).unwrap_or_else(|| renewable.owner.clone());
-            let served = match &finding.outcome {
-                Outcome::Seen { expires_at, .. } => *expires_at,
-                Outcome::Failed { .. } => now,
-            };
-            let on = if finding.target == IMPLICIT_TARGET { String::new() } else { format!(" on {}", finding.target) };
-            let title = format!("{} {}: still served{on}", renewable.name, reminders::when(served, now));
-            let summary = format!("The {} probe of {} sees an expired item: {}.", finding.method, finding.target, finding.verdict());
-            let (incident, opened) = incidents_sql::raise(&mut tx, service, &expired_group(&renewable.id), Severity::Critical, &title, &summary, &team, at).await?;
-            if opened {
-                let text = format!("The probe sees an expired item on {}; incident {} opened", finding.target, muster_domain::incidents::number(incident));
-                history(&mut tx, key, at, "expired", Some(&finding.target), PROBE, &text).await?;
-            }
-            report.incident = Some(muster_domain::incidents::number(incident));
-        }
-        notify_sql::insert(&mut tx, at, &messages).await?;
-        audit_sql::append(&mut tx, at, audit).await?;
+    let (seen, identity) = match &finding.outcome {
+        Outcome::Seen { expires_at, identity, .. } => (Some(expires_at.as_millisecond()), identity.clone()),
+        Outcome::Failed { .. } => (None, None),
+    };
+    sqlx::query("INSERT INTO probe_results (renewable_id, target, at, method, expires_at, identity, verdict, finding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&renewable.id)
+        .bind(&finding.target)
+        .bind(at)
+        .bind(&finding.method)
+        .bind(seen)
+        .bind(&identity)
+        .bind(finding.verdict())
+        .bind(serde_json::to_string(finding).expect("findings serialise"))
+        .execute(&mut *tx)
+        .await?;
+    let mut report = ProbeReport { finding: finding.clone(), steps: Vec::new(), mismatch: None, incident: None };
+    if seen.is_none() {
         tx.commit().await?;
-        Ok(report)
+        return Ok(report);
     }
+    let key = (renewable.id.as_str(), renewable.expires_at.as_millisecond());
+    // A renewal starts with its first reminder or move, or with what a probe sees
+    // renewed — not with every probe.
+    let sql = format!("SELECT state FROM renewals WHERE renewable_id = $1 AND expires_at = $2{LOCK}");
+    let stored: Option<(String,)> = sqlx::query_as(trusted(sql)).bind(key.0).bind(key.1).fetch_optional(&mut *tx).await?;
+    let mut renewal = match &stored {
+        Some((state,)) => serde_json::from_str(state).map_err(|e| StoreError::Corrupt(format!("renewal of {}: {e}", renewable.id)))?,
+        None => Renewal::start(renewable, now),
+    };
+    let effect = observe(renewable, &mut renewal, finding, now);
+    if !effect.steps.is_empty() {
+        if stored.is_none() {
+            start(&mut tx, renewable, now).await?;
+        }
+        if effect.steps.iter().any(|(stage, _)| stage == "received") {
+            // The probe saw a new key: builds still in use that pin another break.
+            let pinned = pins_served(&mut tx, &renewable.id).await?;
+            renewal.pin_warning = pin_warning(&pinned, renewal.identity.as_deref());
+            if let Some(warning) = &renewal.pin_warning {
+                messages.extend(pin_notices(catalog, renewable, warning, at));
+                history(&mut tx, key, at, "received", Some(&finding.target), PROBE, &format!("Warning: {warning}")).await?;
+            }
+        }
+        let done = renewal.is_done();
+        save(&mut tx, key, &renewal, at).await?;
+        for (stage, text) in &effect.steps {
+            history(&mut tx, key, at, stage, Some(&finding.target), PROBE, text).await?;
+            report.steps.push(text.clone());
+        }
+        let actor = Actor::new(PROBE);
+        if done && let Some((moved, entry)) = finish(&mut tx, &actor, renewable, &renewal, at).await? {
+            audit.push(entry);
+            history(&mut tx, key, at, "done", None, PROBE, &moved).await?;
+            report.steps.push(moved);
+        }
+    }
+    if let Some(mismatch) = &effect.mismatch {
+        let stage = format!("mismatch:{}", finding.target);
+        let identity = identity.clone().unwrap_or_default();
+        // Told once per served key.
+        let fresh: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO renewal_alarms (renewable_id, expires_at, stage, level, at, targets, incident_id) VALUES ($1, $2, $3, $4, $5, $6, NULL) \
+             ON CONFLICT (renewable_id, expires_at, stage, level) DO NOTHING RETURNING stage",
+        )
+        .bind(key.0)
+        .bind(key.1)
+        .bind(&stage)
+        .bind(&identity)
+        .bind(at)
+        .bind(serde_json::to_string(&[&finding.target]).expect("strings serialise"))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if fresh.is_some() {
+            let title = format!("Key mismatch: {} on {}", renewable.name, finding.target);
+            let body = format!("{} ({}): {mismatch}.\n", renewable.name, renewable.id);
+            let people = catalog.team(&renewable.owner).map(|t| t.members.clone()).unwrap_or_default();
+            messages.extend(notices(catalog, &people, &format!("renewal:{}:{}:{stage}:{identity}", key.0, key.1), &title, &body, at));
+            history(&mut tx, key, at, "mismatch", Some(&finding.target), PROBE, mismatch).await?;
+        }
+        report.mismatch = Some(mismatch.clone());
+    }
+    if effect.expired {
+        let service = page_service(renewable);
+        let team = catalog.service(service).map(|s| s.owner.clone()).unwrap_or_else(|| renewable.owner.clone());
+        let served = match &finding.outcome {
+            Outcome::Seen { expires_at, .. } => *expires_at,
+            Outcome::Failed { .. } => now,
+        };
+        let on = if finding.target == IMPLICIT_TARGET { String::new() } else { format!(" on {}", finding.target) };
+        let title = format!("{} {}: still served{on}", renewable.name, reminders::when(served, now));
+        let summary = format!("The {} probe of {} sees an expired item: {}.", finding.method, finding.target, finding.verdict());
+        let (incident, opened) = incidents_sql::raise(&mut tx, service, &expired_group(&renewable.id), Severity::Critical, &title, &summary, &team, at).await?;
+        if opened {
+            let text = format!("The probe sees an expired item on {}; incident {} opened", finding.target, muster_domain::incidents::number(incident));
+            history(&mut tx, key, at, "expired", Some(&finding.target), PROBE, &text).await?;
+        }
+        report.incident = Some(muster_domain::incidents::number(incident));
+    }
+    notify_sql::insert(&mut tx, at, &messages).await?;
+    audit_sql::append(&mut tx, at, audit).await?;
+    tx.commit().await?;
+    Ok(report)
 }
 
 pub async fn probe_history(p: &crate::Pools<DB>, renewable: &str, limit: i64) -> Result<Vec<(String,)>> {

@@ -349,7 +349,12 @@ async fn detail_page(
         probes: probe_rows,
         can_probe: !muster_domain::renewals::probes::probed_targets(&renewable).is_empty(),
         pin_warning: renewal["pin_warning"].as_str().map(str::to_string),
-        stages: vec!["ordered", "received", "applied", "verified"],
+        // A renewal becomes due by itself; every later stage is moved by hand.
+        stages: Stage::ALL
+            .iter()
+            .filter(|s| **s != Stage::Due)
+            .map(|s| s.as_str())
+            .collect(),
         r: renewable,
     };
     Ok(page.into_response())
