@@ -25,7 +25,17 @@ pub async fn run(store: Store, public_url: String) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "escalating incidents failed; retrying"),
         }
-        tokio::time::sleep(super::TICK).await;
+        tokio::time::sleep(pause(&store).await).await;
+    }
+}
+
+/// Until the next step falls due, at most a tick (new incidents bring earlier steps).
+async fn pause(store: &Store) -> std::time::Duration {
+    match store.next_escalation_at().await {
+        Ok(Some(due)) => std::time::Duration::try_from(store.clock().now().duration_until(due))
+            .unwrap_or(std::time::Duration::ZERO)
+            .min(super::TICK),
+        _ => super::TICK,
     }
 }
 

@@ -11,16 +11,29 @@ use muster_store::incidents::Grouping;
 /// Alert events looked at per transaction.
 pub const BATCH: usize = 1000;
 
+/// Runs until aborted. Intake in this process wakes it and waits for the pass that
+/// covers its alerts; other servers' alerts and held alerts are seen at the next tick.
 pub async fn run(store: Store, public_url: String) {
+    let listener = store.grouping_listener();
     loop {
+        let issued = listener.issued();
         match group_once(&store, &public_url).await {
-            // Work found: look again at once (more may have fallen due meanwhile);
-            // only an idle look waits for the next tick.
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
+            Ok(n) => {
+                if n < BATCH {
+                    // Nothing committed before the pass began is left.
+                    listener.covered(issued);
+                }
+                if n > 0 {
+                    // Work found: look again at once (more may have come meanwhile).
+                    continue;
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "grouping alerts into incidents failed; retrying"),
         }
-        tokio::time::sleep(super::TICK).await;
+        tokio::select! {
+            _ = listener.woken() => {}
+            _ = tokio::time::sleep(super::TICK) => {}
+        }
     }
 }
 

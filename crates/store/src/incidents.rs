@@ -5,6 +5,11 @@
 //! `incidents` engine lock wherever an incident may open, so two servers never open
 //! two incidents for one group (the database's unique index is the backstop).
 
+mod progress;
+
+pub use progress::GroupingListener;
+pub(crate) use progress::GroupingProgress;
+
 use crate::notify::NewNotification;
 use crate::secrets::{credential_hash, random_token};
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
@@ -434,6 +439,15 @@ impl Store {
         dispatch!(self, grouping_due(now, limit as i64))
     }
 
+    /// The grouping engine's handle on intake waiting for it (see [`GroupingProgress`]).
+    pub fn grouping_listener(&self) -> GroupingListener {
+        GroupingListener::new(self.clone())
+    }
+
+    pub(crate) fn progress(&self) -> &GroupingProgress {
+        &self.inner.grouping_progress
+    }
+
     /// Places the alerts of up to `limit` unhandled alert events, and of held alerts
     /// due for another look, into incidents. Returns how many it looked at.
     pub async fn group_alerts(&self, grouping: &Grouping<'_>, limit: usize) -> Result<usize> {
@@ -446,6 +460,12 @@ impl Store {
     pub async fn due_escalation_teams(&self, limit: usize) -> Result<Vec<String>> {
         let now = ms(self.clock().now());
         dispatch!(self, due_teams(now, limit as i64))
+    }
+
+    /// When the next escalation step falls due, if any.
+    pub async fn next_escalation_at(&self) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = dispatch!(self, next_due())?;
+        at.map(from_ms).transpose()
     }
 
     /// Fires due escalation steps (at most `limit` escalations): each step once,

@@ -62,6 +62,7 @@ struct Inner {
     integration_keys: signals::KeyCache,
     ingest_queue: signals::IngestQueue,
     latest_alerts: signals::LatestIndex,
+    grouping_progress: incidents::GroupingProgress,
 }
 
 impl Store {
@@ -78,6 +79,7 @@ impl Store {
                 integration_keys: Default::default(),
                 ingest_queue: Default::default(),
                 latest_alerts: Default::default(),
+                grouping_progress: Default::default(),
             }),
         };
         store.migrate().await?;

@@ -416,7 +416,9 @@ impl Store {
     }
 
     /// Stores a batch of received alerts in one transaction, by Alertmanager's merge
-    /// rules, recording fired/updated/resolved events. Returns how many were written.
+    /// rules, recording fired/updated/resolved events, and returns once a grouping
+    /// engine running here has placed them in incidents (see
+    /// [`crate::incidents::GroupingProgress`]). Returns how many were written.
     pub async fn ingest_alerts(
         &self,
         origin: &Origin,
@@ -451,9 +453,17 @@ impl Store {
             .send(job)
             .await
             .map_err(|_| StoreError::Config("the alert writer has stopped".into()))?;
-        answer
+        let written = answer
             .await
-            .map_err(|_| StoreError::Config("the alert writer has stopped".into()))?
+            .map_err(|_| StoreError::Config("the alert writer has stopped".into()))??;
+        self.grouped_after_commit().await;
+        Ok(written)
+    }
+
+    /// Waits for grouping of the alert events just committed.
+    async fn grouped_after_commit(&self) {
+        let progress = self.progress();
+        progress.grouped(progress.committed()).await;
     }
 
     /// Writes the jobs in one transaction, retrying lost races and groups planned
@@ -515,6 +525,9 @@ impl Store {
             pagerduty_action(origin, service, fingerprint, kind, ms(now))
         )?;
         self.inner.latest_alerts.forget(acted.iter());
+        if acted.is_some() {
+            self.grouped_after_commit().await;
+        }
         Ok(acted.is_some())
     }
 
@@ -555,6 +568,10 @@ impl Store {
         let now = ms(self.clock().now());
         let resolved: Vec<AlertKey> = dispatch!(self, resolve_expired(now, limit as i64))?;
         self.inner.latest_alerts.forget(resolved.iter());
+        if !resolved.is_empty() {
+            // Wakes grouping; the expiry engine has no reason to wait for it.
+            self.progress().committed();
+        }
         Ok(resolved.len())
     }
 

@@ -734,6 +734,10 @@ pub async fn due_teams(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<Vec
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
+pub async fn next_due(p: &crate::Pools<DB>) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM escalations").fetch_one(&p.reader).await?)
+}
+
 /// The most steps one escalation fires in one go (a long outage caught up after
 /// downtime fires every missed step, each once).
 const MAX_STEPS_AT_ONCE: usize = 1000;
