@@ -11,7 +11,7 @@ pub use progress::GroupingListener;
 pub(crate) use progress::GroupingProgress;
 
 use crate::notify::NewNotification;
-use crate::secrets::{credential_hash, random_token};
+use crate::secrets::{SecretBox, random_token};
 use crate::{Result, Store, StoreError, dispatch, per_dialect};
 use jiff::{SignedDuration, Timestamp};
 use muster_domain::audit::Actor;
@@ -190,7 +190,29 @@ pub trait Escalator: Sync {
 pub struct AckLink {
     pub incident: Incident,
     pub person: String,
-    pub used_at: Option<Timestamp>,
+}
+
+/// Acknowledgement links are signed, not stored: `{incident}.{person}.{signature}`,
+/// the signature under the secret key over both, so a link cannot be forged or moved
+/// to another incident or person, and a page writes no row per person. A link
+/// acknowledges only a triggered incident, so it acknowledges once, and stops
+/// working when the incident resolves.
+const ACK_LINK: &str = "incident acknowledgement link";
+
+pub(crate) fn ack_token(secrets: &SecretBox, incident: i64, person: &str) -> String {
+    let claim = format!("{incident}.{person}");
+    let signature = secrets.sign(ACK_LINK, &claim);
+    format!("{claim}.{signature}")
+}
+
+/// The incident and person a token Muster signed names.
+fn read_ack_token(secrets: &SecretBox, token: &str) -> Option<(i64, String)> {
+    let (claim, signature) = token.rsplit_once('.')?;
+    if !secrets.verify(ACK_LINK, claim, signature) {
+        return None;
+    }
+    let (incident, person) = claim.split_once('.')?;
+    Some((incident.parse().ok()?, person.to_string()))
 }
 
 /// What following an acknowledgement link did.
@@ -452,7 +474,10 @@ impl Store {
     /// due for another look, into incidents. Returns how many it looked at.
     pub async fn group_alerts(&self, grouping: &Grouping<'_>, limit: usize) -> Result<usize> {
         let now = self.clock().now();
-        dispatch!(self, group(grouping, now, limit as i64))
+        dispatch!(
+            self,
+            group(grouping, &self.inner.secrets, now, limit as i64)
+        )
     }
 
     /// Whether any escalation step is due, and the teams whose steps are (at most
@@ -472,25 +497,29 @@ impl Store {
     /// recorded with its messages in one transaction. Returns the steps fired.
     pub async fn fire_escalations(&self, escalator: &dyn Escalator, limit: usize) -> Result<usize> {
         let now = ms(self.clock().now());
-        dispatch!(self, escalate(escalator, now, limit as i64))
+        dispatch!(
+            self,
+            escalate(escalator, &self.inner.secrets, now, limit as i64)
+        )
     }
 
-    /// A fresh acknowledgement token for `person` on `incident` is stored hashed; the
-    /// token itself only travels in the page.
-    pub(crate) fn new_ack_token() -> (String, String) {
-        let token = random_token(32);
-        let hash = credential_hash(&token);
-        (token, hash)
-    }
-
+    /// Where an acknowledgement link leads; `None` for a token Muster did not sign
+    /// or an incident that is gone.
     pub async fn ack_link(&self, token: &str) -> Result<Option<AckLink>> {
-        dispatch!(self, ack_link(&credential_hash(token)))
+        let Some((incident, person)) = read_ack_token(&self.inner.secrets, token) else {
+            return Ok(None);
+        };
+        dispatch!(self, ack_link(incident, &person))
     }
 
-    /// Acknowledges through a link: once, only while the incident is triggered.
+    /// Acknowledges through a link: only while the incident is triggered, so a link
+    /// acknowledges once.
     pub async fn acknowledge_by_link(&self, token: &str) -> Result<LinkOutcome> {
+        let Some((incident, person)) = read_ack_token(&self.inner.secrets, token) else {
+            return Ok(LinkOutcome::Unknown);
+        };
         let now = ms(self.clock().now());
-        dispatch!(self, acknowledge_by_link(&credential_hash(token), now))
+        dispatch!(self, acknowledge_by_link(incident, &person, now))
     }
 
     /// Records a report and places it: in its service's open incident; else, when the

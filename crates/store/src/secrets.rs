@@ -2,9 +2,10 @@
 //! (a key file), so a copied database alone reveals no secret.
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
 use muster_domain::catalog::apply::Sealer;
 use muster_domain::catalog::secret::SEALED_PREFIX;
 use sha2::{Digest, Sha256};
@@ -14,6 +15,9 @@ use std::path::Path;
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
     fingerprint: String,
+    /// Signs what Muster hands out instead of storing (acknowledgement links); derived
+    /// from the key so that it is never the sealing key itself.
+    signing_key: [u8; 32],
 }
 
 impl SecretBox {
@@ -21,10 +25,35 @@ impl SecretBox {
         let mut material = b"muster secret key fingerprint v1\0".to_vec();
         material.extend_from_slice(&key);
         let fingerprint = hex::encode(Sha256::digest(&material));
+        let mut material = b"muster signing key v1\0".to_vec();
+        material.extend_from_slice(&key);
         SecretBox {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
             fingerprint,
+            signing_key: Sha256::digest(&material).into(),
         }
+    }
+
+    /// HMAC-SHA256 of `message` for `purpose` (a MAC for one purpose never passes
+    /// for another), base64url without padding.
+    pub fn sign(&self, purpose: &str, message: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(purpose, message).finalize().into_bytes())
+    }
+
+    /// Whether `signature` is [`SecretBox::sign`]'s for `message`, compared in constant time.
+    pub fn verify(&self, purpose: &str, message: &str, signature: &str) -> bool {
+        URL_SAFE_NO_PAD
+            .decode(signature)
+            .is_ok_and(|mac| self.mac(purpose, message).verify_slice(&mac).is_ok())
+    }
+
+    fn mac(&self, purpose: &str, message: &str) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.signing_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(message.as_bytes());
+        mac
     }
 
     /// Identifies the key without revealing it; the database records it.
@@ -134,6 +163,19 @@ pub fn credential_hash(credential: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_hold_only_for_their_message_purpose_and_key() {
+        let sb = SecretBox::from_key([7; 32]);
+        let signature = sb.sign("ack", "42.dana");
+        assert!(sb.verify("ack", "42.dana", &signature));
+        assert!(!sb.verify("ack", "43.dana", &signature));
+        assert!(!sb.verify("ack", "42.eli", &signature));
+        assert!(!sb.verify("other", "42.dana", &signature));
+        assert!(!sb.verify("ack", "42.dana", "not base64!"));
+        assert!(!sb.verify("ack", "42.dana", &signature[..20]));
+        assert!(!SecretBox::from_key([8; 32]).verify("ack", "42.dana", &signature));
+    }
 
     #[test]
     fn seals_and_opens() {

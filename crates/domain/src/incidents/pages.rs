@@ -59,6 +59,28 @@ pub fn page_message(facts: &PageFacts, page: &Page) -> (String, String) {
     (subject, body)
 }
 
+/// The timeline's one line for a step: who was paged, and how. `reached` is each
+/// person with the channels their messages went by.
+pub fn paged_text(page: &Page, reached: &[(&str, Vec<&str>)]) -> String {
+    let each: Vec<String> = reached
+        .iter()
+        .map(|(person, channels)| match channels.as_slice() {
+            [] => format!("{person} (no contact method)"),
+            channels => format!("{person} ({})", channels.join(", ")),
+        })
+        .collect();
+    let people = match each.split_last() {
+        None => "nobody".to_string(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    };
+    format!(
+        "Paged {people}: step {} of pass {}",
+        page.step + 1,
+        page.pass + 1
+    )
+}
+
 /// The dedup key prefix of every page message of an incident.
 pub fn page_prefix(incident: i64) -> String {
     format!("incident:{incident}:page:")
@@ -120,6 +142,31 @@ mod tests {
         assert_eq!(parse_reference("INC-"), None);
         assert_eq!(parse_reference("0"), None);
         assert_eq!(parse_reference("-3"), None);
+    }
+
+    #[test]
+    fn one_line_says_who_was_paged_how_at_which_step() {
+        let page = Page {
+            at: "2026-11-24T10:15:00Z".parse().unwrap(),
+            pass: 0,
+            step: 1,
+            people: vec!["dana".into(), "eli".into(), "fran".into()],
+        };
+        assert_eq!(
+            paged_text(
+                &page,
+                &[
+                    ("dana", vec!["email", "sms"]),
+                    ("eli", vec!["webhook"]),
+                    ("fran", vec![])
+                ]
+            ),
+            "Paged dana (email, sms), eli (webhook) and fran (no contact method): step 2 of pass 1"
+        );
+        assert_eq!(
+            paged_text(&page, &[("dana", vec!["email"])]),
+            "Paged dana (email): step 2 of pass 1"
+        );
     }
 
     #[test]

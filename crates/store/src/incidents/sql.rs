@@ -1,7 +1,7 @@
 // Incident queries, compiled once per database (see `per_dialect!`).
 
 use muster_domain::incidents::grouping::{Placement, alert_title, maintenance, muted_until, place, truncate};
-use muster_domain::incidents::pages::page_prefix;
+use muster_domain::incidents::pages::{page_prefix, paged_text};
 use muster_domain::incidents::reports::{Candidate, flood, resemble};
 use muster_domain::incidents::{Action, Rules, group_key, transition};
 use std::collections::{HashMap, HashSet};
@@ -46,8 +46,6 @@ struct Pending {
     joins: Vec<(i64, i64, i64)>,
     /// Alerts no longer held.
     released: Vec<i64>,
-    /// Acknowledgement links: (token hash, incident, person, created at).
-    links: Vec<(String, i64, String, i64)>,
     /// Page messages for the outbox.
     messages: Vec<NewNotification>,
 }
@@ -106,14 +104,6 @@ impl Pending {
             let mut q = sqlx::query(trusted(sql));
             for alert in chunk {
                 q = q.bind(*alert);
-            }
-            q.execute(&mut **tx).await?;
-        }
-        for chunk in self.links.chunks(300) {
-            let sql = format!("INSERT INTO ack_links (token_hash, incident_id, person, created_at) VALUES {}", value_rows(chunk.len(), 4));
-            let mut q = sqlx::query(trusted(sql));
-            for (hash, incident, person, at) in chunk {
-                q = q.bind(hash).bind(*incident).bind(person).bind(*at);
             }
             q.execute(&mut **tx).await?;
         }
@@ -564,7 +554,7 @@ pub async fn grouping_due(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp, limit: i64) -> Result<usize> {
+pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, secrets: &SecretBox, now: Timestamp, limit: i64) -> Result<usize> {
     let at = ms(now);
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
@@ -692,7 +682,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, now: Timestamp
         auto_resolve(&mut tx, catalog, incident, at).await?;
     }
     // Step one fires with the opening: nobody waits for the escalation engine's turn.
-    fire(&mut tx, grouping.escalator, opened, at).await?;
+    fire(&mut tx, grouping.escalator, secrets, opened, at).await?;
     for chunk in seqs.chunks(500) {
         let sql = format!("UPDATE alert_events SET handled_at = {} WHERE seq IN ({})", placeholders(1, 1), placeholders(2, chunk.len()));
         let mut q = sqlx::query(trusted(sql)).bind(at);
@@ -807,11 +797,11 @@ async fn record_pages(tx: &mut Tx<'_>, pages: &[(i64, &Page)], now: i64) -> Resu
 /// recorded first (a page already recorded, by another server, is not sent again),
 /// then links, messages and timeline entries for those recorded, each kind in a few
 /// multi-row statements.
-pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, now: i64, limit: i64) -> Result<usize> {
+pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, secrets: &SecretBox, now: i64, limit: i64) -> Result<usize> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let sql = format!("SELECT incident_id, team, pass, step, due_at FROM escalations WHERE due_at <= $1 ORDER BY due_at LIMIT $2{SKIP_LOCKED}");
     let due: Vec<Due> = sqlx::query_as(trusted(sql)).bind(now).bind(limit).fetch_all(&mut *tx).await?;
-    let fired = fire(&mut tx, escalator, due, now).await?;
+    let fired = fire(&mut tx, escalator, secrets, due, now).await?;
     tx.commit().await?;
     Ok(fired)
 }
@@ -821,7 +811,7 @@ type Due = (i64, String, i64, i64, i64);
 
 /// Fires the steps of `due` escalations that are due at `now`, as `escalate` describes,
 /// inside the caller's transaction; returns the steps recorded.
-async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, due: Vec<Due>, now: i64) -> Result<usize> {
+async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, secrets: &SecretBox, due: Vec<Due>, now: i64) -> Result<usize> {
     let ids: Vec<i64> = due.iter().map(|d| d.0).collect();
     let mut rows = rows_by_id(tx, &ids).await?;
     let reported = reporting_organisations(tx, &ids).await?;
@@ -878,16 +868,15 @@ async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, due: Vec<Due>, now: i6
                 Fired::Page(page) if !recorded.contains(&(incident.id, page.pass as i64, page.step as i64)) => continue,
                 Fired::Page(page) => page,
             };
+            let mut reached = Vec::new();
             for person in &page.people {
-                let (token, hash) = Store::new_ack_token();
-                pending.links.push((hash, incident.id, person.clone(), now));
+                let token = ack_token(secrets, incident.id, person);
                 let messages = escalator.messages(incident, organisations, page, person, &token);
                 let channels: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
-                let how = if channels.is_empty() { "no contact method".to_string() } else { channels.join(", ") };
-                let text = format!("Paged {person} (step {} of pass {}) by {how}", page.step + 1, page.pass + 1);
-                pending.note(incident.id, now, "paged", text);
+                reached.push((person.as_str(), channels));
                 pending.messages.extend(messages);
             }
+            pending.note(incident.id, now, "paged", paged_text(page, &reached));
         }
         if *done {
             pending.note(incident.id, now, "escalation_done", "Every step of every pass has fired; nobody acknowledged".into());
@@ -916,45 +905,35 @@ async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, due: Vec<Due>, now: i6
     Ok(recorded.len())
 }
 
-/// The link with `hash` and its incident; `lock` is the row-lock suffix for writers.
-async fn link_row(tx: &mut Tx<'_>, hash: &str, lock: &str) -> Result<Option<AckLink>> {
-    let sql = format!("SELECT incident_id, person, used_at FROM ack_links WHERE token_hash = $1{lock}");
-    let Some((incident, person, used_at)) = sqlx::query_as::<_, (i64, String, Option<i64>)>(trusted(sql)).bind(hash).fetch_optional(&mut **tx).await? else {
-        return Ok(None);
-    };
-    Ok(Some(AckLink {
-        incident: select(tx, incident, lock)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("ack link of missing incident {incident}")))?
-            .read()?,
-        person,
-        used_at: used_at.map(from_ms).transpose()?,
-    }))
+/// The link of `person` on `incident`; `lock` is the row-lock suffix for writers.
+async fn link(tx: &mut Tx<'_>, incident: i64, person: &str, lock: &str) -> Result<Option<AckLink>> {
+    Ok(match select(tx, incident, lock).await? {
+        Some(row) => Some(AckLink { incident: row.read()?, person: person.to_string() }),
+        None => None,
+    })
 }
 
-pub async fn ack_link(p: &crate::Pools<DB>, hash: &str) -> Result<Option<AckLink>> {
+pub async fn ack_link(p: &crate::Pools<DB>, incident: i64, person: &str) -> Result<Option<AckLink>> {
     let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
-    let link = link_row(&mut tx, hash, "").await?;
+    let link = link(&mut tx, incident, person, "").await?;
     tx.commit().await?;
     Ok(link)
 }
 
-pub async fn acknowledge_by_link(p: &crate::Pools<DB>, hash: &str, now: i64) -> Result<LinkOutcome> {
+pub async fn acknowledge_by_link(p: &crate::Pools<DB>, incident: i64, person: &str, now: i64) -> Result<LinkOutcome> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    let Some(link) = link_row(&mut tx, hash, LOCK).await? else {
+    let Some(link) = link(&mut tx, incident, person, LOCK).await? else {
         return Ok(LinkOutcome::Unknown);
     };
     match link.incident.state {
         State::Resolved => return Ok(LinkOutcome::Expired(link)),
-        State::Triggered if link.used_at.is_none() => {}
+        State::Triggered => {}
         _ => return Ok(LinkOutcome::Unchanged(link)),
     }
-    sqlx::query("UPDATE ack_links SET used_at = $2 WHERE token_hash = $1").bind(hash).bind(now).execute(&mut *tx).await?;
-    let text = format!("Acknowledged by {} with the link in their page", link.person);
-    let id = link.incident.id;
-    let updated = set_state(&mut tx, id, State::Acknowledged, &link.person, now, &text).await?;
-    let actor = Actor::new(format!("link:{}", link.person));
-    audit_sql::append(&mut tx, now, vec![audit_entry(&actor, "incident.acknowledge", id, Some("triggered"), "acknowledged")]).await?;
+    let text = format!("Acknowledged by {person} with the link in their page");
+    let updated = set_state(&mut tx, incident, State::Acknowledged, person, now, &text).await?;
+    let actor = Actor::new(format!("link:{person}"));
+    audit_sql::append(&mut tx, now, vec![audit_entry(&actor, "incident.acknowledge", incident, Some("triggered"), "acknowledged")]).await?;
     tx.commit().await?;
     Ok(LinkOutcome::Acknowledged(updated.read()?))
 }

@@ -61,10 +61,12 @@ fn unknown() -> Response {
 
 /// Why a link no longer acknowledges.
 fn unchanged(link: AckLink) -> Response {
-    let message = match (&link.incident.acknowledged_by, link.used_at) {
-        (_, Some(_)) => "This link was used already; the incident stays as it is.".to_string(),
-        (Some(by), None) => format!("Already acknowledged by {by}; nothing changed."),
-        (None, None) => format!(
+    let message = match &link.incident.acknowledged_by {
+        Some(by) if *by == link.person => {
+            "You acknowledged it already; the incident stays as it is.".to_string()
+        }
+        Some(by) => format!("Already acknowledged by {by}; nothing changed."),
+        None => format!(
             "The incident is {}; nothing changed.",
             link.incident.state.as_str()
         ),
@@ -92,9 +94,7 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>) -> R
     match state.store.ack_link(&token).await {
         Ok(None) => unknown(),
         Ok(Some(link)) if link.incident.state == IncidentState::Resolved => expired(link),
-        Ok(Some(link))
-            if link.incident.state == IncidentState::Triggered && link.used_at.is_none() =>
-        {
+        Ok(Some(link)) if link.incident.state == IncidentState::Triggered => {
             let message = format!(
                 "You were paged about this incident. Confirm to acknowledge it as {}.",
                 link.person
@@ -123,11 +123,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
             page(
                 StatusCode::OK,
                 "Acknowledged",
-                Some(AckLink {
-                    incident,
-                    person,
-                    used_at: None,
-                }),
+                Some(AckLink { incident, person }),
                 message,
                 false,
             )
