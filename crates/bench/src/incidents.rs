@@ -6,8 +6,10 @@
 //! incident's escalation — two steps 30 s apart and one repeat — runs to its end
 //! with all of them open, paging 500 people by webhook to a receiver on loopback.
 //!
-//! The figures come from the database afterwards: each alert's `joined_at -
-//! received_at` (arrival to `alert_joined`), each fired step's `fired_at - due_at`.
+//! Intake answers only once its alerts are grouped, so each alert POST's time (sent
+//! to answered) bounds its alerts' arrival to join. The other figures come from the
+//! database afterwards: each alert's `joined_at - received_at` (stored to
+//! `alert_joined`), each fired step's `fired_at - due_at`.
 
 use super::direct::Direct;
 use super::intake::{self, Load, NAMES};
@@ -455,8 +457,11 @@ pub fn report(figures: &[Figures], args: &Args) {
             all
         };
         println!(
-            "  {:<10} signal joined {:.2} (alerts), {:.2} (reports, joined in the request); escalation step fired {:.2}",
+            "  {:<10} signal joined {:.2} (alerts: answered only once grouped, so arrival to answer bounds it), \
+             {:.2} (alerts: stored to joined, from the database), {:.2} (reports, joined in the request); \
+             escalation step fired {:.2}",
             f.backend,
+            ratio(&f.alert_posts),
             ratio(&f.joins),
             ratio(&f.reports.latencies),
             ratio(&steps)

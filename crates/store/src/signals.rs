@@ -260,7 +260,14 @@ struct Job {
     incoming: Vec<(AlertKey, Alert)>,
     digests: Vec<u128>,
     dedup_key: Option<String>,
-    reply: tokio::sync::oneshot::Sender<Result<usize>>,
+    reply: tokio::sync::oneshot::Sender<Result<Stored>>,
+}
+
+/// What writing a job did.
+struct Stored {
+    alerts: usize,
+    /// Whether its transaction recorded alert events (grouping has work).
+    events: bool,
 }
 
 /// Most alerts the latest-instance index remembers (about 500 bytes each); past that
@@ -327,16 +334,27 @@ async fn writer(store: std::sync::Weak<crate::Inner>, mut queue: tokio::sync::mp
         let Some(inner) = store.upgrade() else { return };
         let store = Store { inner };
         let all: Vec<&Job> = jobs.iter().collect();
-        if jobs.len() == 1 || store.write_jobs(&all).await.is_err() {
+        let together = match jobs.len() {
+            1 => None,
+            _ => store.write_jobs(&all).await.ok(),
+        };
+        match together {
+            Some(events) => {
+                for job in jobs {
+                    let alerts = job.incoming.len();
+                    let _ = job.reply.send(Ok(Stored { alerts, events }));
+                }
+            }
             // Alone, or after a failed group: each job in its own transaction, so one
             // job's trouble never fails another's alerts.
-            for job in jobs {
-                let written = store.write_jobs(&[&job]).await.map(|()| job.incoming.len());
-                let _ = job.reply.send(written);
-            }
-        } else {
-            for job in jobs {
-                let _ = job.reply.send(Ok(job.incoming.len()));
+            None => {
+                for job in jobs {
+                    let stored = store.write_jobs(&[&job]).await.map(|events| Stored {
+                        alerts: job.incoming.len(),
+                        events,
+                    });
+                    let _ = job.reply.send(stored);
+                }
             }
         }
     }
@@ -416,9 +434,9 @@ impl Store {
     }
 
     /// Stores a batch of received alerts in one transaction, by Alertmanager's merge
-    /// rules, recording fired/updated/resolved events, and returns once a grouping
-    /// engine running here has placed them in incidents (see
-    /// [`crate::incidents::GroupingProgress`]). Returns how many were written.
+    /// rules, recording fired/updated/resolved events. When it recorded events, it
+    /// returns only once a grouping engine running here has placed them in incidents
+    /// (see [`crate::incidents::GroupingProgress`]). Returns how many were written.
     pub async fn ingest_alerts(
         &self,
         origin: &Origin,
@@ -453,11 +471,13 @@ impl Store {
             .send(job)
             .await
             .map_err(|_| StoreError::Config("the alert writer has stopped".into()))?;
-        let written = answer
+        let stored = answer
             .await
             .map_err(|_| StoreError::Config("the alert writer has stopped".into()))??;
-        self.grouped_after_commit().await;
-        Ok(written)
+        if stored.events {
+            self.grouped_after_commit().await;
+        }
+        Ok(stored.alerts)
     }
 
     /// Waits for grouping of the alert events just committed.
@@ -467,8 +487,8 @@ impl Store {
     }
 
     /// Writes the jobs in one transaction, retrying lost races and groups planned
-    /// from rows that changed meanwhile.
-    async fn write_jobs(&self, jobs: &[&Job]) -> Result<()> {
+    /// from rows that changed meanwhile. Returns whether it recorded alert events.
+    async fn write_jobs(&self, jobs: &[&Job]) -> Result<bool> {
         let index = &self.inner.latest_alerts;
         let mut attempt = 0;
         loop {
@@ -491,9 +511,9 @@ impl Store {
                 })
                 .collect();
             let changed = match dispatch!(self, ingest(ingest::rounds(items), index, now)) {
-                Ok(Some(written)) => {
+                Ok(Some((written, events))) => {
                     index.learn(written);
-                    return Ok(());
+                    return Ok(events);
                 }
                 Ok(None) => StoreError::Busy("alerts kept changing while being written".into()),
                 Err(e) if lost_race(&e) => e,

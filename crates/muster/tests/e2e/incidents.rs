@@ -76,11 +76,10 @@ async fn grouping_folds_alerts_into_one_incident_per_group(backend: Backend) {
     let (_db, server) = seeded(backend).await;
     let key = service_key(&server, "forms-printing", "prom").await;
     post_alerts(&server, &key, &alerts_json(&["QueueStuck"])).await;
-    let open = wait_for(&server, "/api/v1/incidents?status=open", |b| {
-        b["items"].as_array().unwrap().len() == 1
-    })
-    .await;
-    let incident = &open["items"][0];
+    // Intake answers only once its alerts are in their incident: no waiting here.
+    let open = open_incidents(&server).await;
+    assert_eq!(open.len(), 1, "{open:?}");
+    let incident = &open[0];
     assert_eq!(incident["service"], "forms-printing");
     assert_eq!(incident["state"], "triggered");
     assert_eq!(incident["severity"], "critical");
@@ -90,10 +89,8 @@ async fn grouping_folds_alerts_into_one_incident_per_group(backend: Backend) {
 
     // Another alert on the service joins it (one group per service by default).
     post_alerts(&server, &key, &alerts_json(&["QueueStuck", "SpoolerDown"])).await;
-    let detail = wait_for(&server, &format!("/api/v1/incidents/{number}"), |b| {
-        b["alerts"].as_array().unwrap().len() == 2
-    })
-    .await;
+    let (_, detail) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(detail["alerts"].as_array().unwrap().len(), 2, "{detail:#}");
     assert_eq!(open_incidents(&server).await.len(), 1);
     let kinds = texts_at(&detail["timeline"], "/kind");
     assert_eq!(

@@ -148,8 +148,9 @@ pub async fn ingest(
     rounds: Vec<Vec<(&AlertKey, (&Alert, Meta<'_>))>>,
     index: &LatestIndex,
     now: Timestamp,
-) -> Result<Option<Vec<(AlertKey, (Known, i64))>>> {
+) -> Result<Option<(Vec<(AlertKey, (Known, i64))>, bool)>> {
     let now_ms = ms(now);
+    let mut recorded_events = false;
     // What this transaction wrote so far, ahead of the index for later rounds.
     let mut written: HashMap<AlertKey, (Known, i64)> = HashMap::new();
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
@@ -327,10 +328,11 @@ pub async fn ingest(
                 written.insert((*key).clone(), (known, 0));
             }
         }
+        recorded_events |= !events.is_empty();
         insert_events(&mut tx, &events, now_ms).await?;
     }
     tx.commit().await?;
-    Ok(Some(written.into_iter().collect()))
+    Ok(Some((written.into_iter().collect(), recorded_events)))
 }
 
 /// Acts on the firing alert; returns its key, or `None` when there is none.
