@@ -30,11 +30,14 @@ pub async fn run(store: Store, public_url: String) {
 }
 
 /// Until the next step falls due, at most a tick (new incidents bring earlier steps).
+/// A step already due that the last pass could not fire (a policy that would not
+/// load, a failed pass, another server holding it) waits the whole tick: no spinning.
 async fn pause(store: &Store) -> std::time::Duration {
     match store.next_escalation_at().await {
         Ok(Some(due)) => std::time::Duration::try_from(store.clock().now().duration_until(due))
-            .unwrap_or(std::time::Duration::ZERO)
-            .min(super::TICK),
+            .ok()
+            .filter(|until| !until.is_zero())
+            .map_or(super::TICK, |until| until.min(super::TICK)),
         _ => super::TICK,
     }
 }

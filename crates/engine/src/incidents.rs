@@ -6,24 +6,24 @@
 
 use crate::escalation::Policies;
 use muster_store::Store;
-use muster_store::incidents::Grouping;
+use muster_store::incidents::{Grouping, GroupingListener, GroupingPass};
 
 /// Alert events looked at per transaction.
 pub const BATCH: usize = 1000;
 
-/// Runs until aborted. Intake in this process wakes it and waits for the pass that
+/// Runs until aborted. Intake in this process wakes it (through `listener`, taken
+/// before the task starts so no request slips past it) and waits for the pass that
 /// covers its alerts; other servers' alerts and held alerts are seen at the next tick.
-pub async fn run(store: Store, public_url: String) {
-    let listener = store.grouping_listener();
+pub async fn run(store: Store, listener: GroupingListener, public_url: String) {
     loop {
         let issued = listener.issued();
         match group_once(&store, &public_url).await {
-            Ok(n) => {
-                if n < BATCH {
+            Ok(pass) => {
+                if pass.drained {
                     // Nothing committed before the pass began is left.
                     listener.covered(issued);
                 }
-                if n > 0 {
+                if pass.looked_at > 0 {
                     // Work found: look again at once (more may have come meanwhile).
                     continue;
                 }
@@ -37,11 +37,14 @@ pub async fn run(store: Store, public_url: String) {
     }
 }
 
-/// One batch; returns how many events and held alerts it looked at.
-pub async fn group_once(store: &Store, public_url: &str) -> muster_store::Result<usize> {
+/// One batch.
+pub async fn group_once(store: &Store, public_url: &str) -> muster_store::Result<GroupingPass> {
     let services = store.grouping_due(BATCH).await?;
     if services.is_empty() {
-        return Ok(0);
+        return Ok(GroupingPass {
+            looked_at: 0,
+            drained: true,
+        });
     }
     let snapshot = store.catalog().await?;
     let silences = store.silences(None).await?;

@@ -41,7 +41,11 @@ pub fn start(
     vec![
         tokio::spawn(delivery::run(store.clone(), senders, settings.throttles)),
         tokio::spawn(alert_expiry::run(store.clone(), settings.alert_retention)),
-        tokio::spawn(incidents::run(store.clone(), settings.public_url.clone())),
+        tokio::spawn(incidents::run(
+            store.clone(),
+            store.grouping_listener(),
+            settings.public_url.clone(),
+        )),
         tokio::spawn(escalation::run(store.clone(), settings.public_url)),
         tokio::spawn(probes::run(store.clone(), settings.probes)),
         tokio::spawn(renewals::run(store)),

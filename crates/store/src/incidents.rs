@@ -167,6 +167,15 @@ pub struct Grouping<'a> {
     pub escalator: &'a dyn Escalator,
 }
 
+/// What one grouping pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupingPass {
+    /// Alert events and held alerts looked at.
+    pub looked_at: usize,
+    /// No unhandled alert event was left behind by the pass's limit.
+    pub drained: bool,
+}
+
 /// Turns escalation steps into people and messages; the engine implements it over the
 /// catalog and the on-call schedules.
 pub trait Escalator: Sync {
@@ -193,26 +202,52 @@ pub struct AckLink {
 }
 
 /// Acknowledgement links are signed, not stored: `{incident}.{person}.{signature}`,
-/// the signature under the secret key over both, so a link cannot be forged or moved
-/// to another incident or person, and a page writes no row per person. A link
-/// acknowledges only a triggered incident, so it acknowledges once, and stops
+/// the signature under the secret key over both and the incident's opening time, so a
+/// link cannot be forged, moved to another incident or person, or reach another
+/// database's incident with the same number; and a page writes no row per person. A
+/// link acknowledges only a triggered incident, so it acknowledges once, and stops
 /// working when the incident resolves.
 const ACK_LINK: &str = "incident acknowledgement link";
 
-pub(crate) fn ack_token(secrets: &SecretBox, incident: i64, person: &str) -> String {
-    let claim = format!("{incident}.{person}");
-    let signature = secrets.sign(ACK_LINK, &claim);
-    format!("{claim}.{signature}")
+fn ack_signed_text(incident: &Incident, person: &str) -> String {
+    format!(
+        "{}.{person}.{}",
+        incident.id,
+        incident.opened_at.as_millisecond()
+    )
 }
 
-/// The incident and person a token Muster signed names.
-fn read_ack_token(secrets: &SecretBox, token: &str) -> Option<(i64, String)> {
+pub(crate) fn ack_token(secrets: &SecretBox, incident: &Incident, person: &str) -> String {
+    let signature = secrets.sign(ACK_LINK, &ack_signed_text(incident, person));
+    format!("{}.{person}.{signature}", incident.id)
+}
+
+/// What a token claims: (incident, person, signature); checked by [`ack_signed`] once
+/// the incident is read.
+pub(crate) struct AckClaim {
+    incident: i64,
+    person: String,
+    signature: String,
+}
+
+fn read_ack_token(token: &str) -> Option<AckClaim> {
     let (claim, signature) = token.rsplit_once('.')?;
-    if !secrets.verify(ACK_LINK, claim, signature) {
-        return None;
-    }
     let (incident, person) = claim.split_once('.')?;
-    Some((incident.parse().ok()?, person.to_string()))
+    Some(AckClaim {
+        incident: incident.parse().ok()?,
+        person: person.to_string(),
+        signature: signature.to_string(),
+    })
+}
+
+/// Whether Muster signed `claim` for this very incident.
+fn ack_signed(secrets: &SecretBox, incident: &Incident, claim: &AckClaim) -> bool {
+    incident.id == claim.incident
+        && secrets.verify(
+            ACK_LINK,
+            &ack_signed_text(incident, &claim.person),
+            &claim.signature,
+        )
 }
 
 /// What following an acknowledgement link did.
@@ -471,8 +506,12 @@ impl Store {
     }
 
     /// Places the alerts of up to `limit` unhandled alert events, and of held alerts
-    /// due for another look, into incidents. Returns how many it looked at.
-    pub async fn group_alerts(&self, grouping: &Grouping<'_>, limit: usize) -> Result<usize> {
+    /// due for another look, into incidents.
+    pub async fn group_alerts(
+        &self,
+        grouping: &Grouping<'_>,
+        limit: usize,
+    ) -> Result<GroupingPass> {
         let now = self.clock().now();
         dispatch!(
             self,
@@ -506,20 +545,20 @@ impl Store {
     /// Where an acknowledgement link leads; `None` for a token Muster did not sign
     /// or an incident that is gone.
     pub async fn ack_link(&self, token: &str) -> Result<Option<AckLink>> {
-        let Some((incident, person)) = read_ack_token(&self.inner.secrets, token) else {
+        let Some(claim) = read_ack_token(token) else {
             return Ok(None);
         };
-        dispatch!(self, ack_link(incident, &person))
+        dispatch!(self, ack_link(&self.inner.secrets, &claim))
     }
 
     /// Acknowledges through a link: only while the incident is triggered, so a link
     /// acknowledges once.
     pub async fn acknowledge_by_link(&self, token: &str) -> Result<LinkOutcome> {
-        let Some((incident, person)) = read_ack_token(&self.inner.secrets, token) else {
+        let Some(claim) = read_ack_token(token) else {
             return Ok(LinkOutcome::Unknown);
         };
         let now = ms(self.clock().now());
-        dispatch!(self, acknowledge_by_link(incident, &person, now))
+        dispatch!(self, acknowledge_by_link(&self.inner.secrets, &claim, now))
     }
 
     /// Records a report and places it: in its service's open incident; else, when the
@@ -558,3 +597,62 @@ impl Store {
 }
 
 per_dialect!("incidents/sql.rs");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(id: i64, opened_at: &str) -> Incident {
+        let at: Timestamp = opened_at.parse().unwrap();
+        Incident {
+            id,
+            number: number(id),
+            service: "forms-printing".into(),
+            group_key: String::new(),
+            state: State::Triggered,
+            severity: Severity::Critical,
+            title: "Printing fails".into(),
+            summary: String::new(),
+            opened_by: "alert".into(),
+            opened_at: at,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            mitigated_at: None,
+            resolved_at: None,
+            resolved_by: None,
+            merged_into: None,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn an_ack_link_holds_only_for_its_incident_person_and_opening() {
+        let secrets = SecretBox::from_key([3; 32]);
+        let inc = incident(42, "2026-11-24T10:00:00Z");
+        let token = ack_token(&secrets, &inc, "dana");
+        let claim = read_ack_token(&token).unwrap();
+        assert_eq!((claim.incident, claim.person.as_str()), (42, "dana"));
+        assert!(ack_signed(&secrets, &inc, &claim));
+
+        let moved = read_ack_token(&token.replacen(".dana.", ".eli.", 1)).unwrap();
+        assert!(!ack_signed(&secrets, &inc, &moved), "another person");
+        let other = read_ack_token(&token.replacen("42.", "43.", 1)).unwrap();
+        let inc43 = incident(43, "2026-11-24T10:00:00Z");
+        assert!(!ack_signed(&secrets, &inc43, &other), "another incident");
+        assert!(
+            !ack_signed(&secrets, &inc43, &claim),
+            "a claim for 42 read as 43"
+        );
+        // Incident 42 of a database made again with the same key file.
+        let again = incident(42, "2026-11-25T09:00:00Z");
+        assert!(!ack_signed(&secrets, &again, &claim), "another opening");
+        assert!(
+            !ack_signed(&SecretBox::from_key([4; 32]), &inc, &claim),
+            "another key"
+        );
+
+        for malformed in ["", "42", "42.dana", "x.dana.sig", ".dana.sig"] {
+            assert!(read_ack_token(malformed).is_none(), "{malformed:?}");
+        }
+    }
+}

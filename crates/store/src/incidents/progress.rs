@@ -38,6 +38,11 @@ impl GroupingProgress {
         ticket
     }
 
+    /// Every ticket up to `ticket` is grouped.
+    fn cover(&self, ticket: u64) {
+        self.covered.send_modify(|c| *c = (*c).max(ticket));
+    }
+
     /// Until a pass covers `ticket` (at most [`LONGEST_WAIT`]); at once when no
     /// grouping engine runs here.
     pub(crate) async fn grouped(&self, ticket: u64) {
@@ -68,10 +73,7 @@ impl GroupingListener {
 
     /// Every ticket up to `ticket` is grouped.
     pub fn covered(&self, ticket: u64) {
-        self.store
-            .progress()
-            .covered
-            .send_modify(|c| *c = (*c).max(ticket));
+        self.store.progress().cover(ticket);
     }
 
     /// Returns when alert events were committed since the last call (at once if some
@@ -87,5 +89,39 @@ impl Drop for GroupingListener {
             .progress()
             .listeners
             .fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn waits(progress: &GroupingProgress, ticket: u64) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), progress.grouped(ticket))
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn a_ticket_waits_only_for_an_engine_and_until_a_pass_covers_it() {
+        let progress = GroupingProgress::default();
+        assert!(
+            !waits(&progress, progress.committed()).await,
+            "no engine here"
+        );
+
+        progress.listeners.fetch_add(1, Ordering::SeqCst);
+        let (first, second) = (progress.committed(), progress.committed());
+        assert!(second > first);
+        assert!(waits(&progress, first).await);
+        progress.cover(first);
+        assert!(!waits(&progress, first).await);
+        assert!(
+            waits(&progress, second).await,
+            "a later ticket is not covered"
+        );
+        progress.cover(second);
+        progress.cover(first);
+        assert!(!waits(&progress, second).await, "coverage never goes back");
     }
 }

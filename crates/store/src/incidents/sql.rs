@@ -554,7 +554,7 @@ pub async fn grouping_due(p: &crate::Pools<DB>, now: i64, limit: i64) -> Result<
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, secrets: &SecretBox, now: Timestamp, limit: i64) -> Result<usize> {
+pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, secrets: &SecretBox, now: Timestamp, limit: i64) -> Result<GroupingPass> {
     let at = ms(now);
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
@@ -567,8 +567,9 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, secrets: &Secr
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+    let drained = (events.len() as i64) < limit;
     if held.is_empty() && events.is_empty() {
-        return Ok(0);
+        return Ok(GroupingPass { looked_at: 0, drained });
     }
     let seqs: Vec<i64> = events.iter().map(|e| e.0).collect();
     let work: Vec<Work> = held
@@ -692,7 +693,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, secrets: &Secr
         q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(work.len())
+    Ok(GroupingPass { looked_at: work.len(), drained })
 }
 
 /// Once every alert of an open incident has resolved: resolves it when its service's
@@ -795,8 +796,8 @@ async fn record_pages(tx: &mut Tx<'_>, pages: &[(i64, &Page)], now: i64) -> Resu
 
 /// Fires the due steps of up to `limit` escalations in one transaction: the pages are
 /// recorded first (a page already recorded, by another server, is not sent again),
-/// then links, messages and timeline entries for those recorded, each kind in a few
-/// multi-row statements.
+/// then messages (with signed acknowledgement links) and one timeline entry per step for
+/// those recorded, each kind in a few multi-row statements.
 pub async fn escalate(p: &crate::Pools<DB>, escalator: &dyn Escalator, secrets: &SecretBox, now: i64, limit: i64) -> Result<usize> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     let sql = format!("SELECT incident_id, team, pass, step, due_at FROM escalations WHERE due_at <= $1 ORDER BY due_at LIMIT $2{SKIP_LOCKED}");
@@ -870,7 +871,7 @@ async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, secrets: &SecretBox, d
             };
             let mut reached = Vec::new();
             for person in &page.people {
-                let token = ack_token(secrets, incident.id, person);
+                let token = ack_token(secrets, incident, person);
                 let messages = escalator.messages(incident, organisations, page, person, &token);
                 let channels: Vec<&str> = messages.iter().map(|m| m.channel.as_str()).collect();
                 reached.push((person.as_str(), channels));
@@ -905,26 +906,27 @@ async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, secrets: &SecretBox, d
     Ok(recorded.len())
 }
 
-/// The link of `person` on `incident`; `lock` is the row-lock suffix for writers.
-async fn link(tx: &mut Tx<'_>, incident: i64, person: &str, lock: &str) -> Result<Option<AckLink>> {
-    Ok(match select(tx, incident, lock).await? {
-        Some(row) => Some(AckLink { incident: row.read()?, person: person.to_string() }),
-        None => None,
-    })
+/// The link `claim` names, when Muster signed it for that incident; `lock` is the
+/// row-lock suffix for writers.
+async fn link(tx: &mut Tx<'_>, secrets: &SecretBox, claim: &AckClaim, lock: &str) -> Result<Option<AckLink>> {
+    let Some(row) = select(tx, claim.incident, lock).await? else { return Ok(None) };
+    let incident = row.read()?;
+    Ok(ack_signed(secrets, &incident, claim).then(|| AckLink { incident, person: claim.person.clone() }))
 }
 
-pub async fn ack_link(p: &crate::Pools<DB>, incident: i64, person: &str) -> Result<Option<AckLink>> {
+pub async fn ack_link(p: &crate::Pools<DB>, secrets: &SecretBox, claim: &AckClaim) -> Result<Option<AckLink>> {
     let mut tx = p.reader.begin_with(BEGIN_SNAPSHOT).await?;
-    let link = link(&mut tx, incident, person, "").await?;
+    let link = link(&mut tx, secrets, claim, "").await?;
     tx.commit().await?;
     Ok(link)
 }
 
-pub async fn acknowledge_by_link(p: &crate::Pools<DB>, incident: i64, person: &str, now: i64) -> Result<LinkOutcome> {
+pub async fn acknowledge_by_link(p: &crate::Pools<DB>, secrets: &SecretBox, claim: &AckClaim, now: i64) -> Result<LinkOutcome> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
-    let Some(link) = link(&mut tx, incident, person, LOCK).await? else {
+    let Some(link) = link(&mut tx, secrets, claim, LOCK).await? else {
         return Ok(LinkOutcome::Unknown);
     };
+    let (incident, person) = (claim.incident, claim.person.as_str());
     match link.incident.state {
         State::Resolved => return Ok(LinkOutcome::Expired(link)),
         State::Triggered => {}
