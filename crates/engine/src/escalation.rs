@@ -18,26 +18,29 @@ const BATCH: usize = 1000;
 
 pub async fn run(store: Store, public_url: String) {
     loop {
+        let looked = store.clock().now();
         match escalate_once(&store, &public_url).await {
             // Work found: look again at once (more may have fallen due meanwhile);
-            // only an idle look waits for the next tick.
+            // only an idle look waits.
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "escalating incidents failed; retrying"),
         }
-        tokio::time::sleep(pause(&store).await).await;
+        tokio::time::sleep(pause(&store, looked).await).await;
     }
 }
 
-/// Until the next step falls due, at most a tick (new incidents bring earlier steps).
-/// A step already due that the last pass could not fire (a policy that would not
-/// load, a failed pass, another server holding it) waits the whole tick: no spinning.
-async fn pause(store: &Store) -> std::time::Duration {
+/// Until the next step falls due, at most a tick (new incidents bring earlier steps);
+/// at once for a step that fell due while the pass `looked` ran. A step that was due
+/// when it looked and still did not fire (a policy that would not load, a failed pass,
+/// another server holding it) waits the whole tick: no spinning.
+async fn pause(store: &Store, looked: Timestamp) -> std::time::Duration {
     match store.next_escalation_at().await {
-        Ok(Some(due)) => std::time::Duration::try_from(store.clock().now().duration_until(due))
-            .ok()
-            .filter(|until| !until.is_zero())
-            .map_or(super::TICK, |until| until.min(super::TICK)),
+        Ok(Some(due)) if due > looked => {
+            std::time::Duration::try_from(store.clock().now().duration_until(due))
+                .unwrap_or(std::time::Duration::ZERO)
+                .min(super::TICK)
+        }
         _ => super::TICK,
     }
 }

@@ -209,11 +209,11 @@ async fn tls_probes_read_valid_expiring_expired_and_untrusted_certificates(backe
     let nothing = free_port();
 
     // Expiring in 7 days, as recorded: read and judged valid; nothing to verify yet.
-    register(
-        &server,
-        certificate("expiring", expiring.port, "2026-11-30T00:00:00Z"),
-    )
-    .await;
+    // Reminded only the day before, so no reminder starts a renewal meanwhile: only a
+    // probe could.
+    let mut expiring_in_a_week = certificate("expiring", expiring.port, "2026-11-30T00:00:00Z");
+    expiring_in_a_week["reminders"] = json!([1]);
+    register(&server, expiring_in_a_week).await;
     let body = probe(&server, "expiring").await;
     let seen = &body["probed"][0];
     assert_eq!(seen["outcome"], "seen", "{seen}");
