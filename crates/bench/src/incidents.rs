@@ -6,10 +6,11 @@
 //! incident's escalation — two steps 30 s apart and one repeat — runs to its end
 //! with all of them open, paging 500 people by webhook to a receiver on loopback.
 //!
-//! Intake answers only once its alerts are grouped, so each alert POST's time (sent
-//! to answered) bounds its alerts' arrival to join. The other figures come from the
-//! database afterwards: each alert's `joined_at - received_at` (stored to
-//! `alert_joined`), each fired step's `fired_at - due_at`.
+//! The figures come from the database afterwards: each alert's `joined_at -
+//! received_at` (its request reaching intake to `alert_joined`), each fired step's
+//! `fired_at - due_at`. Intake answers only once its alerts are grouped, so each alert
+//! POST's time (sent to answered) is shown too: it adds the client's side and the
+//! answer's wait for the grouping transaction to commit.
 
 use super::direct::Direct;
 use super::intake::{self, Load, NAMES};
@@ -457,12 +458,12 @@ pub fn report(figures: &[Figures], args: &Args) {
             all
         };
         println!(
-            "  {:<10} signal joined {:.2} (alerts: answered only once grouped, so arrival to answer bounds it), \
-             {:.2} (alerts: stored to joined, from the database), {:.2} (reports, joined in the request); \
+            "  {:<10} signal joined {:.2} (alerts: arrival at intake to joined, from the database), \
+             {:.2} (alert POSTs: sent to answered, after the join), {:.2} (reports, joined in the request); \
              escalation step fired {:.2}",
             f.backend,
-            ratio(&f.alert_posts),
             ratio(&f.joins),
+            ratio(&f.alert_posts),
             ratio(&f.reports.latencies),
             ratio(&steps)
         );

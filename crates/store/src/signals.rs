@@ -50,6 +50,7 @@ pub struct StoredAlert {
     pub key_id: Option<String>,
     pub dedup_key: Option<String>,
     pub acknowledged_at: Option<Timestamp>,
+    /// When the request that last wrote it reached intake.
     pub received_at: Timestamp,
 }
 
@@ -251,6 +252,8 @@ pub(crate) struct Meta<'a> {
     key_id: Option<&'a str>,
     dedup_key: Option<&'a str>,
     digest: u128,
+    /// When its request reached intake (unix ms), before any wait for the writer.
+    received_at: i64,
 }
 
 /// One caller's batch, waiting for the alert writer. `digests` are the alerts'
@@ -260,6 +263,7 @@ struct Job {
     incoming: Vec<(AlertKey, Alert)>,
     digests: Vec<u128>,
     dedup_key: Option<String>,
+    received_at: i64,
     reply: tokio::sync::oneshot::Sender<Result<Stored>>,
 }
 
@@ -448,6 +452,7 @@ impl Store {
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
+            received_at: ms(self.clock().now()),
             origin: origin.clone(),
             digests: incoming.iter().map(|(_, a)| a.content_digest()).collect(),
             incoming,
@@ -505,6 +510,7 @@ impl Store {
                                 key_id: job.origin.key_id.as_deref(),
                                 dedup_key: job.dedup_key.as_deref(),
                                 digest: *digest,
+                                received_at: job.received_at,
                             };
                             (key, (alert, meta))
                         })

@@ -253,7 +253,7 @@ pub async fn ingest(
                     .bind(ms(alert.updated_at))
                     .bind(i64::from(*firing))
                     .bind(resolved_at(&alert.activity(), *firing, now_ms))
-                    .bind(now_ms)
+                    .bind(meta.received_at)
                     .bind(meta.source)
                     .bind(meta.key_id);
             }
@@ -279,7 +279,7 @@ pub async fn ingest(
                     .bind(ms(activity.updated_at))
                     .bind(i64::from(*firing))
                     .bind(resolved_at(activity, *firing, now_ms))
-                    .bind(now_ms)
+                    .bind(meta.received_at)
                     .bind(meta.source)
                     .bind(meta.key_id);
             }
@@ -312,7 +312,7 @@ pub async fn ingest(
                     .bind(meta.key_id)
                     .bind(meta.dedup_key)
                     .bind(resolved_at(&alert.activity(), *firing, now_ms))
-                    .bind(now_ms);
+                    .bind(meta.received_at);
             }
             // Keys are unique within a round, so each returned row names its alert.
             let ids: HashMap<AlertKey, i64> = query
