@@ -38,7 +38,7 @@ use clap::{Parser, ValueEnum};
 use muster_domain::clock::Clock;
 use muster_store::secrets::SecretBox;
 use muster_store::{DatabaseUrl, Store};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -132,7 +132,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Redraws a progress bar on a terminal; elsewhere (a log, CI) prints only the finished bar.
 fn progress(label: &str, done: usize, total: usize) {
+    if done != total && !std::io::stderr().is_terminal() {
+        return;
+    }
     let width = 30;
     let filled = done * width / total.max(1);
     eprint!(
