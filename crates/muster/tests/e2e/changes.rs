@@ -12,7 +12,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// A normal change record on `services` from `start` for `hours`.
-fn record(title: &str, services: &[&str], start: &str, hours: i64, implementer: &str) -> Value {
+pub(crate) fn record(
+    title: &str,
+    services: &[&str],
+    start: &str,
+    hours: i64,
+    implementer: &str,
+) -> Value {
     let start: jiff::Timestamp = start.parse().unwrap();
     let end = start + jiff::SignedDuration::from_hours(hours);
     json!({"title": title, "services": services, "start": start.to_string(), "end": end.to_string(),
@@ -20,32 +26,37 @@ fn record(title: &str, services: &[&str], start: &str, hours: i64, implementer: 
            "rollback_plan": "Restore the saved configuration"})
 }
 
-async fn create(server: &Server, body: Value) -> Value {
+pub(crate) async fn create(server: &Server, body: Value) -> Value {
     let (status, created) = server.post("/api/v1/changes", body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created
 }
 
-async fn act(server: &Server, number: &str, action: &str, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn act(
+    server: &Server,
+    number: &str,
+    action: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     server
         .post(&format!("/api/v1/changes/{number}/{action}"), body)
         .await
 }
 
-async fn act_ok(server: &Server, number: &str, action: &str, body: Value) -> Value {
+pub(crate) async fn act_ok(server: &Server, number: &str, action: &str, body: Value) -> Value {
     let (status, answer) = act(server, number, action, body).await;
     assert_eq!(status, StatusCode::OK, "{action}: {answer}");
     answer
 }
 
 /// A responder token linked to `person`: approvals and rejections are given by people.
-fn person_token(db: &Database, person: &str) -> String {
+pub(crate) fn person_token(db: &Database, person: &str) -> String {
     static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     db.token(&format!("{person}-{n}"), "responder", &["--person", person])
 }
 
-async fn act_as(
+pub(crate) async fn act_as(
     server: &Server,
     token: &str,
     number: &str,
@@ -64,13 +75,19 @@ async fn act_as(
     .await
 }
 
-async fn act_as_ok(server: &Server, token: &str, number: &str, action: &str, body: Value) -> Value {
+pub(crate) async fn act_as_ok(
+    server: &Server,
+    token: &str,
+    number: &str,
+    action: &str,
+    body: Value,
+) -> Value {
     let (status, answer) = act_as(server, token, number, action, body).await;
     assert_eq!(status, StatusCode::OK, "{action}: {answer}");
     answer
 }
 
-fn kinds(change: &Value) -> Vec<String> {
+pub(crate) fn kinds(change: &Value) -> Vec<String> {
     texts_at(&change["conflicts"], "/kind")
 }
 

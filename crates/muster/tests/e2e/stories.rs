@@ -1,15 +1,22 @@
-//! The five stories (`shared/world/stories.md`), as far as the catalog carries them:
-//! the facts each later capability will read from the graph. Later releases extend
-//! these scenarios with renewals, changes, incidents and the muster of responders.
+//! The five stories (`shared/world/stories.md`): the catalog facts each story reads
+//! from the graph, and story 5 (four launches in a month) replayed through changes,
+//! incidents and reports. The other stories are replayed where their capability lives:
+//! story 1 in `renewals.rs` (its report flood in `incidents.rs`), stories 2 and 4 in
+//! `changes.rs`, story 3 in `probes.rs`.
 
+use crate::changes::{act_as_ok, act_ok, create, kinds, person_token, record};
 use crate::common::{Backend, seeded, texts_at};
+use crate::intake::{post_alerts, service_key};
 use crate::on_both_databases;
+use reqwest::StatusCode;
+use serde_json::json;
 
 on_both_databases!(
     licence_story_counts_the_organisations_behind_forms_printing,
     sandbox_story_sees_both_teams_serving_the_agent_portal,
     pinned_certificate_story_reaches_the_desktop_client_customers,
     insisted_change_story_knows_the_login_servers_and_their_owner,
+    four_launches_story_folds_helpdesk_reports_into_one_incident,
 );
 
 async fn licence_story_counts_the_organisations_behind_forms_printing(backend: Backend) {
@@ -102,4 +109,145 @@ async fn insisted_change_story_knows_the_login_servers_and_their_owner(backend: 
     assert_eq!(texts_at(&impact["organisations"], "/id"), ["northwind"]);
     let (_, team) = server.get("/api/v1/teams/hosting").await;
     assert_eq!(team["members"], serde_json::json!(["hank", "hiro"]));
+}
+
+/// Story 5: the third launch in a month needs an acknowledgement; after a launch, the
+/// helpdesk's reports with no service fold into the open incident instead of becoming
+/// tickets of their own; the fix that causes a new incident counts as a failed change.
+async fn four_launches_story_folds_helpdesk_reports_into_one_incident(backend: Backend) {
+    let (db, server) = seeded(backend).await;
+    let hope = person_token(&db, "hope");
+    let launch = |title: &str, start: &str| {
+        let mut body = record(title, &["helpdesk-portal"], start, 2, "hal");
+        body["launch"] = json!(true);
+        body
+    };
+    // The first launch goes live; two more follow within the month, and the third
+    // needs an explicit acknowledgement.
+    let first = create(
+        &server,
+        launch("Launch ticket forms", "2026-11-23T11:00:00Z"),
+    )
+    .await;
+    assert!(kinds(&first).is_empty());
+    let first = first["number"].as_str().unwrap();
+    act_ok(&server, first, "submit", json!({"by": "hal"})).await;
+    act_as_ok(&server, &hope, first, "approve", json!({})).await;
+    act_ok(&server, first, "start", json!({"by": "hal"})).await;
+    act_ok(&server, first, "complete", json!({"by": "hal"})).await;
+    let second = create(&server, launch("Launch chat", "2026-12-01T09:00:00Z")).await;
+    assert!(kinds(&second).is_empty());
+    let third = create(
+        &server,
+        launch("Launch self-service", "2026-12-15T09:00:00Z"),
+    )
+    .await;
+    assert_eq!(kinds(&third), ["launch_density"], "{third}");
+
+    // After it, the portal's ticket submissions fail: one incident opens.
+    let key = service_key(&server, "helpdesk-portal", "prom").await;
+    let alert = json!([{"labels": {"alertname": "TicketSubmitErrors", "severity": "critical"},
+                        "annotations": {"summary": "Ticket submissions failing on the helpdesk portal"}}]);
+    let (status, _) = post_alerts(&server, &key, &alert.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, open) = server.get("/api/v1/incidents?status=open").await;
+    let open = open["items"].as_array().unwrap().clone();
+    assert_eq!(open.len(), 1, "{open:?}");
+    let number = open[0]["number"].as_str().unwrap().to_string();
+
+    // Organisations call the helpdesk, which records what they say without naming a
+    // service: each report joins the incident it resembles, none becomes a ticket.
+    for (organisation, channel, summary) in [
+        (
+            "org-01",
+            "phone",
+            "Cannot submit tickets on the helpdesk portal",
+        ),
+        ("org-10", "email", "Ticket submission fails with an error"),
+        ("org-02", "portal", "Our tickets will not submit"),
+        (
+            "org-01",
+            "chat",
+            "Still failing: the ticket form will not submit",
+        ),
+    ] {
+        let (status, report) = server
+            .post(
+                "/api/v1/reports",
+                json!({"organisation": organisation, "summary": summary,
+                       "reporter": "helpdesk", "channel": channel}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{report}");
+        assert_eq!(report["incident"], json!(number), "{summary}: {report}");
+    }
+    // A report about something else is not swallowed: it waits in triage.
+    let (_, unrelated) = server
+        .post(
+            "/api/v1/reports",
+            json!({"organisation": "northwind", "summary": "Password reset email never arrives",
+                   "channel": "phone"}),
+        )
+        .await;
+    assert!(unrelated["incident"].is_null(), "{unrelated}");
+    let (_, waiting) = server.get("/api/v1/reports").await;
+    assert_eq!(texts_at(&waiting["items"], "/organisation"), ["northwind"]);
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(incident["reports"].as_array().unwrap().len(), 4);
+    assert_eq!(incident["organisations"]["reported"], 3, "{incident:#}");
+    assert_eq!(incident["organisations"]["using_impacted_services"], 2);
+    let (_, open) = server.get("/api/v1/incidents?status=open").await;
+    assert_eq!(
+        open["items"].as_array().unwrap().len(),
+        1,
+        "still one incident"
+    );
+
+    // The fix ships as a change; it breaks search, and the new incident is marked
+    // caused by it: the helpdesk's change failure rate counts it.
+    let fix = create(
+        &server,
+        record(
+            "Fix ticket form validation",
+            &["helpdesk-portal"],
+            "2026-11-23T14:00:00Z",
+            1,
+            "hal",
+        ),
+    )
+    .await;
+    let fix = fix["number"].as_str().unwrap();
+    act_ok(&server, fix, "submit", json!({"by": "hal"})).await;
+    act_as_ok(&server, &hope, fix, "approve", json!({})).await;
+    act_ok(&server, fix, "start", json!({"by": "hal"})).await;
+    act_ok(&server, fix, "complete", json!({"by": "hal"})).await;
+    let (status, _) = server
+        .post(
+            &format!("/api/v1/incidents/{number}/resolve"),
+            json!({"by": "hal", "reason": "fixed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, search) = server
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "helpdesk-portal", "title": "Ticket search returns nothing"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{search}");
+    let (status, marked) = server
+        .post(
+            &format!("/api/v1/incidents/{}/caused-by", search["number"].as_str().unwrap()),
+            json!({"change": fix, "by": "hope", "reason": "the validation fix broke the search index"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{marked}");
+    let (_, rate) = server
+        .get("/api/v1/reports/change-failure-rate?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&team=helpdesk")
+        .await;
+    assert_eq!(
+        rate["overall"],
+        json!({"ended": 2, "failed": 1, "rate": 0.5}),
+        "{rate}"
+    );
 }
