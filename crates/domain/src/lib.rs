@@ -45,3 +45,18 @@ pub mod signals;
 pub mod slug;
 
 pub use problem::{FieldError, FieldErrors};
+
+/// `n` and the noun, plural unless `n` is one: "1 alert", "0 reports".
+pub fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counted_is_plural_unless_one() {
+        assert_eq!(super::counted(1, "alert"), "1 alert");
+        assert_eq!(super::counted(0, "report"), "0 reports");
+        assert_eq!(super::counted(2, "report"), "2 reports");
+    }
+}

@@ -230,11 +230,16 @@ pub(crate) struct AckClaim {
     signature: String,
 }
 
+/// Reads a token as [`ack_token`] writes it, and only so: "042" or "+42" for 42 is not
+/// a token Muster wrote.
 fn read_ack_token(token: &str) -> Option<AckClaim> {
     let (claim, signature) = token.rsplit_once('.')?;
     let (incident, person) = claim.split_once('.')?;
     Some(AckClaim {
-        incident: incident.parse().ok()?,
+        incident: incident
+            .parse()
+            .ok()
+            .filter(|id: &i64| id.to_string() == incident)?,
         person: person.to_string(),
         signature: signature.to_string(),
     })
@@ -651,7 +656,15 @@ mod tests {
             "another key"
         );
 
-        for malformed in ["", "42", "42.dana", "x.dana.sig", ".dana.sig"] {
+        for malformed in [
+            "",
+            "42",
+            "42.dana",
+            "x.dana.sig",
+            ".dana.sig",
+            "042.dana.sig",
+            "+42.dana.sig",
+        ] {
             assert!(read_ack_token(malformed).is_none(), "{malformed:?}");
         }
     }

@@ -80,11 +80,20 @@ pub const MAX_TITLE: usize = 200;
 /// service, else "Alert on <service>".
 pub fn alert_title(labels: &LabelSet, annotations: &LabelSet, service: &str) -> String {
     let title = match (annotations.get("summary"), labels.get("alertname")) {
-        (Some(summary), _) if !summary.trim().is_empty() => summary.trim().to_string(),
+        (Some(summary), _) if !one_line(summary).is_empty() => one_line(summary),
         (_, Some(name)) => format!("{name} on {service}"),
         _ => format!("Alert on {service}"),
     };
     truncate(&title, MAX_TITLE)
+}
+
+/// `text` on one line: line breaks, tabs and other control characters become single
+/// spaces, so a title cannot add lines to the pages and mails that carry it.
+pub fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `text` cut to at most `max` characters (on a character boundary) with an ellipsis.
@@ -187,5 +196,20 @@ mod tests {
             "Alert on Forms printing"
         );
         assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn alert_titles_are_one_line() {
+        let annotations: LabelSet = [(
+            "summary".to_string(),
+            "Queue stuck\r\nAcknowledge: http://evil.test\t\u{7}now".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            alert_title(&LabelSet::default(), &annotations, "Forms"),
+            "Queue stuck Acknowledge: http://evil.test now"
+        );
+        assert_eq!(one_line(" \n "), "");
     }
 }

@@ -55,7 +55,18 @@ fn wait(field: &str, text: &str) -> Result<SignedDuration, (String, String)> {
     }
 }
 
+/// `opened_by` of an incident an alert opened (`flood` for a report flood; otherwise
+/// the person who declared it).
+pub const OPENED_BY_ALERT: &str = "alert";
+
 impl Rules {
+    /// Whether an incident resolves by itself once every alert in it has resolved: when
+    /// its service's rules allow it and an alert opened it. An incident a person
+    /// declared or a report flood opened is closed by people, whatever alerts joined it.
+    pub fn resolves_itself(&self, opened_by: &str) -> bool {
+        self.auto_resolve && opened_by == OPENED_BY_ALERT
+    }
+
     /// Reads settings as written in the catalog; each problem names its field
     /// (relative to `incidents`).
     pub fn from_settings(settings: &IncidentSettings) -> Result<Rules, Vec<(String, String)>> {
@@ -178,5 +189,18 @@ mod tests {
                 "flood.window"
             ]
         );
+    }
+
+    #[test]
+    fn only_incidents_opened_by_an_alert_resolve_themselves() {
+        let rules = Rules::default();
+        assert!(rules.resolves_itself(OPENED_BY_ALERT));
+        assert!(!rules.resolves_itself("flood"));
+        assert!(!rules.resolves_itself("dana"));
+        let by_hand = Rules {
+            auto_resolve: false,
+            ..Rules::default()
+        };
+        assert!(!by_hand.resolves_itself(OPENED_BY_ALERT));
     }
 }

@@ -659,7 +659,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Back
     let mut unknown = good.clone();
     unknown["owner"] = json!("me");
     let (status, body) = server.post("/api/v1/changes", unknown).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (_, list) = server.get("/api/v1/changes").await;
     assert!(
         list["items"].as_array().unwrap().is_empty(),
@@ -975,7 +975,7 @@ async fn alerts_during_maintenance_page_nobody_until_the_change_ends(backend: Ba
     let mut wrong = record("Wrong", &["ges"], "2026-11-23T12:00:00Z", 1, "jared");
     wrong["suppress_alerts"] = json!("yes");
     let (status, body) = server.post("/api/v1/changes", wrong).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(problems(&body)[0].contains("suppress_alerts"), "{body}");
 }
 
@@ -1077,7 +1077,11 @@ async fn the_change_calendar_is_a_revocable_icalendar_feed(backend: Backend) {
             "name",
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        (json!({"colour": "red"}), "colour", StatusCode::BAD_REQUEST),
+        (
+            json!({"colour": "red"}),
+            "colour",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let (status, answer) = server.post("/api/v1/change-feeds", body.clone()).await;
         assert_eq!(status, code, "{body}: {answer}");

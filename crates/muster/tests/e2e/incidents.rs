@@ -351,8 +351,55 @@ async fn the_lifecycle_refuses_what_is_out_of_order(backend: Backend) {
     let (status, body) = act("close", json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, body) = act("note", json!({"txt": "typo"})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("txt"), "{body}");
+    let (status, body) = act("note", json!(["text"])).await;
+    assert_eq!(
+        (status, &body["detail"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("the body must be a JSON object")
+        )
+    );
+    // A title is one line: it cannot add lines to the pages that carry it.
+    let (status, body) = server
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "forms-printing", "title": "Printing\r\nAcknowledge: https://evil.test"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problems(&body)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["title: must be one line: no line breaks, tabs or control characters".to_string()]
+        )
+    );
+    // Filters name what is wrong with them rather than answering an empty list.
+    for (path, status, field) in [
+        (
+            "/api/v1/incidents?service=nope",
+            StatusCode::BAD_REQUEST,
+            "service: no service",
+        ),
+        (
+            "/api/v1/incidents?team=hosting",
+            StatusCode::BAD_REQUEST,
+            "team: is not a parameter here",
+        ),
+        (
+            "/api/v1/reports?incident=INC-99999",
+            StatusCode::NOT_FOUND,
+            "no incident INC-99999",
+        ),
+    ] {
+        let (got, body) = server.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().starts_with(field),
+            "{path}: {body}"
+        );
+    }
     let (status, _) = server.get("/api/v1/incidents/INC-99999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = server.get("/api/v1/incidents/not-a-number").await;
@@ -637,7 +684,7 @@ async fn two_servers_never_fire_one_step_twice() {
 
 async fn the_report_flood_opens_one_incident_with_counts_kept_apart(backend: Backend) {
     // Story 1, step 4: the old key expired; organisations report "cannot print".
-    let (_db, server) = seeded(backend).await;
+    let (db, server) = seeded(backend).await;
     let report = |organisation: &str, channel: &str| {
         json!({"organisation": organisation, "service": "forms-printing", "summary": "Cannot print forms",
                "details": "Printing fails with a licence error", "reporter": "front desk", "channel": channel})
@@ -754,10 +801,36 @@ async fn the_report_flood_opens_one_incident_with_counts_kept_apart(backend: Bac
     assert!(problems(&body)[0].starts_with("channel:"), "{body}");
     let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
     assert_eq!(incident["reports"].as_array().unwrap().len(), 8);
+
+    // A team's responder records reports about the team's services; one naming no
+    // service may land in any team's incident, so it needs an unscoped responder.
+    let hosting = db.token("hosting-responder", "responder", &["--team", "hosting"]);
+    let report_as_hosting = |body: Value| {
+        send(
+            server
+                .as_token(Method::POST, "/api/v1/reports", &hosting)
+                .json(&body),
+        )
+    };
+    let (status, body) = report_as_hosting(
+        json!({"organisation": "northwind", "service": "northwind-login",
+                                                   "summary": "Logins time out"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for body in [
+        json!({"organisation": "northwind", "summary": "Something is off"}),
+        json!({"organisation": "org-04", "service": "forms-printing", "summary": "No printing"}),
+    ] {
+        let (status, answer) = report_as_hosting(body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}: {answer}");
+    }
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(incident["reports"].as_array().unwrap().len(), 8);
 }
 
 async fn merging_moves_signals_and_resolves_the_merged_incident(backend: Backend) {
-    let (_db, server) = seeded(backend).await;
+    let (db, server) = seeded(backend).await;
     let declare = |title: &str| {
         let body = json!({"service": "forms-printing", "title": title});
         let server = &server;
@@ -825,6 +898,81 @@ async fn merging_moves_signals_and_resolves_the_merged_incident(backend: Backend
     assert_eq!(
         body["detail"],
         format!("cannot merge: {duplicate} is resolved")
+    );
+
+    // A team-scoped responder merges only what its team answers for: both incidents.
+    let declared = server
+        .request(Method::POST, "/api/v1/incidents")
+        .json(&json!({"service": "northwind-login", "title": "Logins slow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), StatusCode::CREATED);
+    let location = declared.headers()["location"].to_str().unwrap().to_string();
+    let elsewhere: Value = declared.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "/api/v1/incidents/{}",
+            elsewhere["number"].as_str().unwrap()
+        )
+    );
+    let hosting = db.token("hosting-responder", "responder", &["--team", "hosting"]);
+    let merge_as_hosting = |from: String, into: String| {
+        send(
+            server
+                .as_token(
+                    Method::POST,
+                    &format!("/api/v1/incidents/{from}/merge"),
+                    &hosting,
+                )
+                .json(&json!({ "into": into })),
+        )
+    };
+    let login = elsewhere["number"].as_str().unwrap().to_string();
+    let (status, body) = merge_as_hosting(login.clone(), third.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "into print-platform's: {body}"
+    );
+    let (_, untouched) = server.get(&format!("/api/v1/incidents/{third}")).await;
+    assert_eq!(untouched["state"], "triggered");
+    assert!(
+        !texts_at(&untouched["timeline"], "/kind").contains(&"merged".to_string()),
+        "{untouched:#}"
+    );
+
+    // An alert's incident merged into a declared one: when the alert resolves, the
+    // declared incident stays open — people opened it, people close it.
+    let trigger = pagerduty_trigger(&server, "Spooler down", "critical").await;
+    let alerted = open_incidents(&server)
+        .await
+        .into_iter()
+        .find(|i| i["opened_by"] == "alert")
+        .expect("the alert opened its own incident");
+    let alerted = alerted["number"].as_str().unwrap().to_string();
+    let (status, _) = server
+        .post(
+            &format!("/api/v1/incidents/{alerted}/merge"),
+            json!({ "into": third }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut resolve = trigger.clone();
+    resolve["event_action"] = json!("resolve");
+    let (status, _) = send(server.request(Method::POST, "/v2/enqueue").json(&resolve)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let held = wait_for(&server, &format!("/api/v1/incidents/{third}"), |b| {
+        texts_at(&b["timeline"], "/kind").contains(&"alerts_resolved".to_string())
+    })
+    .await;
+    assert_eq!(held["state"], "triggered", "{held:#}");
+    assert!(
+        texts_at(&held["timeline"], "/text").contains(&format!(
+            "{alerted} merged in by token:admin: 1 alert and 0 reports moved here"
+        )),
+        "{held:#}"
     );
 }
 

@@ -277,7 +277,7 @@ async fn the_licence_is_renewed_only_when_verified_on_every_target(backend: Back
         );
     }
     let (status, answer) = renew(&server, json!({"stage": "ordered", "color": 1})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
 
     // Procurement orders, the keys arrive.
     let (status, ordered) = renew(

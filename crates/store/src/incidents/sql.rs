@@ -3,6 +3,8 @@
 use muster_domain::incidents::grouping::{Placement, alert_title, maintenance, muted_until, place, truncate};
 use muster_domain::incidents::pages::{page_prefix, paged_text};
 use muster_domain::incidents::reports::{Candidate, flood, resemble};
+use muster_domain::counted;
+use muster_domain::incidents::rules::OPENED_BY_ALERT;
 use muster_domain::incidents::{Action, Rules, group_key, transition};
 use std::collections::{HashMap, HashSet};
 
@@ -365,7 +367,8 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &A
                 .rows_affected();
             let reports = sqlx::query("UPDATE reports SET incident_id = $2 WHERE incident_id = $1").bind(id).bind(into).execute(&mut *tx).await?.rows_affected();
             sqlx::query("UPDATE incidents SET merged_into = $2 WHERE id = $1").bind(id).bind(into).execute(&mut *tx).await?;
-            let text = format!("{} merged in by {by}: {moved} alerts and {reports} reports moved here{reason}", number(id));
+            let (moved, reports) = (counted(moved as usize, "alert"), counted(reports as usize, "report"));
+            let text = format!("{} merged in by {by}: {moved} and {reports} moved here{reason}", number(id));
             timeline(&mut tx, *into, now, "merged", by, &text).await?;
             set_state(&mut tx, id, to, by, now, &format!("Merged into {}{reason}", number(*into))).await?
         }
@@ -662,7 +665,7 @@ pub async fn group(p: &crate::Pools<DB>, grouping: &Grouping<'_>, secrets: &Secr
                 let title = alert_title(&labels, &annotations, name);
                 let summary = truncate(annotations.get("description").map(String::as_str).unwrap_or(""), 2000);
                 let team = service.map(|s| s.owner.as_str());
-                let row = open(&mut tx, &mut pending, &alert.service_id, &key, severity, &title, &summary, "alert", team, at).await?;
+                let row = open(&mut tx, &mut pending, &alert.service_id, &key, severity, &title, &summary, OPENED_BY_ALERT, team, at).await?;
                 opened.extend(team.map(|team| (row.id, team.to_string(), 0, 0, at)));
                 groups.0.insert((alert.service_id.clone(), key.clone()), (row.id, severity));
                 row.id
@@ -708,8 +711,10 @@ async fn auto_resolve(tx: &mut Tx<'_>, catalog: &Catalog, incident: i64, at: i64
         return Ok(());
     }
     let rules = catalog.service(&row.service_id).map(Rules::of).unwrap_or_default();
-    if rules.auto_resolve {
+    if rules.resolves_itself(&row.opened_by) {
         set_state(tx, incident, State::Resolved, "muster", at, "Resolved: every alert has resolved").await?;
+    } else if rules.auto_resolve {
+        timeline(tx, incident, at, "alerts_resolved", "muster", "Every alert has resolved; an incident opened by a person or by reports is resolved by hand").await?;
     } else {
         timeline(tx, incident, at, "alerts_resolved", "muster", "Every alert has resolved; this service's incidents are resolved by hand").await?;
     }
@@ -880,7 +885,7 @@ async fn fire(tx: &mut Tx<'_>, escalator: &dyn Escalator, secrets: &SecretBox, d
             pending.note(incident.id, now, "paged", paged_text(page, &reached));
         }
         if *done {
-            pending.note(incident.id, now, "escalation_done", "Every step of every pass has fired; nobody acknowledged".into());
+            pending.note(incident.id, now, "escalation_done", "That was the policy's last step: nobody more will be paged for this incident".into());
         }
     }
     for chunk in ended.chunks(500) {

@@ -4,13 +4,13 @@
 //! `POST /api/v1/changes/{id}/{action}`, and change events:
 //! `POST /api/v1/change-events` (PagerDuty's `/v2/change/enqueue` shares its path).
 
-use super::{Body, Params, acting_person, bounded};
+use super::{Body, Params, acting_person, bounded, bounded_line};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use jiff::Timestamp;
 use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
@@ -197,7 +197,7 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
     let record: Record = body.parse()?;
     let catalog = &rules.snapshot.catalog;
     let mut errors = FieldErrors::default();
-    bounded(&mut errors, "title", &record.title, MAX_TITLE, true);
+    bounded_line(&mut errors, "title", &record.title, MAX_TITLE, true);
     bounded(
         &mut errors,
         "description",
@@ -452,9 +452,17 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, [(header::HeaderName, String); 1], Json<Value>)> {
     let answer = save(&state, &caller, None, &body).await?;
-    Ok((StatusCode::CREATED, Json(answer)))
+    let location = format!(
+        "/api/v1/changes/{}",
+        answer["number"].as_str().unwrap_or("")
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(answer),
+    ))
 }
 
 /// Creates a change (`id` none) or rewrites one from a record body, for the API and

@@ -3,13 +3,14 @@
 //! `POST /api/v1/incidents/{id}/{action}`, `GET|POST /api/v1/reports` and
 //! `POST /api/v1/reports/{id}/route`.
 
-use super::{Body, Params, acting_person, bounded, page};
+use super::{Body, Params, acting_person, bounded, bounded_line, page};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::header::{self, HeaderName};
 use muster_domain::FieldErrors;
 use muster_domain::auth::Permission;
 use muster_domain::catalog::Catalog;
@@ -127,7 +128,22 @@ pub async fn list(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
+    params.only(&["status", "service", "limit", "cursor"])?;
     let limit = params.limit()?;
+    if let Some(service) = params.text("service")
+        && state
+            .store
+            .catalog()
+            .await?
+            .catalog
+            .service(service)
+            .is_none()
+    {
+        return Err(ApiError::field(
+            "service",
+            format!("no service with id {service:?}"),
+        ));
+    }
     let states = match params.text("status") {
         None => Vec::new(),
         Some("open") => IncidentState::ALL.into_iter().filter(|s| s.is_open()).collect(),
@@ -205,7 +221,7 @@ pub async fn declare(
     State(state): State<AppState>,
     caller: Caller,
     body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, [(HeaderName, String); 1], Json<Value>)> {
     let declared: Declared = body.parse()?;
     let snapshot = state.store.catalog().await?;
     let catalog = &snapshot.catalog;
@@ -218,7 +234,7 @@ pub async fn declare(
         );
     }
     caller.require(Permission::Respond, service.map(|s| s.owner.as_str()))?;
-    bounded(&mut errors, "title", &declared.title, MAX_TITLE, true);
+    bounded_line(&mut errors, "title", &declared.title, MAX_TITLE, true);
     bounded(
         &mut errors,
         "summary",
@@ -245,8 +261,10 @@ pub async fn declare(
         .incident(incident.id)
         .await?
         .ok_or_else(|| ApiError::internal("declared incident vanished"))?;
+    let location = format!("/api/v1/incidents/{}", detail.incident.number);
     Ok((
         StatusCode::CREATED,
+        [(header::LOCATION, location)],
         Json(detail_json(&state, &detail).await?),
     ))
 }
@@ -308,7 +326,14 @@ pub(crate) async fn apply_action(
             Act::Severity(severity(&mut errors, request.severity.as_deref()))
         }
         Action::Merge => match request.into.as_deref().map(parse_reference) {
-            Some(Some(into)) => Act::Merge { into },
+            Some(Some(into)) => {
+                // Merging writes to both incidents: the caller must answer for both.
+                if let Some(target) = state.store.incident(into).await? {
+                    let owner = catalog.service(&target.incident.service);
+                    caller.require(Permission::Respond, owner.map(|s| s.owner.as_str()))?;
+                }
+                Act::Merge { into }
+            }
             Some(None) => {
                 errors.push("into", "must be an incident id or number, e.g. INC-42");
                 Act::Merge { into: 0 }
@@ -354,6 +379,17 @@ pub async fn act(
     Ok(Json(detail_json(&state, &detail).await?))
 }
 
+/// The team a report is about, for the caller's rights: the owner of the service it
+/// names. A report naming no service (or an unknown one) needs a responder not limited
+/// to one team, since it may land in any team's incident.
+pub(crate) fn report_team<'a>(catalog: &'a Catalog, report: &NewReport) -> Option<&'a str> {
+    report
+        .service
+        .as_deref()
+        .and_then(|s| catalog.service(s))
+        .map(|s| s.owner.as_str())
+}
+
 /// Checks a report against the catalog, naming the field at fault.
 pub(crate) fn check_report(catalog: &Catalog, report: &NewReport) -> ApiResult<()> {
     report
@@ -392,9 +428,9 @@ pub async fn create_report(
     caller: Caller,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(Permission::Respond, None)?;
     let report: NewReport = body.parse()?;
     let snapshot = state.store.catalog().await?;
+    caller.require(Permission::Respond, report_team(&snapshot.catalog, &report))?;
     check_report(&snapshot.catalog, &report)?;
     let stored = state
         .store
@@ -411,6 +447,7 @@ pub async fn list_reports(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.require(Permission::Read, None)?;
+    params.only(&["incident", "limit"])?;
     let incident = params
         .text("incident")
         .map(|t| {
@@ -419,6 +456,14 @@ pub async fn list_reports(
             })
         })
         .transpose()?;
+    if let Some(id) = incident
+        && state.store.incident(id).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no incident {}",
+            muster_domain::incidents::number(id)
+        )));
+    }
     let reports = state.store.reports(incident, params.limit()?).await?;
     Ok(Json(page(reports.iter().map(report_json).collect(), None)))
 }

@@ -64,6 +64,22 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// Refuses a parameter not in `known`, so a misspelt filter is not silently ignored.
+    pub fn only(&self, known: &[&str]) -> ApiResult<()> {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        match names
+            .into_iter()
+            .find(|name| !known.contains(&name.as_str()))
+        {
+            Some(name) => Err(ApiError::field(
+                name,
+                format!("is not a parameter here: use {}", known.join(", ")),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub fn limit(&self) -> ApiResult<usize> {
         match self.text("limit") {
             None => Ok(DEFAULT_LIMIT),
@@ -156,11 +172,19 @@ impl Body {
             .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))
     }
 
-    /// The body read as `T`: a syntax error or a field of the wrong shape or name is a
-    /// `400` naming it.
+    /// The body read as the object `T`: a syntax error is a `400`; valid JSON of
+    /// another shape (not an object; a missing, unknown or mistyped field) is a `422`
+    /// naming the field.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
-        muster_domain::catalog::parse::from_value(self.value()?)
-            .map_err(|e| ApiError::invalid(StatusCode::BAD_REQUEST, e))
+        let value = self.value()?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body must be a JSON object",
+            ));
+        }
+        muster_domain::catalog::parse::from_value(value)
+            .map_err(|e| ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, e))
     }
 
     /// As [`Body::parse`], with `T`'s default for an empty body.
@@ -231,6 +255,25 @@ pub(crate) fn acting_person(
             .person
             .clone()
             .unwrap_or_else(|| caller.principal.label.clone()),
+    }
+}
+
+/// As [`bounded`], for text shown as one line (a title): line breaks, tabs and other
+/// control characters are refused, so it cannot add lines to the messages that carry it.
+pub(crate) fn bounded_line(
+    errors: &mut FieldErrors,
+    field: &str,
+    text: &str,
+    max: usize,
+    required: bool,
+) {
+    let before = errors.0.len();
+    bounded(errors, field, text, max, required);
+    if errors.0.len() == before && text.chars().any(char::is_control) {
+        errors.push(
+            field,
+            "must be one line: no line breaks, tabs or control characters",
+        );
     }
 }
 

@@ -5,7 +5,9 @@
 use super::{Nav, PageResult, TimeView, Viewer, fail, missing, refused};
 use crate::AppState;
 use crate::api::Params;
-use crate::api::incidents::{ActionBody, Reach, apply_action, check_report, reference};
+use crate::api::incidents::{
+    ActionBody, Reach, apply_action, check_report, reference, report_team,
+};
 use crate::error::ApiError;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -118,7 +120,8 @@ struct DetailPage {
     can_mitigate: bool,
     next_step: Option<String>,
     alerts: Vec<(i64, String, bool, String)>,
-    reports: Vec<(i64, String, String, String, String)>,
+    /// (id, organisation, channel, summary, received, details).
+    reports: Vec<(i64, String, String, String, String, String)>,
     timeline: Vec<(TimeView, String, String, String)>,
     /// "Changes near this": (change number, label, who and when, path, unscheduled).
     near: Vec<(Option<String>, String, String, String, bool)>,
@@ -243,6 +246,7 @@ async fn detail_page(
                     r.channel.clone(),
                     r.summary.clone(),
                     viewer.time(r.received_at, now).relative,
+                    r.details.clone(),
                 )
             })
             .collect(),
@@ -344,6 +348,7 @@ pub async fn caused_by(
 pub struct WaitingRow {
     id: i64,
     summary: String,
+    details: String,
     organisation: String,
     service: String,
     channel: String,
@@ -395,6 +400,7 @@ async fn reports_page(
             .map(|r| WaitingRow {
                 id: r.id,
                 summary: r.summary,
+                details: r.details,
                 organisation: r.organisation,
                 service: r.service.unwrap_or_else(|| "not known".into()),
                 channel: r.channel,
@@ -449,9 +455,6 @@ pub async fn create_report(
         .check_csrf(&form.csrf)
         .map_err(|e| refused(&viewer, e))?;
     let caller = viewer.caller();
-    caller
-        .require(muster_domain::auth::Permission::Respond, None)
-        .map_err(|e| refused(&viewer, e))?;
     let report = NewReport {
         organisation: form.organisation,
         service: Some(form.service).filter(|s| !s.is_empty()),
@@ -461,6 +464,12 @@ pub async fn create_report(
         channel: form.channel,
     };
     let snapshot = state.store.catalog().await.map_err(fail)?;
+    caller
+        .require(
+            muster_domain::auth::Permission::Respond,
+            report_team(&snapshot.catalog, &report),
+        )
+        .map_err(|e| refused(&viewer, e))?;
     if let Err(e) = check_report(&snapshot.catalog, &report) {
         return reports_page(&state, &viewer, Some(e.detail)).await;
     }
