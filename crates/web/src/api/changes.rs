@@ -621,24 +621,14 @@ pub(crate) struct ActionBody {
     pub acknowledge_conflicts: bool,
 }
 
-/// Who acts on a change: a person. Signed-in people act as themselves (an approval is
-/// recorded as whoever gives it); automation names `by`.
+/// Who acts on a change: a person, as [`acting_person`] reads it; automation with no
+/// person of its own must name `by`.
 fn acting(rules: &Rules, caller: &Caller, by: Option<&str>, errors: &mut FieldErrors) -> String {
-    let catalog = &rules.snapshot.catalog;
-    match (&caller.principal.person, by) {
-        (Some(me), Some(by)) if by != me => {
-            errors.push(
-                "by",
-                format!("you are {me}: a change records the person who acts, not {by:?}"),
-            );
-            String::new()
-        }
-        (None, None) => {
-            errors.push("by", "is required: the person acting (a person id)");
-            String::new()
-        }
-        _ => acting_person(catalog, caller, by, errors),
+    if by.is_none() && caller.principal.person.is_none() {
+        errors.push("by", "is required: the person acting (a person id)");
+        return String::new();
     }
+    acting_person(&rules.snapshot.catalog, caller, by, errors)
 }
 
 /// Approvals and rejections are decisions a person answers for: only a caller linked

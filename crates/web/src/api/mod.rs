@@ -236,14 +236,27 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// Who acts: `by` when given (a person in the catalog), else the caller's person,
-/// else the caller.
+/// Who acts: the caller's person when it has one (a user or token linked to a person
+/// acts only as that person: `by` may name no one else); otherwise `by` when given (a
+/// person in the catalog: a shared token says for whom it acts, like PagerDuty's
+/// `From` header, and the audit trail records the token), else the caller.
 pub(crate) fn acting_person(
     catalog: &Catalog,
     caller: &Caller,
     by: Option<&str>,
     errors: &mut FieldErrors,
 ) -> String {
+    if let (Some(id), Some(own)) = (by, caller.principal.person.as_deref())
+        && id != own
+    {
+        errors.push(
+            "by",
+            format!(
+                "you act as {own:?}: a user or token linked to a person acts only as that person"
+            ),
+        );
+        return String::new();
+    }
     match by {
         Some(id) if catalog.person(id).is_some() => id.to_string(),
         Some(id) => {
