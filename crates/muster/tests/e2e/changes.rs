@@ -704,7 +704,10 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Back
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(problems(&body)[0].starts_with("by: you act as \"jo\""), "{body}");
+    assert!(
+        problems(&body)[0].starts_with("by: you act as \"jo\""),
+        "{body}"
+    );
     let (status, body) = act_as(
         &server,
         &person_token(&db, "jo"),

@@ -100,6 +100,31 @@ async fn grouping_folds_alerts_into_one_incident_per_group(backend: Backend) {
     );
     assert_eq!(kinds[0], "opened");
     assert_eq!(detail["organisations"]["using_impacted_services"], 11);
+    assert_eq!(detail["dependent_services"], json!([]));
+    // When identity breaks, everything that depends on it breaks too: the count covers
+    // the organisations using those services, as the catalog's impact says.
+    let (status, login) = server
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "identity", "title": "Logins fail"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{login}");
+    let (_, impact) = server.get("/api/v1/services/identity/impact").await;
+    assert_eq!(
+        login["organisations"]["using_ids"],
+        json!(texts_at(&impact["organisations"], "/id")),
+    );
+    assert_eq!(
+        login["dependent_services"],
+        json!(texts_at(&impact["dependents"], "/service"))
+    );
+    assert!(
+        login["organisations"]["using_impacted_services"]
+            .as_u64()
+            .unwrap()
+            >= 11
+    );
     // The id and the number both name it.
     let id = detail["id"].as_i64().unwrap();
     let (status, by_id) = server.get(&format!("/api/v1/incidents/{id}")).await;

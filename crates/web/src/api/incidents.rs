@@ -37,11 +37,14 @@ pub(crate) fn reference(text: &str) -> ApiResult<i64> {
 }
 
 /// What an incident touches: the impacted services (its own, then those its reports
-/// name) and the three organisation counts, kept apart — organisations that reported,
-/// those that use an impacted service (from the catalog), and targets still on an
-/// expired item the impacted services rest on (from renewals).
+/// name), the services that depend on them (they break too), and the three
+/// organisation counts, kept apart — organisations that reported, those that use an
+/// impacted or dependent service (from the catalog), and targets still on an expired
+/// item the impacted services rest on (from renewals).
 pub(crate) struct Reach<'a> {
     pub services: Vec<&'a str>,
+    /// Transitive dependents of the impacted services, nearest first.
+    pub dependents: Vec<String>,
     pub reported: Vec<&'a str>,
     pub using: Vec<String>,
     pub expired: Vec<ExpiredItem>,
@@ -62,9 +65,23 @@ impl<'a> Reach<'a> {
             .collect();
         reported.sort_unstable();
         reported.dedup();
-        let using = graph.organisations_using(&services);
+        let mut dependents: Vec<String> = Vec::new();
+        for service in &services {
+            let impact = graph.impact(service).map(|i| i.dependents);
+            for dependent in impact.unwrap_or_default() {
+                if !services.contains(&dependent.service.as_str())
+                    && !dependents.contains(&dependent.service)
+                {
+                    dependents.push(dependent.service);
+                }
+            }
+        }
+        let mut broken = services.clone();
+        broken.extend(dependents.iter().map(String::as_str));
+        let using = graph.organisations_using(&broken);
         Reach {
             services,
+            dependents,
             reported,
             using,
             expired: Vec::new(),
@@ -118,6 +135,7 @@ pub(crate) async fn detail_json(state: &AppState, detail: &IncidentDetail) -> Ap
     let mut body = serde_json::to_value(detail).expect("incidents serialise");
     body["organisations"] = reach.organisations_json();
     body["impacted_services"] = json!(reach.services);
+    body["dependent_services"] = json!(reach.dependents);
     Ok(body)
 }
 

@@ -112,6 +112,8 @@ struct DetailPage {
     reported: usize,
     using: usize,
     services: String,
+    /// The services that depend on them, comma-separated (empty when none).
+    dependents: String,
     /// Targets still on an expired item, and the items' names.
     on_expired: usize,
     expired_items: String,
@@ -143,10 +145,11 @@ async fn detail_page(
         .with_expired(state, &snapshot)
         .await
         .map_err(fail)?;
-    let (reported, using, services) = (
+    let (reported, using, services, dependents) = (
         reach.reported.len(),
         reach.using.len(),
         reach.services.join(", "),
+        reach.dependents.join(", "),
     );
     let on_expired = reach.on_expired();
     let expired_items = reach
@@ -206,6 +209,7 @@ async fn detail_page(
         reported,
         using,
         services,
+        dependents,
         on_expired,
         expired_items,
         open: i.state.is_open(),
