@@ -52,6 +52,8 @@ pub(crate) struct Policies {
     schedules: HashMap<String, Schedule>,
     public_url: String,
     now: Timestamp,
+    /// Organisations hit per service, counted once per pass: a team page asks per person.
+    affected: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl Escalator for Policies {
@@ -92,11 +94,7 @@ impl Escalator for Policies {
             service,
             severity: incident.severity.as_str(),
             reported,
-            using: self
-                .catalog
-                .graph
-                .organisations_using(&[incident.service.as_str()])
-                .len(),
+            using: self.organisations_affected(&incident.service),
             incident_url: &incident_url,
             ack_url: &ack_url,
         };
@@ -176,6 +174,16 @@ impl Policies {
             schedules,
             public_url: public_url.to_string(),
             now,
+            affected: Default::default(),
         })
+    }
+
+    /// How many organisations use `service` or anything that depends on it, as the
+    /// incident itself counts them.
+    fn organisations_affected(&self, service: &str) -> usize {
+        let mut counted = self.affected.lock().unwrap_or_else(|e| e.into_inner());
+        *counted
+            .entry(service.to_string())
+            .or_insert_with(|| self.catalog.graph.organisations_affected(&[service]).len())
     }
 }

@@ -108,6 +108,32 @@ impl ServiceGraph {
         self.index.get(id).map(|&i| self.owners[i].as_str())
     }
 
+    /// What breaks when `services` break: their transitive dependents that are not among
+    /// them, each once, nearest first per service in turn.
+    pub fn dependents_of(&self, services: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for &id in services {
+            let Some(&start) = self.index.get(id) else {
+                continue;
+            };
+            for reach in self.reach(start, &self.dependents) {
+                if !services.contains(&reach.service.as_str()) && !out.contains(&reach.service) {
+                    out.push(reach.service);
+                }
+            }
+        }
+        out
+    }
+
+    /// The organisations (ids, sorted) hit when `services` break: those using one of
+    /// them or anything that depends on one.
+    pub fn organisations_affected(&self, services: &[&str]) -> Vec<String> {
+        let dependents = self.dependents_of(services);
+        let mut broken = services.to_vec();
+        broken.extend(dependents.iter().map(String::as_str));
+        self.organisations_using(&broken)
+    }
+
     /// Direct dependents of `id` (services that depend on it), sorted.
     pub fn direct_dependents(&self, id: &str) -> Vec<String> {
         self.neighbours(id, &self.dependents)
@@ -532,5 +558,29 @@ mod tests {
             &[],
         );
         assert!(ServiceGraph::new(&c).cycles().is_empty());
+    }
+
+    #[test]
+    fn what_breaks_with_a_service_and_whom_it_hits() {
+        // forms -> identity, licence; api -> identity; client -> api
+        let c = catalog(
+            vec![
+                service("forms", "print", &["identity", "licence"]),
+                service("licence", "print", &[]),
+                service("identity", "plat", &[]),
+                service("api", "plat", &["identity"]),
+                service("client", "desk", &["api"]),
+            ],
+            &[("a", &["forms"]), ("b", &["client"]), ("c", &["licence"])],
+        );
+        let g = ServiceGraph::new(&c);
+        assert_eq!(g.dependents_of(&["identity"]), ["api", "forms", "client"]);
+        assert_eq!(g.organisations_affected(&["identity"]), ["a", "b"]);
+        // A service already named is not its own dependent; unknown ones add nothing.
+        assert_eq!(
+            g.dependents_of(&["api", "client", "nope"]),
+            Vec::<String>::new()
+        );
+        assert_eq!(g.organisations_affected(&["licence"]), ["a", "c"]);
     }
 }

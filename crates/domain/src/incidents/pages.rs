@@ -39,7 +39,7 @@ pub fn page_message(facts: &PageFacts, page: &Page) -> (String, String) {
          {summary}\
          Service: {service}\n\
          Severity: {severity}\n\
-         Organisations: {reported} reported, {using} use the service\n\
+         Organisations: {reported} reported, {using} use the service or what depends on it\n\
          Escalation: step {step} of pass {pass}\n\
          \n\
          Acknowledge (stops further escalation): {ack}\n\
@@ -192,7 +192,7 @@ mod tests {
         assert_eq!(subject, "[CRITICAL] INC-3 Forms printing: Printing fails");
         for part in [
             "Printing fails\n\nStill on the old key: org-04, org-05.\n\nService: Forms printing",
-            "4 reported, 11 use the service",
+            "4 reported, 11 use the service or what depends on it",
             "step 2 of pass 1",
             "https://m.test/ack/abc",
         ] {

@@ -544,7 +544,7 @@ async fn escalation_pages_step_by_step_and_repeats_until_acknowledged(backend: B
         number.as_str(),
         "QueueStuck is failing",
         "Forms",
-        "0 reported, 11 use the service",
+        "0 reported, 11 use the service or what depends on it",
         "Severity: critical",
         "/ack/",
     ] {

@@ -65,23 +65,10 @@ impl<'a> Reach<'a> {
             .collect();
         reported.sort_unstable();
         reported.dedup();
-        let mut dependents: Vec<String> = Vec::new();
-        for service in &services {
-            let impact = graph.impact(service).map(|i| i.dependents);
-            for dependent in impact.unwrap_or_default() {
-                if !services.contains(&dependent.service.as_str())
-                    && !dependents.contains(&dependent.service)
-                {
-                    dependents.push(dependent.service);
-                }
-            }
-        }
-        let mut broken = services.clone();
-        broken.extend(dependents.iter().map(String::as_str));
-        let using = graph.organisations_using(&broken);
+        let using = graph.organisations_affected(&services);
         Reach {
+            dependents: graph.dependents_of(&services),
             services,
-            dependents,
             reported,
             using,
             expired: Vec::new(),
