@@ -790,6 +790,27 @@ async fn change_pages_plan_check_act_and_show_the_sandbox(backend: Backend) {
         vec![("csrf", csrf.clone()), ("change", "CHG-1".into())],
     )
     .await;
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let refusal = again.text().await.unwrap();
     assert!(refusal.contains("role=\"alert\""), "marked once: {refusal}");
+    // An action out of order is refused on the page with its reason.
+    let resolve = || {
+        post(
+            &rodney,
+            &format!("/incidents/{number}/act"),
+            vec![
+                ("csrf", csrf.clone()),
+                ("action", "resolve".into()),
+                ("text", String::new()),
+            ],
+        )
+    };
+    assert_eq!(resolve().await.status(), StatusCode::SEE_OTHER);
+    let twice = resolve().await;
+    assert_eq!(twice.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refusal = twice.text().await.unwrap();
+    assert!(
+        refusal.contains("cannot resolve: the incident is resolved"),
+        "{refusal}"
+    );
 }

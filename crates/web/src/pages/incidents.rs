@@ -268,7 +268,13 @@ async fn detail_page(
             .collect(),
         i: detail.incident,
     };
-    Ok(page.into_response())
+    // A refused action shows the page again with the reason, as a refused form does.
+    let status = if page.error.is_some() {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((status, page).into_response())
 }
 
 /// `GET /incidents/{id}`.
