@@ -444,21 +444,31 @@ async fn the_sandbox_conflict_runs_through_the_agent_portal(backend: Backend) {
     );
 }
 
+/// A two-hour launch on `helpdesk-portal` by `hal`.
+pub(crate) fn helpdesk_launch(title: &str, start: &str) -> Value {
+    let mut body = record(title, &["helpdesk-portal"], start, 2, "hal");
+    body["launch"] = json!(true);
+    body
+}
+
 async fn the_third_launch_in_a_month_needs_an_acknowledgement(backend: Backend) {
     let (db, server) = seeded(backend).await;
-    let launch = |title: &str, start: &str| {
-        let mut body = record(title, &["helpdesk-portal"], start, 2, "hal");
-        body["launch"] = json!(true);
-        body
-    };
     let first = create(
         &server,
-        launch("Launch self-service", "2026-11-25T09:00:00Z"),
+        helpdesk_launch("Launch self-service", "2026-11-25T09:00:00Z"),
     )
     .await;
-    let second = create(&server, launch("Launch chat", "2026-12-02T09:00:00Z")).await;
+    let second = create(
+        &server,
+        helpdesk_launch("Launch chat", "2026-12-02T09:00:00Z"),
+    )
+    .await;
     assert!(kinds(&first).is_empty() && kinds(&second).is_empty());
-    let third = create(&server, launch("Launch forms", "2026-12-15T09:00:00Z")).await;
+    let third = create(
+        &server,
+        helpdesk_launch("Launch forms", "2026-12-15T09:00:00Z"),
+    )
+    .await;
     assert_eq!(kinds(&third), ["launch_density"]);
     assert_eq!(third["conflicts"][0]["team"], "helpdesk");
     assert_eq!(
@@ -486,7 +496,11 @@ async fn the_third_launch_in_a_month_needs_an_acknowledgement(backend: Backend) 
     .await;
     assert_eq!(approved["state"], "approved");
     // A launch beyond the month is fine.
-    let later = create(&server, launch("Launch mobile", "2027-02-01T09:00:00Z")).await;
+    let later = create(
+        &server,
+        helpdesk_launch("Launch mobile", "2027-02-01T09:00:00Z"),
+    )
+    .await;
     assert!(kinds(&later).is_empty());
 }
 

@@ -4,8 +4,8 @@
 //! story 1 in `renewals.rs` (its report flood in `incidents.rs`), stories 2 and 4 in
 //! `changes.rs`, story 3 in `probes.rs`.
 
-use crate::changes::{act_as_ok, act_ok, create, kinds, person_token, record};
-use crate::common::{Backend, seeded, texts_at};
+use crate::changes::{act_as_ok, act_ok, create, helpdesk_launch, kinds, person_token, record};
+use crate::common::{Backend, Server, seeded, texts_at};
 use crate::intake::{post_alerts, service_key};
 use crate::on_both_databases;
 use reqwest::StatusCode;
@@ -111,35 +111,40 @@ async fn insisted_change_story_knows_the_login_servers_and_their_owner(backend: 
     assert_eq!(team["members"], serde_json::json!(["hank", "hiro"]));
 }
 
+/// Takes a helpdesk change by `hal` through submission, `hope`'s approval, start and
+/// completion.
+async fn carry_out(server: &Server, hope: &str, number: &str) {
+    act_ok(server, number, "submit", json!({"by": "hal"})).await;
+    act_as_ok(server, hope, number, "approve", json!({})).await;
+    act_ok(server, number, "start", json!({"by": "hal"})).await;
+    act_ok(server, number, "complete", json!({"by": "hal"})).await;
+}
+
 /// Story 5: the third launch in a month needs an acknowledgement; after a launch, the
 /// helpdesk's reports with no service fold into the open incident instead of becoming
 /// tickets of their own; the fix that causes a new incident counts as a failed change.
 async fn four_launches_story_folds_helpdesk_reports_into_one_incident(backend: Backend) {
     let (db, server) = seeded(backend).await;
     let hope = person_token(&db, "hope");
-    let launch = |title: &str, start: &str| {
-        let mut body = record(title, &["helpdesk-portal"], start, 2, "hal");
-        body["launch"] = json!(true);
-        body
-    };
     // The first launch goes live; two more follow within the month, and the third
     // needs an explicit acknowledgement.
     let first = create(
         &server,
-        launch("Launch ticket forms", "2026-11-23T11:00:00Z"),
+        helpdesk_launch("Launch ticket forms", "2026-11-23T11:00:00Z"),
     )
     .await;
     assert!(kinds(&first).is_empty());
     let first = first["number"].as_str().unwrap();
-    act_ok(&server, first, "submit", json!({"by": "hal"})).await;
-    act_as_ok(&server, &hope, first, "approve", json!({})).await;
-    act_ok(&server, first, "start", json!({"by": "hal"})).await;
-    act_ok(&server, first, "complete", json!({"by": "hal"})).await;
-    let second = create(&server, launch("Launch chat", "2026-12-01T09:00:00Z")).await;
+    carry_out(&server, &hope, first).await;
+    let second = create(
+        &server,
+        helpdesk_launch("Launch chat", "2026-12-01T09:00:00Z"),
+    )
+    .await;
     assert!(kinds(&second).is_empty());
     let third = create(
         &server,
-        launch("Launch self-service", "2026-12-15T09:00:00Z"),
+        helpdesk_launch("Launch self-service", "2026-12-15T09:00:00Z"),
     )
     .await;
     assert_eq!(kinds(&third), ["launch_density"], "{third}");
@@ -217,10 +222,7 @@ async fn four_launches_story_folds_helpdesk_reports_into_one_incident(backend: B
     )
     .await;
     let fix = fix["number"].as_str().unwrap();
-    act_ok(&server, fix, "submit", json!({"by": "hal"})).await;
-    act_as_ok(&server, &hope, fix, "approve", json!({})).await;
-    act_ok(&server, fix, "start", json!({"by": "hal"})).await;
-    act_ok(&server, fix, "complete", json!({"by": "hal"})).await;
+    carry_out(&server, &hope, fix).await;
     let (status, _) = server
         .post(
             &format!("/api/v1/incidents/{number}/resolve"),
