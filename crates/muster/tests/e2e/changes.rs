@@ -63,16 +63,9 @@ pub(crate) async fn act_as(
     action: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    send(
-        server
-            .as_token(
-                Method::POST,
-                &format!("/api/v1/changes/{number}/{action}"),
-                token,
-            )
-            .json(&body),
-    )
-    .await
+    server
+        .post_as(token, &format!("/api/v1/changes/{number}/{action}"), body)
+        .await
 }
 
 pub(crate) async fn act_as_ok(

@@ -304,6 +304,11 @@ impl Server {
         send(self.request(Method::POST, path).json(&body)).await
     }
 
+    /// `post` with another credential than the server's own token.
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        send(self.as_token(Method::POST, path, token).json(&body)).await
+    }
+
     pub async fn put_yaml(&self, path: &str, yaml: &str) -> (StatusCode, Value) {
         send(
             self.request(Method::PUT, path)

@@ -300,16 +300,13 @@ async fn the_lifecycle_refuses_what_is_out_of_order(backend: Backend) {
     };
     // A token linked to a person acts as that person only.
     let fran = db.token("fran", "responder", &["--person", "fran"]);
-    let (status, body) = send(
-        server
-            .as_token(
-                Method::POST,
-                &format!("/api/v1/incidents/{number}/acknowledge"),
-                &fran,
-            )
-            .json(&json!({"by": "eli"})),
-    )
-    .await;
+    let (status, body) = server
+        .post_as(
+            &fran,
+            &format!("/api/v1/incidents/{number}/acknowledge"),
+            json!({"by": "eli"}),
+        )
+        .await;
     assert_eq!(
         (status, problems(&body)),
         (
@@ -861,24 +858,21 @@ async fn the_report_flood_opens_one_incident_with_counts_kept_apart(backend: Bac
     // A team's responder records reports about the team's services; one naming no
     // service may land in any team's incident, so it needs an unscoped responder.
     let hosting = db.token("hosting-responder", "responder", &["--team", "hosting"]);
-    let report_as_hosting = |body: Value| {
-        send(
-            server
-                .as_token(Method::POST, "/api/v1/reports", &hosting)
-                .json(&body),
+    let (status, body) = server
+        .post_as(
+            &hosting,
+            "/api/v1/reports",
+            json!({"organisation": "northwind", "service": "northwind-login", "summary": "Logins time out"}),
         )
-    };
-    let (status, body) = report_as_hosting(
-        json!({"organisation": "northwind", "service": "northwind-login",
-                                                   "summary": "Logins time out"}),
-    )
-    .await;
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     for body in [
         json!({"organisation": "northwind", "summary": "Something is off"}),
         json!({"organisation": "org-04", "service": "forms-printing", "summary": "No printing"}),
     ] {
-        let (status, answer) = report_as_hosting(body.clone()).await;
+        let (status, answer) = server
+            .post_as(&hosting, "/api/v1/reports", body.clone())
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}: {answer}");
     }
     let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
@@ -974,19 +968,14 @@ async fn merging_moves_signals_and_resolves_the_merged_incident(backend: Backend
         )
     );
     let hosting = db.token("hosting-responder", "responder", &["--team", "hosting"]);
-    let merge_as_hosting = |from: String, into: String| {
-        send(
-            server
-                .as_token(
-                    Method::POST,
-                    &format!("/api/v1/incidents/{from}/merge"),
-                    &hosting,
-                )
-                .json(&json!({ "into": into })),
+    let login = elsewhere["number"].as_str().unwrap();
+    let (status, body) = server
+        .post_as(
+            &hosting,
+            &format!("/api/v1/incidents/{login}/merge"),
+            json!({ "into": third }),
         )
-    };
-    let login = elsewhere["number"].as_str().unwrap().to_string();
-    let (status, body) = merge_as_hosting(login.clone(), third.clone()).await;
+        .await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,

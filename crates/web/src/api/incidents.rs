@@ -461,7 +461,10 @@ pub async fn list_reports(
             })
         })
         .transpose()?;
+    let reports = state.store.reports(incident, params.limit()?).await?;
+    // Only an empty answer needs to know whether the incident exists.
     if let Some(id) = incident
+        && reports.is_empty()
         && state.store.incident(id).await?.is_none()
     {
         return Err(ApiError::not_found(format!(
@@ -469,7 +472,6 @@ pub async fn list_reports(
             muster_domain::incidents::number(id)
         )));
     }
-    let reports = state.store.reports(incident, params.limit()?).await?;
     Ok(Json(page(reports.iter().map(report_json).collect(), None)))
 }
 
