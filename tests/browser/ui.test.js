@@ -221,6 +221,19 @@ test("the helpdesk records reports until the flood opens an incident; the list s
   assert.match(await form.locator("h1 + p, p:has(.status)").first().textContent(), /acknowledged/);
   assert.equal(await form.getByRole("button", { name: "Acknowledge" }).count(), 0, "acknowledging twice is not offered");
   await form.screenshot({ path: join(results, "incident.png"), fullPage: true });
+
+  // The fix ships as a change linked to the incident: the incident page starts it, and
+  // each page links the other.
+  await form.getByRole("link", { name: "Ship a fix as a change" }).click();
+  assert.equal(await form.getByLabel(/^Ships a fix for/).inputValue(), number);
+  await form.getByLabel("Title").fill("Stop the ticket store dropping saves");
+  await form.getByLabel("Implementer").selectOption("hal");
+  await form.getByRole("button", { name: "Save as draft" }).click();
+  assert.match(form.url(), /\/changes\/CHG-\d+$/);
+  const fix = form.url().match(/CHG-\d+/)[0];
+  await form.getByRole("link", { name: number, exact: true }).click();
+  assert.match(await form.locator("ul.linked-changes").textContent(), new RegExp(`Fix\\s+${fix} Stop the ticket store dropping saves\\s+draft`));
+  assert.match(await form.locator(".timeline").textContent(), new RegExp(`Fix ${fix} "Stop the ticket store dropping saves" linked \\(draft\\)`));
   await list.close();
   await form.close();
 });

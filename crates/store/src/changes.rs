@@ -44,6 +44,9 @@ pub struct ChangeInput {
     pub suppress_alerts: bool,
     /// The template a standard change follows.
     pub template: Option<String>,
+    /// The incidents (ids) the change ships a fix for; `None` keeps those linked
+    /// already (an edit that does not mention them).
+    pub fixes: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -152,6 +155,8 @@ pub struct ChangeDetail {
     pub log: Vec<LogEntry>,
     /// Incidents marked as caused by this change (`INC-…`).
     pub caused_incidents: Vec<String>,
+    /// Incidents this change ships a fix for (`INC-…`).
+    pub fixes: Vec<String>,
     /// Alerts recorded "during maintenance" while it was in progress.
     pub maintenance_alerts: Vec<MaintenanceAlert>,
 }

@@ -109,6 +109,19 @@ pub struct IncidentDetail {
     pub pages: Vec<FiredStep>,
     /// The next escalation step, while one is due.
     pub next_step: Option<NextStep>,
+    /// Changes marked as its cause and changes that ship a fix for it, by change id.
+    pub changes: Vec<LinkedChange>,
+}
+
+/// A change linked to an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkedChange {
+    /// `CHG-…`.
+    pub change: String,
+    pub title: String,
+    pub state: muster_domain::changes::State,
+    /// `caused` (marked as the incident's cause) or `fixes` (ships a fix for it).
+    pub relation: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -382,6 +395,7 @@ pub(crate) struct DetailRows {
     timeline: Vec<(i64, String, String, String)>,
     pages: Vec<(i64, i64, i64, i64, String)>,
     next_step: Option<(i64, i64, i64)>,
+    changes: Vec<(i64, String, String, String)>,
 }
 
 impl DetailRows {
@@ -448,6 +462,20 @@ impl DetailRows {
             timeline,
             pages,
             next_step,
+            changes: self
+                .changes
+                .into_iter()
+                .map(|(id, title, state, relation)| {
+                    Ok(LinkedChange {
+                        change: muster_domain::changes::number(id),
+                        title,
+                        state: muster_domain::changes::State::parse(&state).ok_or_else(|| {
+                            StoreError::Corrupt(format!("change {id} state {state:?}"))
+                        })?,
+                        relation,
+                    })
+                })
+                .collect::<Result<_>>()?,
         })
     }
 }

@@ -732,6 +732,142 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_changes(backend: Back
     assert_eq!(texts_at(&after["log"], "/kind"), ["created", "submit"]);
 }
 
+/// The timeline lines of `kind` on incident `number`.
+async fn timeline_of(server: &Server, number: &str, kind: &str) -> Vec<String> {
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    incident["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == kind)
+        .map(|t| t["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Story 5's "a fix ships as a change linked to the incident": the link is refused
+/// for incidents that do not exist, kept across edits that do not mention it, and the
+/// fix's progress lands on the incident's timeline by itself.
+async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(backend: Backend) {
+    let (_db, server) = seeded(backend).await;
+    let (status, incident) = server
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "ges", "title": "GES drops calls after the deploy"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{incident}");
+    let number = incident["number"].as_str().unwrap().to_string();
+    let fix = |fixes: Value| {
+        let mut body = record(
+            "Roll GES back to 4.1",
+            &["ges"],
+            "2026-11-23T14:00:00Z",
+            1,
+            "jared",
+        );
+        body["fixes"] = fixes;
+        body
+    };
+
+    // Bad references are named, and nothing is stored.
+    let too_many: Vec<String> = (1..=21).map(|n| format!("INC-{n}")).collect();
+    for (fixes, expected) in [
+        (json!(["INC-999"]), vec!["fixes[0]: no incident INC-999"]),
+        (
+            json!(["soon", number, number.to_lowercase()]),
+            vec![
+                "fixes[0]: \"soon\" is not an incident id or number, e.g. INC-42",
+                &format!("fixes[2]: {:?} is named twice", number.to_lowercase()),
+            ],
+        ),
+        (json!(too_many), vec!["fixes: names at most 20 incidents"]),
+    ] {
+        let (status, body) = server.post("/api/v1/changes", fix(fixes)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(problems(&body), expected);
+    }
+    let (status, body) = server.post("/api/v1/changes", fix(json!("INC-1"))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, list) = server.get("/api/v1/changes").await;
+    assert!(
+        list["items"].as_array().unwrap().is_empty(),
+        "nothing stored"
+    );
+    assert!(timeline_of(&server, &number, "fix_linked").await.is_empty());
+
+    // Linked: both records say so, and the incident's timeline tells it.
+    let change = create(&server, fix(json!([number]))).await;
+    let change_number = change["number"].as_str().unwrap().to_string();
+    assert_eq!(change["fixes"], json!([number]));
+    assert!(
+        change["log"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("; fixes {number}")),
+        "{change}"
+    );
+    assert_eq!(
+        timeline_of(&server, &number, "fix_linked").await,
+        [format!(
+            "Fix {change_number} \"Roll GES back to 4.1\" linked (draft)"
+        )]
+    );
+    let (_, detail) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(
+        detail["changes"],
+        json!([{"change": change_number, "title": "Roll GES back to 4.1",
+                "state": "draft", "relation": "fixes"}])
+    );
+
+    // An edit that does not mention the link keeps it; the fix's steps reach the
+    // incident.
+    let (status, edited) = send(
+        server
+            .request(Method::PUT, &format!("/api/v1/changes/{change_number}"))
+            .json(&record(
+                "Roll GES back to 4.1.3",
+                &["ges"],
+                "2026-11-23T14:00:00Z",
+                1,
+                "jared",
+            )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["fixes"], json!([number]));
+    act_ok(&server, &change_number, "submit", json!({"by": "jared"})).await;
+    assert_eq!(
+        timeline_of(&server, &number, "fix_progress").await,
+        [format!(
+            "Fix {change_number} \"Roll GES back to 4.1.3\": Submitted by jared"
+        )]
+    );
+
+    // An edit naming no incidents unlinks it, and says so on the incident.
+    let (status, edited) = send(
+        server
+            .request(Method::PUT, &format!("/api/v1/changes/{change_number}"))
+            .json(&fix(json!([]))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["fixes"], json!([]));
+    assert_eq!(
+        timeline_of(&server, &number, "fix_unlinked").await,
+        [format!(
+            "{change_number} \"Roll GES back to 4.1\" is no longer a fix for this incident"
+        )]
+    );
+    let (_, detail) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(detail["changes"], json!([]));
+    act_ok(&server, &change_number, "cancel", json!({"by": "jared"})).await;
+    assert_eq!(
+        timeline_of(&server, &number, "fix_progress").await.len(),
+        1,
+        "an unlinked change no longer writes on the incident"
+    );
+}
+
 async fn unscheduled_work_near_a_change_tells_both_sides_at_once(backend: Backend) {
     let (db, server) = seeded(backend).await;
     // Story 2: rodney's phone-switch change, 03:00–06:00 America/Denver, under way.
@@ -1285,4 +1421,5 @@ on_both_databases!(
     an_edit_after_submission_clears_approvals_and_stales_evidence,
     freezes_hold_all_but_emergencies,
     bad_input_is_refused_naming_the_field_and_nothing_changes,
+    a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline,
 );

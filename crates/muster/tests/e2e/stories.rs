@@ -210,19 +210,25 @@ async fn four_launches_story_folds_helpdesk_reports_into_one_incident(backend: B
 
     // The fix ships as a change; it breaks search, and the new incident is marked
     // caused by it: the helpdesk's change failure rate counts it.
-    let fix = create(
-        &server,
-        record(
-            "Fix ticket form validation",
-            &["helpdesk-portal"],
-            "2026-11-23T14:00:00Z",
-            1,
-            "hal",
-        ),
-    )
-    .await;
+    let mut fix = record(
+        "Fix ticket form validation",
+        &["helpdesk-portal"],
+        "2026-11-23T14:00:00Z",
+        1,
+        "hal",
+    );
+    fix["fixes"] = json!([number]);
+    let fix = create(&server, fix).await;
     let fix = fix["number"].as_str().unwrap();
     carry_out(&server, &hope, fix).await;
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{number}")).await;
+    assert_eq!(incident["changes"][0]["relation"], "fixes", "{incident:#}");
+    assert!(
+        texts_at(&incident["timeline"], "/text").contains(&format!(
+            "Fix {fix} \"Fix ticket form validation\": Completed by hal"
+        )),
+        "the fix's progress is on the incident's timeline: {incident:#}"
+    );
     let (status, _) = server
         .post(
             &format!("/api/v1/incidents/{number}/resolve"),
@@ -244,6 +250,17 @@ async fn four_launches_story_folds_helpdesk_reports_into_one_incident(backend: B
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{marked}");
+    let (_, search) = server
+        .get(&format!(
+            "/api/v1/incidents/{}",
+            search["number"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        search["changes"],
+        json!([{"change": fix, "title": "Fix ticket form validation",
+                "state": "completed", "relation": "caused"}])
+    );
     let (_, rate) = server
         .get("/api/v1/reports/change-failure-rate?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&team=helpdesk")
         .await;

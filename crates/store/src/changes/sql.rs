@@ -79,6 +79,48 @@ async fn log(tx: &mut Tx<'_>, id: i64, at: i64, kind: &str, actor: &str, text: &
     Ok(())
 }
 
+/// Links `change` to the incidents it ships a fix for (`None`: leaves the links as they
+/// are), writing the timeline of each incident linked or unlinked; answers what moved,
+/// for the change's log ("" when nothing did).
+async fn write_fixes(tx: &mut Tx<'_>, change: &Change, fixes: Option<&[i64]>, by: &str, now: i64) -> Result<String> {
+    let Some(fixes) = fixes else {
+        return Ok(String::new());
+    };
+    let linked: Vec<(i64,)> = sqlx::query_as("SELECT incident_id FROM change_fixes WHERE change_id = $1").bind(change.id).fetch_all(&mut **tx).await?;
+    let before: BTreeSet<i64> = linked.into_iter().map(|(id,)| id).collect();
+    let after: BTreeSet<i64> = fixes.iter().copied().collect();
+    let incident_number = muster_domain::incidents::number;
+    let state = change.state.as_str().replace('_', " ");
+    let mut moved = Vec::new();
+    for &incident in after.difference(&before) {
+        let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE id = $1").bind(incident).fetch_optional(&mut **tx).await?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(format!("no incident {}", incident_number(incident))));
+        }
+        sqlx::query("INSERT INTO change_fixes (change_id, incident_id) VALUES ($1, $2)").bind(change.id).bind(incident).execute(&mut **tx).await?;
+        let text = format!("Fix {} {:?} linked ({state})", change.number, change.title);
+        incidents_sql::timeline(tx, incident, now, "fix_linked", by, &text).await?;
+        moved.push(format!("fixes {}", incident_number(incident)));
+    }
+    for &incident in before.difference(&after) {
+        sqlx::query("DELETE FROM change_fixes WHERE change_id = $1 AND incident_id = $2").bind(change.id).bind(incident).execute(&mut **tx).await?;
+        let text = format!("{} {:?} is no longer a fix for this incident", change.number, change.title);
+        incidents_sql::timeline(tx, incident, now, "fix_unlinked", by, &text).await?;
+        moved.push(format!("no longer fixes {}", incident_number(incident)));
+    }
+    Ok(moved.iter().map(|m| format!("; {m}")).collect())
+}
+
+/// Tells the timeline of every incident `change` fixes what just happened to it.
+async fn tell_fixed_incidents(tx: &mut Tx<'_>, change: &Change, kind: &str, by: &str, text: &str, now: i64) -> Result<()> {
+    let linked: Vec<(i64,)> = sqlx::query_as("SELECT incident_id FROM change_fixes WHERE change_id = $1 ORDER BY incident_id").bind(change.id).fetch_all(&mut **tx).await?;
+    let text = format!("Fix {} {:?}: {text}", change.number, change.title);
+    for (incident,) in linked {
+        incidents_sql::timeline(tx, incident, now, kind, by, &text).await?;
+    }
+    Ok(())
+}
+
 fn audit_entry(actor: &Actor, action: &str, change: &Change, before: Option<&Change>) -> NewAuditEntry {
     let json = |c: &Change| serde_json::to_string(c).expect("changes serialise");
     actor.entry(action, format!("change:{}", change.number), before.map(json), Some(json(change)))
@@ -238,10 +280,11 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
     write_services(&mut tx, id, &input.services, input.window).await?;
     let change = fetch(&mut tx, id, LOCK).await?;
     let found = conflicts_of(&mut tx, policy, &change.planned()).await?;
-    let text = match found.len() {
+    let mut text = match found.len() {
         0 => "Created as a draft; no conflicts".to_string(),
         n => format!("Created as a draft with {n} conflict{}", if n == 1 { "" } else { "s" }),
     };
+    text.push_str(&write_fixes(&mut tx, &change, input.fixes.as_deref(), &actor.label, now).await?);
     log(&mut tx, id, now, "created", &actor.label, &text).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.create", &change, None)]).await?;
@@ -327,6 +370,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     if change.test_evidence.as_ref().is_some_and(|e| e.stale) && !before.test_evidence.as_ref().is_some_and(|e| e.stale) {
         text.push_str("; its test evidence is stale (services or description changed)");
     }
+    text.push_str(&write_fixes(&mut tx, &change, input.fixes.as_deref(), &actor.label, now).await?);
     log(&mut tx, id, now, "edited", &actor.label, &text).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     if before.state != State::Draft {
@@ -509,6 +553,7 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i
     let change = fetch(&mut tx, id, "").await?;
     log(&mut tx, id, now, request.action.as_str(), by, &text).await?;
     tell_parties(&mut tx, policy, &change, &found, request.action.as_str(), &text, now).await?;
+    tell_fixed_incidents(&mut tx, &change, "fix_progress", by, &text, now).await?;
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, &format!("change.{}", request.action.as_str()), &change, Some(&before))]).await?;
     tx.commit().await?;
     Ok(found)
@@ -587,6 +632,10 @@ pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<ChangeDetail
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+    let fixed: Vec<(i64,)> = sqlx::query_as("SELECT incident_id FROM change_fixes WHERE change_id = $1 ORDER BY incident_id")
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
     let during: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
         "SELECT a.id, a.service_id, a.labels, ca.at, a.firing FROM change_alerts ca JOIN alerts a ON a.id = ca.alert_id \
          WHERE ca.change_id = $1 ORDER BY ca.at, a.id",
@@ -606,8 +655,10 @@ pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<ChangeDetail
         .into_iter()
         .map(|(at, kind, actor, text)| Ok(LogEntry { at: from_ms(at)?, kind, actor, text }))
         .collect::<Result<_>>()?;
-    let caused_incidents = caused.into_iter().map(|r| muster_domain::incidents::number(r.0)).collect();
-    Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log, caused_incidents, maintenance_alerts }))
+    let numbers = |rows: Vec<(i64,)>| rows.into_iter().map(|(id,)| muster_domain::incidents::number(id)).collect();
+    let caused_incidents = numbers(caused);
+    let fixes = numbers(fixed);
+    Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log, caused_incidents, fixes, maintenance_alerts }))
 }
 
 pub async fn list(p: &crate::Pools<DB>, query: &ChangeQuery) -> Result<Vec<Change>> {

@@ -266,8 +266,16 @@ pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<DetailRows>>
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
+    let changes = sqlx::query_as(
+        "SELECT c.id, c.title, c.state, 'caused' FROM change_incidents ci JOIN changes c ON c.id = ci.change_id WHERE ci.incident_id = $1 \
+         UNION ALL SELECT c.id, c.title, c.state, 'fixes' FROM change_fixes cf JOIN changes c ON c.id = cf.change_id WHERE cf.incident_id = $1 \
+         ORDER BY 1, 4",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(Some(DetailRows { incident, alerts, reports, timeline, pages, next_step }))
+    Ok(Some(DetailRows { incident, alerts, reports, timeline, pages, next_step, changes }))
 }
 
 pub async fn declare(p: &crate::Pools<DB>, actor: &Actor, new: &NewIncident, now: i64) -> Result<IncidentRow> {

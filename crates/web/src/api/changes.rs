@@ -33,6 +33,8 @@ use std::collections::HashMap;
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 10_000;
 const MAX_SERVICES: usize = 100;
+/// The incidents one change may name as fixed.
+const MAX_FIXES: usize = 20;
 /// The longest window a change may have: longer work is several changes.
 const MAX_WINDOW_DAYS: i64 = 92;
 
@@ -160,6 +162,9 @@ struct Record {
     /// The change template a standard change follows.
     #[serde(default)]
     template: Option<String>,
+    /// The incidents it ships a fix for (`INC-…`); absent on an edit: unchanged.
+    #[serde(default)]
+    fixes: Option<Vec<String>>,
 }
 
 fn instant(errors: &mut FieldErrors, field: &str, text: &str) -> Option<Timestamp> {
@@ -296,6 +301,9 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
             stale: false,
         })
     });
+    let fixes = record
+        .fixes
+        .map(|fixes| incident_references(&mut errors, &fixes));
     let template = record.template.filter(|t| !t.trim().is_empty());
     match (&template, change_type) {
         (None, ChangeType::Standard) => errors.push(
@@ -337,7 +345,48 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
             .suppress_alerts
             .unwrap_or(change_type.suppresses_alerts_by_default()),
         template,
+        fixes,
     })
+}
+
+/// The incident ids `fixes` names, each well formed and named once; the problems go
+/// to `errors` under `fixes[i]`.
+fn incident_references(errors: &mut FieldErrors, fixes: &[String]) -> Vec<i64> {
+    if fixes.len() > MAX_FIXES {
+        errors.push("fixes", format!("names at most {MAX_FIXES} incidents"));
+    }
+    let mut ids = Vec::new();
+    for (i, text) in fixes.iter().take(MAX_FIXES).enumerate() {
+        match muster_domain::incidents::pages::parse_reference(text.trim()) {
+            None => errors.push(
+                format!("fixes[{i}]"),
+                format!("{text:?} is not an incident id or number, e.g. INC-42"),
+            ),
+            Some(id) if ids.contains(&id) => {
+                errors.push(format!("fixes[{i}]"), format!("{text:?} is named twice"))
+            }
+            Some(id) => ids.push(id),
+        }
+    }
+    ids
+}
+
+/// Refuses a record whose `fixes` names an incident that does not exist.
+async fn require_fixed_incidents(state: &AppState, input: &ChangeInput) -> ApiResult<()> {
+    let mut errors = FieldErrors::default();
+    for (i, &id) in input.fixes.iter().flatten().enumerate() {
+        if state.store.incident(id).await?.is_none() {
+            errors.push(
+                format!("fixes[{i}]"),
+                format!("no incident {}", muster_domain::incidents::number(id)),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors))
+    }
 }
 
 /// Changes are work on services: the caller must be able to respond for every owner
@@ -480,6 +529,7 @@ pub(crate) async fn save(
     }
     let input = read_record(&rules, body)?;
     require_owners(caller, &rules, &input.services)?;
+    require_fixed_incidents(state, &input).await?;
     let (detail, conflicts) = match id {
         None => {
             state

@@ -400,6 +400,7 @@ struct ChangePage {
     conflicts: Vec<ConflictRow>,
     maintenance: Vec<(String, String, String, bool)>,
     caused: Vec<String>,
+    fixes: Vec<String>,
     log: Vec<(String, String, String, String)>,
     actions: Vec<(&'static str, &'static str)>,
     editable: bool,
@@ -565,6 +566,10 @@ async fn change_page(
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
+        fixes: rows("/fixes")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         log: rows("/log")
             .iter()
             .map(|l| {
@@ -702,6 +707,9 @@ pub struct Fields {
     /// "" (the type's default), "on" or "off".
     suppress_alerts: String,
     template: String,
+    /// The incidents it ships a fix for, as typed: `INC-…`, separated by commas or
+    /// spaces.
+    fixes: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -790,6 +798,7 @@ pub async fn new_form(State(state): State<AppState>, viewer: Viewer, params: Par
         risk: "low".into(),
         implementer: viewer.principal.person.clone().unwrap_or_default(),
         requested_by: viewer.principal.person.clone().unwrap_or_default(),
+        fixes: params.text("fixes").unwrap_or_default().to_string(),
         ..Fields::default()
     };
     form_page(&state, &viewer, None, f, Vec::new()).await
@@ -844,6 +853,7 @@ pub async fn edit_form(
             "off".into()
         },
         template: c.template.unwrap_or_default(),
+        fixes: detail.fixes.join(", "),
     };
     form_page(&state, &viewer, Some(c.number), f, Vec::new()).await
 }
@@ -873,6 +883,7 @@ fn read_fields(body: &str) -> (Fields, String) {
             "launch" => f.launch = true,
             "suppress_alerts" => f.suppress_alerts = value,
             "template" => f.template = value,
+            "fixes" => f.fixes = value,
             _ => {}
         }
     }
@@ -918,6 +929,7 @@ fn record(viewer: &Viewer, f: &Fields) -> Value {
             _ => Value::Null,
         },
         "template": optional(&f.template),
+        "fixes": f.fixes.split(|c: char| c == ',' || c.is_whitespace()).filter(|r| !r.is_empty()).collect::<Vec<_>>(),
     })
 }
 

@@ -127,6 +127,8 @@ struct DetailPage {
     timeline: Vec<(TimeView, String, String, String)>,
     /// "Changes near this": (change number, label, who and when, path, unscheduled).
     near: Vec<(Option<String>, String, String, String, bool)>,
+    /// Changes linked to it: its causes and its fixes.
+    linked: Vec<muster_store::incidents::LinkedChange>,
 }
 
 async fn detail_page(
@@ -203,6 +205,7 @@ async fn detail_page(
     let i = &detail.incident;
     let page = DetailPage {
         near,
+        linked: detail.changes.clone(),
         nav: viewer.nav("/incidents"),
         error,
         opened: viewer.time(i.opened_at, now),
