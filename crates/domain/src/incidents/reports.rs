@@ -26,12 +26,17 @@ pub struct NewReport {
     pub details: String,
     #[serde(default)]
     pub reporter: String,
-    #[serde(default = "default_channel")]
+    #[serde(default = "default_channel", deserialize_with = "channel_or_default")]
     pub channel: String,
 }
 
 fn default_channel() -> String {
     "other".into()
+}
+
+/// `null` reads as an absent channel does.
+fn channel_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(default_channel))
 }
 
 impl NewReport {
@@ -225,5 +230,20 @@ mod tests {
             .map(|e| e.path)
             .collect();
         assert_eq!(fields, ["organisation", "summary", "service", "channel"]);
+    }
+
+    #[test]
+    fn an_absent_or_null_channel_is_other() {
+        for body in [
+            r#"{"organisation": "org-01", "summary": "Down"}"#,
+            r#"{"organisation": "org-01", "summary": "Down", "channel": null}"#,
+        ] {
+            let report: NewReport = serde_json::from_str(body).unwrap();
+            assert_eq!(report.channel, "other", "{body}");
+        }
+        let report: NewReport =
+            serde_json::from_str(r#"{"organisation": "o", "summary": "s", "channel": "phone"}"#)
+                .unwrap();
+        assert_eq!(report.channel, "phone");
     }
 }

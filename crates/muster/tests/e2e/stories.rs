@@ -269,4 +269,9 @@ async fn four_launches_story_folds_helpdesk_reports_into_one_incident(backend: B
         json!({"ended": 2, "failed": 1, "rate": 0.5}),
         "{rate}"
     );
+    let (_, every) = server.get("/api/v1/incidents?status=all").await;
+    assert_eq!(
+        texts_at(&every["items"], "/state"),
+        ["triggered", "resolved"]
+    );
 }

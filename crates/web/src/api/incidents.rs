@@ -150,13 +150,13 @@ pub async fn list(
         ));
     }
     let states = match params.text("status") {
-        None => Vec::new(),
+        None | Some("all") => Vec::new(),
         Some("open") => IncidentState::ALL.into_iter().filter(|s| s.is_open()).collect(),
         Some(text) => text
             .split(',')
             .map(|s| {
                 IncidentState::parse(s.trim()).ok_or_else(|| {
-                    ApiError::field("status", format!("{s:?} is not a status: use open, triggered, acknowledged, mitigated or resolved"))
+                    ApiError::field("status", format!("{s:?} is not a status: use open, all, triggered, acknowledged, mitigated or resolved"))
                 })
             })
             .collect::<ApiResult<_>>()?,
