@@ -233,7 +233,11 @@ test("the helpdesk records reports until the flood opens an incident; the list s
   const fix = form.url().match(/CHG-\d+/)[0];
   await form.getByRole("link", { name: number, exact: true }).click();
   assert.match(await form.locator("ul.linked-changes").textContent(), new RegExp(`Fix\\s+${fix} Stop the ticket store dropping saves\\s+draft`));
-  assert.match(await form.locator(".timeline").textContent(), new RegExp(`Fix ${fix} "Stop the ticket store dropping saves" linked \\(draft\\)`));
+  assert.match(await form.locator(".timeline").textContent(), new RegExp(`Fix ${fix} "Stop the ticket store dropping saves" linked \\(draft; by user:demo\\)`));
+  // A change that exists already is linked from the incident page by its number.
+  await form.getByLabel("Change that fixes it").fill("CHG-99999");
+  await form.getByRole("button", { name: "Link as a fix" }).click();
+  assert.match(await form.getByRole("alert").textContent(), /no change CHG-99999/);
   await list.close();
   await form.close();
 });

@@ -99,6 +99,36 @@ impl Change {
         }
     }
 
+    /// Whether the record says what `input` says, its links to incidents aside (test
+    /// evidence compared as given, whatever its staleness).
+    pub fn same_record(&self, input: &ChangeInput) -> bool {
+        let sorted = |services: &[String]| services.iter().cloned().collect::<BTreeSet<String>>();
+        let evidence = |e: &Option<TestEvidence>| {
+            e.as_ref().map(|e| {
+                (
+                    e.environment.clone(),
+                    e.result.clone(),
+                    e.link.clone(),
+                    e.tested_at,
+                )
+            })
+        };
+        self.title == input.title
+            && self.description == input.description
+            && sorted(&self.services) == sorted(&input.services)
+            && self.window() == input.window
+            && self.change_type == input.change_type
+            && self.declared_risk == input.risk
+            && self.requested_by == input.requested_by
+            && self.implementer == input.implementer
+            && evidence(&self.test_evidence) == evidence(&input.test_evidence)
+            && self.rollback_plan == input.rollback_plan
+            && self.public == input.public
+            && self.launch == input.launch
+            && self.suppress_alerts == input.suppress_alerts
+            && self.template == input.template
+    }
+
     /// As the policy sees it.
     pub fn facts(&self) -> Facts<'_> {
         Facts {
@@ -532,6 +562,19 @@ impl Store {
     ) -> Result<Vec<serde_json::Value>> {
         let rows: Vec<EventRow> = dispatch!(self, events(service, limit as i64))?;
         rows.into_iter().map(event_json).collect()
+    }
+
+    /// Links an existing change, in any state, as a fix for `incident`; refused when
+    /// linked already or when the incident was merged into another.
+    pub async fn link_fix(
+        &self,
+        actor: &Actor,
+        incident: i64,
+        change: i64,
+        by: &str,
+    ) -> Result<()> {
+        let now = ms(self.clock().now());
+        dispatch!(self, link_fix(actor, incident, change, by, now))
     }
 
     /// Marks `incident` as caused by `change` (an outcome kept apart from the change's

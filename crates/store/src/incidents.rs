@@ -22,6 +22,7 @@ use muster_domain::oncall::{Cursor, Page};
 use muster_domain::signals::LabelSet;
 use muster_domain::signals::silences::Silence;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// An incident as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,6 +112,13 @@ pub struct IncidentDetail {
     pub next_step: Option<NextStep>,
     /// Changes marked as its cause and changes that ship a fix for it, by change id.
     pub changes: Vec<LinkedChange>,
+}
+
+/// Where an incident lives: its service, and the incident it was merged into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentHome {
+    pub service: String,
+    pub merged_into: Option<i64>,
 }
 
 /// A change linked to an incident.
@@ -498,6 +506,23 @@ impl Store {
     pub async fn incident(&self, id: i64) -> Result<Option<IncidentDetail>> {
         let rows: Option<DetailRows> = dispatch!(self, detail(id))?;
         rows.map(DetailRows::read).transpose()
+    }
+
+    /// The service of each of `ids` that exists, and the incident it was merged into.
+    pub async fn incident_homes(&self, ids: &[i64]) -> Result<HashMap<i64, IncidentHome>> {
+        let rows: Vec<(i64, String, Option<i64>)> = dispatch!(self, homes(ids))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, service, merged_into)| {
+                (
+                    id,
+                    IncidentHome {
+                        service,
+                        merged_into,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Opens an incident by hand; its team's escalation starts at once.

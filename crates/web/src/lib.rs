@@ -255,6 +255,10 @@ pub fn router(state: AppState) -> Router {
             post(api::changes::mark_caused_by),
         )
         .route(
+            "/api/v1/incidents/{id}/fixed-by",
+            post(api::changes::link_fixed_by),
+        )
+        .route(
             "/api/v1/reports/change-failure-rate",
             get(api::changes::failure_rate),
         )

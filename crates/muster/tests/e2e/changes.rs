@@ -745,18 +745,34 @@ async fn timeline_of(server: &Server, number: &str, kind: &str) -> Vec<String> {
 }
 
 /// Story 5's "a fix ships as a change linked to the incident": the link is refused
-/// for incidents that do not exist, kept across edits that do not mention it, and the
-/// fix's progress lands on the incident's timeline by itself.
+/// for incidents that do not exist or were merged away and for callers who do not
+/// answer for the incident, kept across edits that do not mention it, made without
+/// touching approvals when it is all an edit changes, and the fix's progress lands on
+/// the incident's timeline by itself.
 async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(backend: Backend) {
-    let (_db, server) = seeded(backend).await;
-    let (status, incident) = server
+    let (db, server) = seeded(backend).await;
+    let declare = |title: &'static str| {
+        let server = &server;
+        async move {
+            let (status, incident) = server
+                .post(
+                    "/api/v1/incidents",
+                    json!({"service": "ges", "title": title}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{incident}");
+            incident["number"].as_str().unwrap().to_string()
+        }
+    };
+    let number = declare("GES drops calls after the deploy").await;
+    let merged = declare("GES calls drop").await;
+    let (status, _) = server
         .post(
-            "/api/v1/incidents",
-            json!({"service": "ges", "title": "GES drops calls after the deploy"}),
+            &format!("/api/v1/incidents/{merged}/merge"),
+            json!({"into": number}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{incident}");
-    let number = incident["number"].as_str().unwrap().to_string();
+    assert_eq!(status, StatusCode::OK);
     let fix = |fixes: Value| {
         let mut body = record(
             "Roll GES back to 4.1",
@@ -765,29 +781,53 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
             1,
             "jared",
         );
+        body["test_evidence"] = json!({"environment": "staging", "result": "calls stay up",
+                                       "tested_at": "2026-11-22T10:00:00Z"});
         body["fixes"] = fixes;
         body
     };
 
-    // Bad references are named, and nothing is stored.
+    // Bad references are named, in the record and in the form's live check, and
+    // nothing is stored.
     let too_many: Vec<String> = (1..=21).map(|n| format!("INC-{n}")).collect();
     for (fixes, expected) in [
-        (json!(["INC-999"]), vec!["fixes[0]: no incident INC-999"]),
         (
-            json!(["soon", number, number.to_lowercase()]),
+            json!(["INC-999"]),
+            vec!["fixes[0]: no incident INC-999".to_string()],
+        ),
+        (
+            json!(["soon", number, number.to_lowercase(), merged]),
             vec![
-                "fixes[0]: \"soon\" is not an incident id or number, e.g. INC-42",
-                &format!("fixes[2]: {:?} is named twice", number.to_lowercase()),
+                "fixes[0]: \"soon\" is not an incident id or number, e.g. INC-42".to_string(),
+                format!("fixes[2]: {:?} is named twice", number.to_lowercase()),
+                format!("fixes[3]: {merged} was merged into {number}: name that one"),
             ],
         ),
-        (json!(too_many), vec!["fixes: names at most 20 incidents"]),
+        (
+            json!(too_many),
+            vec!["fixes: names at most 20 incidents".to_string()],
+        ),
     ] {
-        let (status, body) = server.post("/api/v1/changes", fix(fixes)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert_eq!(problems(&body), expected);
+        for path in ["/api/v1/changes", "/api/v1/changes/check"] {
+            let (status, body) = server.post(path, fix(fixes.clone())).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+            assert_eq!(problems(&body), expected, "{path}");
+        }
     }
     let (status, body) = server.post("/api/v1/changes", fix(json!("INC-1"))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Linking writes on the incident: a responder for another team may not.
+    let hosting = db.token("hosting-responder", "responder", &["--team", "hosting"]);
+    let mut elsewhere = record(
+        "Restart the login servers",
+        &["northwind-login"],
+        "2026-11-23T14:00:00Z",
+        1,
+        "hank",
+    );
+    elsewhere["fixes"] = json!([number]);
+    let (status, body) = server.post_as(&hosting, "/api/v1/changes", elsewhere).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (_, list) = server.get("/api/v1/changes").await;
     assert!(
         list["items"].as_array().unwrap().is_empty(),
@@ -795,7 +835,8 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     );
     assert!(timeline_of(&server, &number, "fix_linked").await.is_empty());
 
-    // Linked: both records say so, and the incident's timeline tells it.
+    // Linked: both records say so, the incident's timeline tells it, the audit trail
+    // keeps it.
     let change = create(&server, fix(json!([number]))).await;
     let change_number = change["number"].as_str().unwrap().to_string();
     assert_eq!(change["fixes"], json!([number]));
@@ -809,7 +850,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     assert_eq!(
         timeline_of(&server, &number, "fix_linked").await,
         [format!(
-            "Fix {change_number} \"Roll GES back to 4.1\" linked (draft)"
+            "Fix {change_number} \"Roll GES back to 4.1\" linked (draft; by token:admin)"
         )]
     );
     let (_, detail) = server.get(&format!("/api/v1/incidents/{number}")).await;
@@ -819,39 +860,47 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
                 "state": "draft", "relation": "fixes"}])
     );
 
-    // An edit that does not mention the link keeps it; the fix's steps reach the
-    // incident.
-    let (status, edited) = send(
-        server
-            .request(Method::PUT, &format!("/api/v1/changes/{change_number}"))
-            .json(&record(
-                "Roll GES back to 4.1.3",
-                &["ges"],
-                "2026-11-23T14:00:00Z",
-                1,
-                "jared",
-            )),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{edited}");
-    assert_eq!(edited["fixes"], json!([number]));
+    // The fix's steps reach the incident. An edit that changes nothing but the link
+    // keeps the approval given; any other edit keeps the link it does not mention.
     act_ok(&server, &change_number, "submit", json!({"by": "jared"})).await;
+    let jo = person_token(&db, "jo");
+    act_as_ok(&server, &jo, &change_number, "approve", json!({})).await;
+    let progress = timeline_of(&server, &number, "fix_progress").await;
+    assert_eq!(progress.len(), 2, "{progress:?}");
     assert_eq!(
-        timeline_of(&server, &number, "fix_progress").await,
-        [format!(
-            "Fix {change_number} \"Roll GES back to 4.1.3\": Submitted by jared"
-        )]
+        progress[0],
+        format!("Fix {change_number} \"Roll GES back to 4.1\": Submitted by jared")
     );
-
-    // An edit naming no incidents unlinks it, and says so on the incident.
-    let (status, edited) = send(
-        server
-            .request(Method::PUT, &format!("/api/v1/changes/{change_number}"))
-            .json(&fix(json!([]))),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{edited}");
-    assert_eq!(edited["fixes"], json!([]));
+    assert!(
+        progress[1].starts_with(&format!(
+            "Fix {change_number} \"Roll GES back to 4.1\": Approved by jo"
+        )),
+        "{progress:?}"
+    );
+    let (_, approved) = server
+        .get(&format!("/api/v1/changes/{change_number}"))
+        .await;
+    assert_eq!(approved["approvals"][0]["person"], "jo", "{approved}");
+    let put = |body: Value| {
+        let server = &server;
+        let path = format!("/api/v1/changes/{change_number}");
+        async move {
+            let (status, edited) = send(server.request(Method::PUT, &path).json(&body)).await;
+            assert_eq!(status, StatusCode::OK, "{edited}");
+            edited
+        }
+    };
+    let unlinked = put(fix(json!([]))).await;
+    assert_eq!(unlinked["fixes"], json!([]));
+    assert_eq!(
+        (&unlinked["state"], &unlinked["approvals"]),
+        (&approved["state"], &approved["approvals"]),
+        "only the link moved"
+    );
+    assert_eq!(
+        unlinked["log"].as_array().unwrap().last().unwrap()["text"],
+        format!("Edited; no longer fixes {number}")
+    );
     assert_eq!(
         timeline_of(&server, &number, "fix_unlinked").await,
         [format!(
@@ -860,11 +909,68 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     );
     let (_, detail) = server.get(&format!("/api/v1/incidents/{number}")).await;
     assert_eq!(detail["changes"], json!([]));
+    let relinked = put(fix(json!([number]))).await;
+    assert_eq!(relinked["fixes"], json!([number]));
+    assert_eq!(relinked["state"], approved["state"]);
+    let edited = put(record(
+        "Roll GES back to 4.1.3",
+        &["ges"],
+        "2026-11-23T14:00:00Z",
+        1,
+        "jared",
+    ))
+    .await;
+    assert_eq!(edited["fixes"], json!([number]), "kept when not mentioned");
+    assert_eq!(edited["state"], "submitted");
+    assert_eq!(edited["approvals"], json!([]));
     act_ok(&server, &change_number, "cancel", json!({"by": "jared"})).await;
     assert_eq!(
-        timeline_of(&server, &number, "fix_progress").await.len(),
-        1,
-        "an unlinked change no longer writes on the incident"
+        timeline_of(&server, &number, "fix_progress")
+            .await
+            .last()
+            .unwrap(),
+        &format!("Fix {change_number} \"Roll GES back to 4.1.3\": Cancelled by jared")
+    );
+
+    // From the incident's side, a change in any state is linked by its number, once,
+    // by someone who answers for the incident.
+    let other = declare("GES search is slow").await;
+    let fixed_by = format!("/api/v1/incidents/{other}/fixed-by");
+    let body = json!({"change": change_number, "by": "jared"});
+    let (status, answer) = server.post_as(&hosting, &fixed_by, body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (status, answer) = server.post(&fixed_by, body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["fixes"], json!([number, other]));
+    assert_eq!(
+        timeline_of(&server, &other, "fix_linked").await,
+        [format!(
+            "Fix {change_number} \"Roll GES back to 4.1.3\" linked (cancelled; by jared)"
+        )]
+    );
+    let (status, answer) = server.post(&fixed_by, body.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        format!("{change_number} is already a fix for {other}")
+    );
+    let (status, answer) = server
+        .post(&format!("/api/v1/incidents/{merged}/fixed-by"), body)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(
+        answer["detail"],
+        format!("{merged} was merged into {number}: link the fix to that one")
+    );
+    let (_, audit) = server
+        .get(&format!("/api/v1/audit?entity=change:{change_number}"))
+        .await;
+    let actions = texts_at(&audit["items"], "/action");
+    let count = |action: &str| actions.iter().filter(|a| *a == action).count();
+    assert_eq!(
+        (count("change.fix_linked"), count("change.fix_unlinked")),
+        (3, 1),
+        "{actions:?}"
     );
 }
 

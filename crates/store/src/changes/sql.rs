@@ -1,6 +1,7 @@
 // Change queries, compiled once per database (see `per_dialect!`).
 
 use muster_domain::audit::NewAuditEntry;
+use muster_domain::incidents::number as incident_number;
 
 type Tx<'a> = sqlx::Transaction<'a, DB>;
 
@@ -80,35 +81,71 @@ async fn log(tx: &mut Tx<'_>, id: i64, at: i64, kind: &str, actor: &str, text: &
 }
 
 /// Links `change` to the incidents it ships a fix for (`None`: leaves the links as they
-/// are), writing the timeline of each incident linked or unlinked; answers what moved,
-/// for the change's log ("" when nothing did).
-async fn write_fixes(tx: &mut Tx<'_>, change: &Change, fixes: Option<&[i64]>, by: &str, now: i64) -> Result<String> {
+/// are); answers what moved, for the change's log ("" when nothing did).
+async fn write_fixes(tx: &mut Tx<'_>, actor: &Actor, change: &Change, fixes: Option<&[i64]>, now: i64) -> Result<String> {
     let Some(fixes) = fixes else {
         return Ok(String::new());
     };
     let linked: Vec<(i64,)> = sqlx::query_as("SELECT incident_id FROM change_fixes WHERE change_id = $1").bind(change.id).fetch_all(&mut **tx).await?;
     let before: BTreeSet<i64> = linked.into_iter().map(|(id,)| id).collect();
     let after: BTreeSet<i64> = fixes.iter().copied().collect();
-    let incident_number = muster_domain::incidents::number;
-    let state = change.state.as_str().replace('_', " ");
-    let mut moved = Vec::new();
+    let mut moved = String::new();
     for &incident in after.difference(&before) {
-        let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE id = $1").bind(incident).fetch_optional(&mut **tx).await?;
-        if found.is_none() {
-            return Err(StoreError::NotFound(format!("no incident {}", incident_number(incident))));
-        }
-        sqlx::query("INSERT INTO change_fixes (change_id, incident_id) VALUES ($1, $2)").bind(change.id).bind(incident).execute(&mut **tx).await?;
-        let text = format!("Fix {} {:?} linked ({state})", change.number, change.title);
-        incidents_sql::timeline(tx, incident, now, "fix_linked", by, &text).await?;
-        moved.push(format!("fixes {}", incident_number(incident)));
+        link_fix_in(tx, actor, change, incident, &actor.label, now).await?;
+        moved.push_str(&format!("; fixes {}", incident_number(incident)));
     }
     for &incident in before.difference(&after) {
         sqlx::query("DELETE FROM change_fixes WHERE change_id = $1 AND incident_id = $2").bind(change.id).bind(incident).execute(&mut **tx).await?;
         let text = format!("{} {:?} is no longer a fix for this incident", change.number, change.title);
-        incidents_sql::timeline(tx, incident, now, "fix_unlinked", by, &text).await?;
-        moved.push(format!("no longer fixes {}", incident_number(incident)));
+        incidents_sql::timeline(tx, incident, now, "fix_unlinked", &actor.label, &text).await?;
+        let entry = actor.entry("change.fix_unlinked", format!("change:{}", change.number), Some(incident_number(incident)), None);
+        audit_sql::append(tx, now, vec![entry]).await?;
+        moved.push_str(&format!("; no longer fixes {}", incident_number(incident)));
     }
-    Ok(moved.iter().map(|m| format!("; {m}")).collect())
+    Ok(moved)
+}
+
+/// Links `change` to `incident` as a fix for it, on the incident's timeline and in the
+/// audit trail; refused for an incident merged into another (the fix is that one's)
+/// and for a link already made.
+async fn link_fix_in(tx: &mut Tx<'_>, actor: &Actor, change: &Change, incident: i64, by: &str, now: i64) -> Result<()> {
+    let found: Option<(Option<i64>,)> = sqlx::query_as("SELECT merged_into FROM incidents WHERE id = $1").bind(incident).fetch_optional(&mut **tx).await?;
+    match found {
+        None => return Err(StoreError::NotFound(format!("no incident {}", incident_number(incident)))),
+        Some((Some(into),)) => {
+            return Err(StoreError::Conflict(format!(
+                "{} was merged into {}: link the fix to that one",
+                incident_number(incident),
+                incident_number(into)
+            )));
+        }
+        Some((None,)) => {}
+    }
+    let added = sqlx::query("INSERT INTO change_fixes (change_id, incident_id) VALUES ($1, $2) ON CONFLICT (change_id, incident_id) DO NOTHING")
+        .bind(change.id)
+        .bind(incident)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if added == 0 {
+        return Err(StoreError::Conflict(format!("{} is already a fix for {}", change.number, incident_number(incident))));
+    }
+    let text = format!("Fix {} {:?} linked ({}; by {by})", change.number, change.title, change.state.as_str().replace('_', " "));
+    incidents_sql::timeline(tx, incident, now, "fix_linked", by, &text).await?;
+    let entry = actor.entry("change.fix_linked", format!("change:{}", change.number), None, Some(incident_number(incident)));
+    audit_sql::append(tx, now, vec![entry]).await?;
+    Ok(())
+}
+
+/// Links an existing change, in any state, as a fix for `incident`.
+pub async fn link_fix(p: &crate::Pools<DB>, actor: &Actor, incident: i64, change: i64, by: &str, now: i64) -> Result<()> {
+    let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    lock(&mut tx).await?;
+    let record = fetch(&mut tx, change, LOCK).await?;
+    link_fix_in(&mut tx, actor, &record, incident, by, now).await?;
+    log(&mut tx, change, now, "fix_linked", by, &format!("Fixes {} (linked by {by})", incident_number(incident))).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Tells the timeline of every incident `change` fixes what just happened to it.
@@ -284,7 +321,7 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
         0 => "Created as a draft; no conflicts".to_string(),
         n => format!("Created as a draft with {n} conflict{}", if n == 1 { "" } else { "s" }),
     };
-    text.push_str(&write_fixes(&mut tx, &change, input.fixes.as_deref(), &actor.label, now).await?);
+    text.push_str(&write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), now).await?);
     log(&mut tx, id, now, "created", &actor.label, &text).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.create", &change, None)]).await?;
@@ -314,6 +351,16 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
             "cannot edit: the change is {} (only drafts, submitted and approved changes are edited)",
             before.state.as_str().replace('_', " ")
         )));
+    }
+    if before.same_record(input) {
+        // Only its links to incidents moved: the work is as approved.
+        let moved = write_fixes(&mut tx, actor, &before, input.fixes.as_deref(), now).await?;
+        if !moved.is_empty() {
+            log(&mut tx, id, now, "edited", &actor.label, &format!("Edited{moved}")).await?;
+        }
+        let found = conflicts_of(&mut tx, policy, &before.planned()).await?;
+        tx.commit().await?;
+        return Ok(found);
     }
     // Evidence vouches for the change as it was tested: a new scope makes it stale.
     let mut evidence = input.test_evidence.clone();
@@ -370,7 +417,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     if change.test_evidence.as_ref().is_some_and(|e| e.stale) && !before.test_evidence.as_ref().is_some_and(|e| e.stale) {
         text.push_str("; its test evidence is stale (services or description changed)");
     }
-    text.push_str(&write_fixes(&mut tx, &change, input.fixes.as_deref(), &actor.label, now).await?);
+    text.push_str(&write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), now).await?);
     log(&mut tx, id, now, "edited", &actor.label, &text).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     if before.state != State::Draft {
@@ -655,7 +702,7 @@ pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<ChangeDetail
         .into_iter()
         .map(|(at, kind, actor, text)| Ok(LogEntry { at: from_ms(at)?, kind, actor, text }))
         .collect::<Result<_>>()?;
-    let numbers = |rows: Vec<(i64,)>| rows.into_iter().map(|(id,)| muster_domain::incidents::number(id)).collect();
+    let numbers = |rows: Vec<(i64,)>| rows.into_iter().map(|(id,)| incident_number(id)).collect();
     let caused_incidents = numbers(caused);
     let fixes = numbers(fixed);
     Ok(Some(ChangeDetail { change, approvals, risk_acceptances, log, caused_incidents, fixes, maintenance_alerts }))
@@ -865,7 +912,7 @@ pub async fn mark_caused(p: &crate::Pools<DB>, actor: &Actor, incident: i64, cha
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
     let record = fetch(&mut tx, change, LOCK).await?;
-    let incident_number = muster_domain::incidents::number(incident);
+    let incident_number = incident_number(incident);
     let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE id = $1").bind(incident).fetch_optional(&mut *tx).await?;
     if found.is_none() {
         return Err(StoreError::NotFound(format!("no incident {incident_number}")));

@@ -278,6 +278,19 @@ pub async fn detail(p: &crate::Pools<DB>, id: i64) -> Result<Option<DetailRows>>
     Ok(Some(DetailRows { incident, alerts, reports, timeline, pages, next_step, changes }))
 }
 
+pub async fn homes(p: &crate::Pools<DB>, ids: &[i64]) -> Result<Vec<(i64, String, Option<i64>)>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT id, service_id, merged_into FROM incidents WHERE id IN ({})", placeholders(1, chunk.len()));
+        let mut q = sqlx::query_as::<_, (i64, String, Option<i64>)>(trusted(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        rows.extend(q.fetch_all(&p.reader).await?);
+    }
+    Ok(rows)
+}
+
 pub async fn declare(p: &crate::Pools<DB>, actor: &Actor, new: &NewIncident, now: i64) -> Result<IncidentRow> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;

@@ -26,9 +26,10 @@ use muster_store::catalog::CatalogSnapshot;
 use muster_store::changes::{
     ChangeDetail, ChangeInput, ChangeQuery, NewRiskAcceptance, Policy, RecordedEvent, Transition,
 };
+use muster_store::incidents::IncidentHome;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 10_000;
@@ -197,9 +198,40 @@ fn word<T: Copy>(
     }
 }
 
-/// Reads and checks a record against the catalog, naming every bad field.
-fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
+/// The incidents a record names as fixed, with those linked already (`linked`), as
+/// they stand: by id, those that exist.
+type NamedIncidents = HashMap<i64, IncidentHome>;
+
+/// Reads a record and checks it against the catalog and the incidents it names,
+/// naming every bad field; answers it with the incidents named and `linked`.
+async fn read_record(
+    state: &AppState,
+    rules: &Rules,
+    body: &Body,
+    linked: &[i64],
+) -> ApiResult<(ChangeInput, NamedIncidents)> {
     let record: Record = body.parse()?;
+    let named: Vec<i64> = record
+        .fixes
+        .iter()
+        .filter(|fixes| fixes.len() <= MAX_FIXES)
+        .flatten()
+        .filter_map(|text| incident_reference(text))
+        .chain(linked.iter().copied())
+        .collect();
+    let incidents = if named.is_empty() {
+        HashMap::new()
+    } else {
+        state.store.incident_homes(&named).await?
+    };
+    Ok((check_record(rules, record, &incidents)?, incidents))
+}
+
+fn check_record(
+    rules: &Rules,
+    record: Record,
+    incidents: &NamedIncidents,
+) -> ApiResult<ChangeInput> {
     let catalog = &rules.snapshot.catalog;
     let mut errors = FieldErrors::default();
     bounded_line(&mut errors, "title", &record.title, MAX_TITLE, true);
@@ -303,7 +335,7 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
     });
     let fixes = record
         .fixes
-        .map(|fixes| incident_references(&mut errors, &fixes));
+        .map(|fixes| incident_references(&mut errors, &fixes, incidents));
     let template = record.template.filter(|t| !t.trim().is_empty());
     match (&template, change_type) {
         (None, ChangeType::Standard) => errors.push(
@@ -349,44 +381,74 @@ fn read_record(rules: &Rules, body: &Body) -> ApiResult<ChangeInput> {
     })
 }
 
-/// The incident ids `fixes` names, each well formed and named once; the problems go
-/// to `errors` under `fixes[i]`.
-fn incident_references(errors: &mut FieldErrors, fixes: &[String]) -> Vec<i64> {
+fn incident_reference(text: &str) -> Option<i64> {
+    muster_domain::incidents::pages::parse_reference(text.trim())
+}
+
+/// The incident ids `fixes` names, each an incident not merged into another and named
+/// once; the problems go to `errors` under `fixes[i]`.
+fn incident_references(
+    errors: &mut FieldErrors,
+    fixes: &[String],
+    incidents: &NamedIncidents,
+) -> Vec<i64> {
+    use muster_domain::incidents::number;
     if fixes.len() > MAX_FIXES {
         errors.push("fixes", format!("names at most {MAX_FIXES} incidents"));
+        return Vec::new();
     }
     let mut ids = Vec::new();
-    for (i, text) in fixes.iter().take(MAX_FIXES).enumerate() {
-        match muster_domain::incidents::pages::parse_reference(text.trim()) {
-            None => errors.push(
-                format!("fixes[{i}]"),
+    for (i, text) in fixes.iter().enumerate() {
+        let path = format!("fixes[{i}]");
+        let Some(id) = incident_reference(text) else {
+            errors.push(
+                path,
                 format!("{text:?} is not an incident id or number, e.g. INC-42"),
+            );
+            continue;
+        };
+        match incidents.get(&id) {
+            _ if ids.contains(&id) => errors.push(path, format!("{text:?} is named twice")),
+            None => errors.push(path, format!("no incident {}", number(id))),
+            Some(IncidentHome {
+                merged_into: Some(into),
+                ..
+            }) => errors.push(
+                path,
+                format!(
+                    "{} was merged into {}: name that one",
+                    number(id),
+                    number(*into)
+                ),
             ),
-            Some(id) if ids.contains(&id) => {
-                errors.push(format!("fixes[{i}]"), format!("{text:?} is named twice"))
-            }
-            Some(id) => ids.push(id),
+            Some(_) => ids.push(id),
         }
     }
     ids
 }
 
-/// Refuses a record whose `fixes` names an incident that does not exist.
-async fn require_fixed_incidents(state: &AppState, input: &ChangeInput) -> ApiResult<()> {
-    let mut errors = FieldErrors::default();
-    for (i, &id) in input.fixes.iter().flatten().enumerate() {
-        if state.store.incident(id).await?.is_none() {
-            errors.push(
-                format!("fixes[{i}]"),
-                format!("no incident {}", muster_domain::incidents::number(id)),
-            );
-        }
+/// Linking a fix to an incident, or unlinking it, writes on that incident: the caller
+/// must answer for its owner team, as marking a cause needs.
+fn require_fix_rights(
+    caller: &Caller,
+    rules: &Rules,
+    incidents: &NamedIncidents,
+    linked: &[i64],
+    fixes: Option<&[i64]>,
+) -> ApiResult<()> {
+    let Some(fixes) = fixes else {
+        return Ok(());
+    };
+    let linked: BTreeSet<i64> = linked.iter().copied().collect();
+    let wanted: BTreeSet<i64> = fixes.iter().copied().collect();
+    for id in linked.symmetric_difference(&wanted) {
+        let owner = incidents
+            .get(id)
+            .and_then(|home| rules.snapshot.catalog.service(&home.service))
+            .map(|service| service.owner.as_str());
+        caller.require(Permission::Respond, owner)?;
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, errors))
-    }
+    Ok(())
 }
 
 /// Changes are work on services: the caller must be able to respond for every owner
@@ -523,13 +585,19 @@ pub(crate) async fn save(
     body: &Body,
 ) -> ApiResult<Value> {
     let rules = Rules::load(state).await?;
+    let mut linked = Vec::new();
     if let Some(id) = id {
         let current = detail_or_404(state, id).await?;
         require_owners(caller, &rules, &current.change.services)?;
+        linked = current
+            .fixes
+            .iter()
+            .filter_map(|n| incident_reference(n))
+            .collect();
     }
-    let input = read_record(&rules, body)?;
+    let (input, incidents) = read_record(state, &rules, body, &linked).await?;
     require_owners(caller, &rules, &input.services)?;
-    require_fixed_incidents(state, &input).await?;
+    require_fix_rights(caller, &rules, &incidents, &linked, input.fixes.as_deref())?;
     let (detail, conflicts) = match id {
         None => {
             state
@@ -578,7 +646,7 @@ pub(crate) async fn dry_run(state: &AppState, mut value: Value) -> ApiResult<Val
         bytes: serde_json::to_vec(&value).expect("JSON serialises").into(),
         format: muster_domain::catalog::parse::Format::Json,
     };
-    let input = read_record(&rules, &body)?;
+    let (input, _) = read_record(state, &rules, &body, &[]).await?;
     let planned = Planned {
         id,
         title: input.title.clone(),
@@ -1203,6 +1271,15 @@ struct CausedBody {
     reason: Option<String>,
 }
 
+/// How an incident names a change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Link {
+    /// The change caused it.
+    CausedBy,
+    /// The change ships a fix for it.
+    FixedBy,
+}
+
 /// `POST /api/v1/incidents/{id}/caused-by` with `{change, by, reason}`: marks the
 /// incident as caused by a change — an outcome of the change, kept apart from its
 /// state, counted by the change failure rate. Answers the change.
@@ -1213,17 +1290,35 @@ pub async fn mark_caused_by(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let number = super::incidents::reference(&id)?;
-    Ok(Json(mark_cause(&state, &caller, number, &id, &body).await?))
+    Ok(Json(
+        link_change(&state, &caller, number, &id, &body, Link::CausedBy).await?,
+    ))
 }
 
-/// Marks incident `number` (`id` as written) as caused by the change a `{change, by,
-/// reason}` body names, for the API and the incident page; answers the change.
-pub(crate) async fn mark_cause(
+/// `POST /api/v1/incidents/{id}/fixed-by` with `{change, by, reason}`: links a change,
+/// in any state, as a fix for the incident (as the change's `fixes` does). Answers the
+/// change.
+pub async fn link_fixed_by(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let number = super::incidents::reference(&id)?;
+    Ok(Json(
+        link_change(&state, &caller, number, &id, &body, Link::FixedBy).await?,
+    ))
+}
+
+/// Links incident `number` (`id` as written) to the change a `{change, by, reason}`
+/// body names, as `link` says, for the API and the incident page; answers the change.
+pub(crate) async fn link_change(
     state: &AppState,
     caller: &Caller,
     number: i64,
     id: &str,
     body: &Body,
+    link: Link,
 ) -> ApiResult<Value> {
     let request: CausedBody = body.parse()?;
     let incident = state
@@ -1252,10 +1347,15 @@ pub(crate) async fn mark_cause(
     let actor = caller
         .actor()
         .with_reason(request.reason.or(caller.reason.clone()));
-    state
-        .store
-        .mark_caused_by(&actor, number, change, &by)
-        .await?;
+    match link {
+        Link::CausedBy => {
+            state
+                .store
+                .mark_caused_by(&actor, number, change, &by)
+                .await?
+        }
+        Link::FixedBy => state.store.link_fix(&actor, number, change, &by).await?,
+    }
     view(state, change).await
 }
 

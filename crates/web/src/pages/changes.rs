@@ -933,15 +933,6 @@ fn record(viewer: &Viewer, f: &Fields) -> Value {
     })
 }
 
-/// The field problems of a refused save, each as "field: message".
-fn problems(e: &ApiError) -> Vec<String> {
-    if e.errors.is_empty() {
-        vec![e.detail.clone()]
-    } else {
-        e.errors.iter().map(ToString::to_string).collect()
-    }
-}
-
 /// `POST /changes/new`: records a draft and shows it.
 pub async fn create(State(state): State<AppState>, viewer: Viewer, body: String) -> PageResult {
     submit_form(&state, &viewer, None, &body).await
@@ -981,7 +972,7 @@ async fn submit_form(
         Err(e) if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND => {
             Err(refused(viewer, e))
         }
-        Err(e) => form_page(state, viewer, existing.map(|e| e.1), f, problems(&e)).await,
+        Err(e) => form_page(state, viewer, existing.map(|e| e.1), f, super::problems(&e)).await,
     }
 }
 
@@ -1173,7 +1164,7 @@ pub async fn check_fragment(
                 .collect(),
         },
         Err(e) => CheckFragment {
-            problems: problems(&e),
+            problems: super::problems(&e),
             conflicts: Vec::new(),
             risk: String::new(),
             reasons: Vec::new(),

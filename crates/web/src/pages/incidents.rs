@@ -5,6 +5,7 @@
 use super::{Nav, PageResult, TimeView, Viewer, fail, missing, refused};
 use crate::AppState;
 use crate::api::Params;
+use crate::api::changes::Link;
 use crate::api::incidents::{
     ActionBody, Reach, apply_action, check_report, reference, report_team,
 };
@@ -344,17 +345,40 @@ pub async fn caused_by(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CauseForm>,
 ) -> PageResult {
+    link_change(&state, &viewer, &id, form, Link::CausedBy, "#near").await
+}
+
+/// `POST /incidents/{id}/fixed-by`: links a change, by its number, as a fix for the
+/// incident.
+pub async fn fixed_by(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<CauseForm>,
+) -> PageResult {
+    link_change(&state, &viewer, &id, form, Link::FixedBy, "#changes").await
+}
+
+/// Links the incident to the change the form names, then shows the page at `anchor`.
+async fn link_change(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    form: CauseForm,
+    link: Link,
+    anchor: &str,
+) -> PageResult {
     viewer
         .check_csrf(&form.csrf)
-        .map_err(|e| refused(&viewer, e))?;
-    let number = reference(&id).map_err(|e| refused(&viewer, e))?;
+        .map_err(|e| refused(viewer, e))?;
+    let number = reference(id).map_err(|e| refused(viewer, e))?;
     let body = super::api_body(serde_json::json!({
-        "change": form.change,
+        "change": form.change.trim(),
         "reason": Some(form.reason.trim()).filter(|r| !r.is_empty()),
     }));
-    match crate::api::changes::mark_cause(&state, &viewer.caller(), number, &id, &body).await {
-        Ok(_) => Ok(Redirect::to(&format!("/incidents/{id}#near")).into_response()),
-        Err(e) => detail_page(&state, &viewer, &id, Some(e.detail)).await,
+    match crate::api::changes::link_change(state, &viewer.caller(), number, id, &body, link).await {
+        Ok(_) => Ok(Redirect::to(&format!("/incidents/{id}{anchor}")).into_response()),
+        Err(e) => detail_page(state, viewer, id, Some(super::problems(&e).join("; "))).await,
     }
 }
 

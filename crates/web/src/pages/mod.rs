@@ -65,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/incidents/{id}", get(incidents::detail))
         .route("/incidents/{id}/act", post(incidents::act))
         .route("/incidents/{id}/caused-by", post(incidents::caused_by))
+        .route("/incidents/{id}/fixed-by", post(incidents::fixed_by))
         .route(
             "/reports",
             get(incidents::reports).post(incidents::create_report),
@@ -297,6 +298,15 @@ struct MessagePage {
 /// A page saying what was not found, inside the layout.
 pub fn missing(viewer: &Viewer, what: String) -> Response {
     message(viewer, StatusCode::NOT_FOUND, "Not found", what)
+}
+
+/// The problems of a refused request, each as "field: message" (else its detail).
+pub fn problems(e: &crate::error::ApiError) -> Vec<String> {
+    if e.errors.is_empty() {
+        vec![e.detail.clone()]
+    } else {
+        e.errors.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// A page saying why a request was refused (e.g. a malformed filter), inside the layout.
