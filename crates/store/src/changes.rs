@@ -18,7 +18,8 @@ use muster_domain::changes::outcomes::Ended;
 use muster_domain::changes::policy::{self, Approval, Facts};
 use muster_domain::changes::templates::ChangeTemplate;
 use muster_domain::changes::{
-    Action, ChangeType, Freeze, Risk, Settings, State, TestEvidence, Window, number, transition,
+    Action, ChangeType, Freeze, MAX_FIXES, Risk, Settings, State, TestEvidence, Window, number,
+    transition,
 };
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -438,9 +439,10 @@ impl Store {
         policy: &Policy<'_>,
         id: i64,
         input: &ChangeInput,
+        seen_fixes: &[i64],
     ) -> Result<(ChangeDetail, Vec<Conflict>)> {
         let now = ms(self.clock().now());
-        let found = dispatch!(self, update(actor, policy, id, input, now))?;
+        let found = dispatch!(self, update(actor, policy, id, input, seen_fixes, now))?;
         self.change_outcome(id, found).await
     }
 

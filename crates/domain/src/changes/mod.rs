@@ -223,6 +223,9 @@ impl Default for Settings {
     }
 }
 
+/// The most incidents one change may name as fixed.
+pub const MAX_FIXES: usize = 20;
+
 /// A change's number as people say it: `CHG-42`.
 pub fn number(id: i64) -> String {
     format!("CHG-{id}")

@@ -4,7 +4,7 @@
 //! submission, freezes, and bad input refused with nothing changed.
 
 use crate::common::*;
-use crate::incidents::{alerts_json, open_incidents, settle, wait_for};
+use crate::incidents::{advance, alerts_json, open_incidents, settle, wait_for};
 use crate::intake::{post_alerts, service_key};
 use crate::on_both_databases;
 use crate::oncall::{calendar_events, parse_ical};
@@ -781,8 +781,6 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
             1,
             "jared",
         );
-        body["test_evidence"] = json!({"environment": "staging", "result": "calls stay up",
-                                       "tested_at": "2026-11-22T10:00:00Z"});
         body["fixes"] = fixes;
         body
     };
@@ -861,26 +859,24 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     );
 
     // The fix's steps reach the incident. An edit that changes nothing but the link
-    // keeps the approval given; any other edit keeps the link it does not mention.
+    // keeps the risk accepted and the approval given; any other edit keeps the link
+    // it does not mention.
     act_ok(&server, &change_number, "submit", json!({"by": "jared"})).await;
-    let jo = person_token(&db, "jo");
-    act_as_ok(&server, &jo, &change_number, "approve", json!({})).await;
-    let progress = timeline_of(&server, &number, "fix_progress").await;
-    assert_eq!(progress.len(), 2, "{progress:?}");
     assert_eq!(
-        progress[0],
-        format!("Fix {change_number} \"Roll GES back to 4.1\": Submitted by jared")
+        timeline_of(&server, &number, "fix_progress").await,
+        [format!(
+            "Fix {change_number} \"Roll GES back to 4.1\": Submitted by jared"
+        )]
     );
-    assert!(
-        progress[1].starts_with(&format!(
-            "Fix {change_number} \"Roll GES back to 4.1\": Approved by jo"
-        )),
-        "{progress:?}"
-    );
-    let (_, approved) = server
-        .get(&format!("/api/v1/changes/{change_number}"))
+    let (status, accepted) = server
+        .post(
+            &format!("/api/v1/changes/{change_number}/risk-acceptance"),
+            json!({"accepted_by": "jo", "on_behalf_of": "ges-team", "reason": "Rolling back is the fix",
+                   "declined_recommendation": "Test the rollback first"}),
+        )
         .await;
-    assert_eq!(approved["approvals"][0]["person"], "jo", "{approved}");
+    assert_eq!(status, StatusCode::CREATED, "{accepted}");
+    advance(&[&server], "1m").await;
     let put = |body: Value| {
         let server = &server;
         let path = format!("/api/v1/changes/{change_number}");
@@ -893,13 +889,8 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     let unlinked = put(fix(json!([]))).await;
     assert_eq!(unlinked["fixes"], json!([]));
     assert_eq!(
-        (&unlinked["state"], &unlinked["approvals"]),
-        (&approved["state"], &approved["approvals"]),
-        "only the link moved"
-    );
-    assert_eq!(
         unlinked["log"].as_array().unwrap().last().unwrap()["text"],
-        format!("Edited; no longer fixes {number}")
+        format!("Links edited; no longer fixes {number}")
     );
     assert_eq!(
         timeline_of(&server, &number, "fix_unlinked").await,
@@ -909,9 +900,33 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     );
     let (_, detail) = server.get(&format!("/api/v1/incidents/{number}")).await;
     assert_eq!(detail["changes"], json!([]));
+    let jo = person_token(&db, "jo");
+    let approved = act_as_ok(&server, &jo, &change_number, "approve", json!({})).await;
+    assert_eq!(approved["approvals"][0]["person"], "jo", "{approved}");
+    assert_eq!(
+        timeline_of(&server, &number, "fix_progress").await.len(),
+        1,
+        "an unlinked change no longer writes on the incident"
+    );
     let relinked = put(fix(json!([number]))).await;
     assert_eq!(relinked["fixes"], json!([number]));
-    assert_eq!(relinked["state"], approved["state"]);
+    assert_eq!(
+        (&relinked["state"], &relinked["approvals"]),
+        (&approved["state"], &approved["approvals"]),
+        "only the link moved"
+    );
+    // An incident merged away after it was linked does not block the next edit.
+    let later = declare("GES calls drop again").await;
+    put(fix(json!([number, later]))).await;
+    let (status, _) = server
+        .post(
+            &format!("/api/v1/incidents/{later}/merge"),
+            json!({"into": number}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let kept = put(fix(json!([number, later]))).await;
+    assert_eq!(kept["fixes"], json!([number, later]));
     let edited = put(record(
         "Roll GES back to 4.1.3",
         &["ges"],
@@ -920,7 +935,11 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
         "jared",
     ))
     .await;
-    assert_eq!(edited["fixes"], json!([number]), "kept when not mentioned");
+    assert_eq!(
+        edited["fixes"],
+        json!([number, later]),
+        "kept when not mentioned"
+    );
     assert_eq!(edited["state"], "submitted");
     assert_eq!(edited["approvals"], json!([]));
     act_ok(&server, &change_number, "cancel", json!({"by": "jared"})).await;
@@ -941,7 +960,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, answer) = server.post(&fixed_by, body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["fixes"], json!([number, other]));
+    assert_eq!(answer["fixes"], json!([number, later, other]));
     assert_eq!(
         timeline_of(&server, &other, "fix_linked").await,
         [format!(
@@ -969,7 +988,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     let count = |action: &str| actions.iter().filter(|a| *a == action).count();
     assert_eq!(
         (count("change.fix_linked"), count("change.fix_unlinked")),
-        (3, 1),
+        (4, 1),
         "{actions:?}"
     );
 }

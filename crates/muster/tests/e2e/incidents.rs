@@ -55,7 +55,7 @@ async fn pagerduty_trigger(server: &Server, summary: &str, severity: &str) -> Va
     trigger
 }
 
-async fn advance(servers: &[&Server], by: &str) {
+pub(crate) async fn advance(servers: &[&Server], by: &str) {
     for server in servers {
         let (status, body) = server
             .post("/api/v1/test/clock", json!({"advance": by}))

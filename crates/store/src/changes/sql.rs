@@ -81,34 +81,39 @@ async fn log(tx: &mut Tx<'_>, id: i64, at: i64, kind: &str, actor: &str, text: &
 }
 
 /// Links `change` to the incidents it ships a fix for (`None`: leaves the links as they
-/// are); answers what moved, for the change's log ("" when nothing did).
-async fn write_fixes(tx: &mut Tx<'_>, actor: &Actor, change: &Change, fixes: Option<&[i64]>, now: i64) -> Result<String> {
+/// are), refused when its links are no longer `seen` (what the caller's rights were
+/// checked against). Answers what moved, for the change's log ("" when nothing did),
+/// and the audit entries, which the caller appends last: audit appends come after
+/// every incident row a transaction touches, as in incident actions.
+async fn write_fixes(tx: &mut Tx<'_>, actor: &Actor, change: &Change, fixes: Option<&[i64]>, seen: &[i64], now: i64) -> Result<(String, Vec<NewAuditEntry>)> {
     let Some(fixes) = fixes else {
-        return Ok(String::new());
+        return Ok((String::new(), Vec::new()));
     };
     let linked: Vec<(i64,)> = sqlx::query_as("SELECT incident_id FROM change_fixes WHERE change_id = $1").bind(change.id).fetch_all(&mut **tx).await?;
     let before: BTreeSet<i64> = linked.into_iter().map(|(id,)| id).collect();
+    if before != seen.iter().copied().collect() {
+        return Err(StoreError::Conflict(format!("{}'s links to incidents changed meanwhile: reload it and edit again", change.number)));
+    }
     let after: BTreeSet<i64> = fixes.iter().copied().collect();
-    let mut moved = String::new();
+    let (mut moved, mut entries) = (String::new(), Vec::new());
     for &incident in after.difference(&before) {
-        link_fix_in(tx, actor, change, incident, &actor.label, now).await?;
+        entries.push(link_fix_in(tx, actor, change, incident, &actor.label, now).await?);
         moved.push_str(&format!("; fixes {}", incident_number(incident)));
     }
     for &incident in before.difference(&after) {
         sqlx::query("DELETE FROM change_fixes WHERE change_id = $1 AND incident_id = $2").bind(change.id).bind(incident).execute(&mut **tx).await?;
         let text = format!("{} {:?} is no longer a fix for this incident", change.number, change.title);
         incidents_sql::timeline(tx, incident, now, "fix_unlinked", &actor.label, &text).await?;
-        let entry = actor.entry("change.fix_unlinked", format!("change:{}", change.number), Some(incident_number(incident)), None);
-        audit_sql::append(tx, now, vec![entry]).await?;
+        entries.push(actor.entry("change.fix_unlinked", format!("change:{}", change.number), Some(incident_number(incident)), None));
         moved.push_str(&format!("; no longer fixes {}", incident_number(incident)));
     }
-    Ok(moved)
+    Ok((moved, entries))
 }
 
-/// Links `change` to `incident` as a fix for it, on the incident's timeline and in the
-/// audit trail; refused for an incident merged into another (the fix is that one's)
-/// and for a link already made.
-async fn link_fix_in(tx: &mut Tx<'_>, actor: &Actor, change: &Change, incident: i64, by: &str, now: i64) -> Result<()> {
+/// Links `change` to `incident` as a fix for it, on the incident's timeline; refused
+/// for an incident merged into another (the fix is that one's), for a link already
+/// made, and past the most incidents one change may fix. Answers the audit entry.
+async fn link_fix_in(tx: &mut Tx<'_>, actor: &Actor, change: &Change, incident: i64, by: &str, now: i64) -> Result<NewAuditEntry> {
     let found: Option<(Option<i64>,)> = sqlx::query_as("SELECT merged_into FROM incidents WHERE id = $1").bind(incident).fetch_optional(&mut **tx).await?;
     match found {
         None => return Err(StoreError::NotFound(format!("no incident {}", incident_number(incident)))),
@@ -121,6 +126,10 @@ async fn link_fix_in(tx: &mut Tx<'_>, actor: &Actor, change: &Change, incident: 
         }
         Some((None,)) => {}
     }
+    let (linked,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM change_fixes WHERE change_id = $1").bind(change.id).fetch_one(&mut **tx).await?;
+    if linked >= MAX_FIXES as i64 {
+        return Err(StoreError::Conflict(format!("{} already fixes {MAX_FIXES} incidents, the most one change may", change.number)));
+    }
     let added = sqlx::query("INSERT INTO change_fixes (change_id, incident_id) VALUES ($1, $2) ON CONFLICT (change_id, incident_id) DO NOTHING")
         .bind(change.id)
         .bind(incident)
@@ -132,18 +141,20 @@ async fn link_fix_in(tx: &mut Tx<'_>, actor: &Actor, change: &Change, incident: 
     }
     let text = format!("Fix {} {:?} linked ({}; by {by})", change.number, change.title, change.state.as_str().replace('_', " "));
     incidents_sql::timeline(tx, incident, now, "fix_linked", by, &text).await?;
-    let entry = actor.entry("change.fix_linked", format!("change:{}", change.number), None, Some(incident_number(incident)));
-    audit_sql::append(tx, now, vec![entry]).await?;
-    Ok(())
+    Ok(actor.entry("change.fix_linked", format!("change:{}", change.number), None, Some(incident_number(incident))))
 }
 
 /// Links an existing change, in any state, as a fix for `incident`.
 pub async fn link_fix(p: &crate::Pools<DB>, actor: &Actor, incident: i64, change: i64, by: &str, now: i64) -> Result<()> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
+    // Before the change's row, as `act` takes it: grouping holds this lock while it
+    // records alerts against a change in progress (which needs that row).
+    incidents_sql::lock(&mut tx).await?;
     let record = fetch(&mut tx, change, LOCK).await?;
-    link_fix_in(&mut tx, actor, &record, incident, by, now).await?;
+    let entry = link_fix_in(&mut tx, actor, &record, incident, by, now).await?;
     log(&mut tx, change, now, "fix_linked", by, &format!("Fixes {} (linked by {by})", incident_number(incident))).await?;
+    audit_sql::append(&mut tx, now, vec![entry]).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -321,10 +332,12 @@ pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, in
         0 => "Created as a draft; no conflicts".to_string(),
         n => format!("Created as a draft with {n} conflict{}", if n == 1 { "" } else { "s" }),
     };
-    text.push_str(&write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), now).await?);
+    let (moved, links) = write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), &[], now).await?;
+    text.push_str(&moved);
     log(&mut tx, id, now, "created", &actor.label, &text).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
-    audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.create", &change, None)]).await?;
+    let entries = std::iter::once(audit_entry(actor, "change.create", &change, None)).chain(links).collect();
+    audit_sql::append(&mut tx, now, entries).await?;
     tx.commit().await?;
     Ok((id, found))
 }
@@ -342,7 +355,7 @@ fn pre_approval(policy: &Policy<'_>, change: &Change, found: &[Conflict]) -> Opt
     Some(format!("pre-approved by template {} ({}, approved by {}{when})", template.id, template.title, template.approved_by))
 }
 
-pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, now: i64) -> Result<Vec<Conflict>> {
+pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, seen_fixes: &[i64], now: i64) -> Result<Vec<Conflict>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
     let before = fetch(&mut tx, id, LOCK).await?;
@@ -354,9 +367,11 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     }
     if before.same_record(input) {
         // Only its links to incidents moved: the work is as approved.
-        let moved = write_fixes(&mut tx, actor, &before, input.fixes.as_deref(), now).await?;
+        let (moved, links) = write_fixes(&mut tx, actor, &before, input.fixes.as_deref(), seen_fixes, now).await?;
         if !moved.is_empty() {
-            log(&mut tx, id, now, "edited", &actor.label, &format!("Edited{moved}")).await?;
+            // Not "edited": risk accepted before still covers the same work.
+            log(&mut tx, id, now, "fixes_edited", &actor.label, &format!("Links edited{moved}")).await?;
+            audit_sql::append(&mut tx, now, links).await?;
         }
         let found = conflicts_of(&mut tx, policy, &before.planned()).await?;
         tx.commit().await?;
@@ -417,13 +432,15 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     if change.test_evidence.as_ref().is_some_and(|e| e.stale) && !before.test_evidence.as_ref().is_some_and(|e| e.stale) {
         text.push_str("; its test evidence is stale (services or description changed)");
     }
-    text.push_str(&write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), now).await?);
+    let (moved, links) = write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), seen_fixes, now).await?;
+    text.push_str(&moved);
     log(&mut tx, id, now, "edited", &actor.label, &text).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     if before.state != State::Draft {
         tell_parties(&mut tx, policy, &change, &found, "edited", &text, now).await?;
     }
-    audit_sql::append(&mut tx, now, vec![audit_entry(actor, "change.update", &change, Some(&before))]).await?;
+    let entries = std::iter::once(audit_entry(actor, "change.update", &change, Some(&before))).chain(links).collect();
+    audit_sql::append(&mut tx, now, entries).await?;
     tx.commit().await?;
     Ok(found)
 }
@@ -911,6 +928,8 @@ pub async fn events_on(p: &crate::Pools<DB>, services: &[String], from: i64, to:
 pub async fn mark_caused(p: &crate::Pools<DB>, actor: &Actor, incident: i64, change: i64, by: &str, now: i64) -> Result<()> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
+    // As in `link_fix`: the change may be in progress.
+    incidents_sql::lock(&mut tx).await?;
     let record = fetch(&mut tx, change, LOCK).await?;
     let incident_number = incident_number(incident);
     let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE id = $1").bind(incident).fetch_optional(&mut *tx).await?;

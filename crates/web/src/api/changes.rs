@@ -20,7 +20,8 @@ use muster_domain::changes::events::NewChangeEvent;
 use muster_domain::changes::policy::{self, Approval};
 use muster_domain::changes::templates::ChangeTemplate;
 use muster_domain::changes::{
-    Action, ChangeType, Freeze, Risk, State as ChangeState, TestEvidence, Window, parse_reference,
+    Action, ChangeType, Freeze, MAX_FIXES, Risk, State as ChangeState, TestEvidence, Window,
+    parse_reference,
 };
 use muster_store::catalog::CatalogSnapshot;
 use muster_store::changes::{
@@ -34,8 +35,6 @@ use std::collections::{BTreeSet, HashMap};
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 10_000;
 const MAX_SERVICES: usize = 100;
-/// The incidents one change may name as fixed.
-const MAX_FIXES: usize = 20;
 /// The longest window a change may have: longer work is several changes.
 const MAX_WINDOW_DAYS: i64 = 92;
 
@@ -224,13 +223,14 @@ async fn read_record(
     } else {
         state.store.incident_homes(&named).await?
     };
-    Ok((check_record(rules, record, &incidents)?, incidents))
+    Ok((check_record(rules, record, &incidents, linked)?, incidents))
 }
 
 fn check_record(
     rules: &Rules,
     record: Record,
     incidents: &NamedIncidents,
+    linked: &[i64],
 ) -> ApiResult<ChangeInput> {
     let catalog = &rules.snapshot.catalog;
     let mut errors = FieldErrors::default();
@@ -335,7 +335,7 @@ fn check_record(
     });
     let fixes = record
         .fixes
-        .map(|fixes| incident_references(&mut errors, &fixes, incidents));
+        .map(|fixes| incident_references(&mut errors, &fixes, incidents, linked));
     let template = record.template.filter(|t| !t.trim().is_empty());
     match (&template, change_type) {
         (None, ChangeType::Standard) => errors.push(
@@ -385,12 +385,13 @@ fn incident_reference(text: &str) -> Option<i64> {
     muster_domain::incidents::pages::parse_reference(text.trim())
 }
 
-/// The incident ids `fixes` names, each an incident not merged into another and named
-/// once; the problems go to `errors` under `fixes[i]`.
+/// The incident ids `fixes` names, each named once and, unless `linked` already, an
+/// incident not merged into another; the problems go to `errors` under `fixes[i]`.
 fn incident_references(
     errors: &mut FieldErrors,
     fixes: &[String],
     incidents: &NamedIncidents,
+    linked: &[i64],
 ) -> Vec<i64> {
     use muster_domain::incidents::number;
     if fixes.len() > MAX_FIXES {
@@ -413,7 +414,7 @@ fn incident_references(
             Some(IncidentHome {
                 merged_into: Some(into),
                 ..
-            }) => errors.push(
+            }) if !linked.contains(&id) => errors.push(
                 path,
                 format!(
                     "{} was merged into {}: name that one",
@@ -608,7 +609,7 @@ pub(crate) async fn save(
         Some(id) => {
             state
                 .store
-                .update_change(&caller.actor(), &rules.policy(), id, &input)
+                .update_change(&caller.actor(), &rules.policy(), id, &input, &linked)
                 .await?
         }
     };
