@@ -226,6 +226,8 @@ test("the helpdesk records reports until the flood opens an incident; the list s
   // each page links the other.
   await form.getByRole("link", { name: "Ship a fix as a change" }).click();
   assert.equal(await form.getByLabel(/^Ships a fix for/).inputValue(), number);
+  assert.match(await form.getByLabel("Title").inputValue(), new RegExp(`^Fix ${number}: 5 reports from 4 organisations`));
+  assert.equal(await form.getByLabel("Alerts while in progress").inputValue(), "off", "a fix pages as usual");
   await form.getByLabel("Title").fill("Stop the ticket store dropping saves");
   await form.getByLabel("Implementer").selectOption("hal");
   await form.getByRole("button", { name: "Save as draft" }).click();

@@ -228,10 +228,11 @@ async fn story_4_the_change_the_customer_insisted_on(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(problems(&body)[0].starts_with("change:"), "{body}");
-    let (status, _) = server
+    let (status, body) = server
         .post(&caused_by, json!({"change": "CHG-999", "by": "hank"}))
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problems(&body), ["change: no change CHG-999"]);
     let (_, timeline) = server.get(&format!("/api/v1/incidents/{inc}")).await;
     assert!(
         texts_at(&timeline["timeline"], "/kind").contains(&"caused_by".to_string()),
@@ -805,6 +806,13 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
             json!(too_many),
             vec!["fixes: names at most 20 incidents".to_string()],
         ),
+        (
+            json!(["x".repeat(100_000)]),
+            vec![format!(
+                "fixes[0]: {:?}… is not an incident id or number, e.g. INC-42",
+                "x".repeat(40)
+            )],
+        ),
     ] {
         for path in ["/api/v1/changes", "/api/v1/changes/check"] {
             let (status, body) = server.post(path, fix(fixes.clone())).await;
@@ -895,7 +903,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     assert_eq!(
         timeline_of(&server, &number, "fix_unlinked").await,
         [format!(
-            "{change_number} \"Roll GES back to 4.1\" is no longer a fix for this incident"
+            "{change_number} \"Roll GES back to 4.1\" is no longer a fix for this incident (by token:admin)"
         )]
     );
     let (_, detail) = server.get(&format!("/api/v1/incidents/{number}")).await;
@@ -903,10 +911,17 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     let jo = person_token(&db, "jo");
     let approved = act_as_ok(&server, &jo, &change_number, "approve", json!({})).await;
     assert_eq!(approved["approvals"][0]["person"], "jo", "{approved}");
+    let progress = timeline_of(&server, &number, "fix_progress").await;
     assert_eq!(
-        timeline_of(&server, &number, "fix_progress").await.len(),
-        1,
-        "an unlinked change no longer writes on the incident"
+        progress.len(),
+        2,
+        "an unlinked change no longer writes: {progress:?}"
+    );
+    assert!(
+        progress[1].starts_with(&format!(
+            "Fix {change_number} \"Roll GES back to 4.1\": Risk accepted by jo"
+        )),
+        "{progress:?}"
     );
     let relinked = put(fix(json!([number]))).await;
     assert_eq!(relinked["fixes"], json!([number]));
@@ -915,7 +930,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
         (&approved["state"], &approved["approvals"]),
         "only the link moved"
     );
-    // An incident merged away after it was linked does not block the next edit.
+    // A merge hands the merged incident's fixes to the one it joins (once).
     let later = declare("GES calls drop again").await;
     put(fix(json!([number, later]))).await;
     let (status, _) = server
@@ -925,8 +940,10 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let kept = put(fix(json!([number, later]))).await;
-    assert_eq!(kept["fixes"], json!([number, later]));
+    let (_, merged_away) = server
+        .get(&format!("/api/v1/changes/{change_number}"))
+        .await;
+    assert_eq!(merged_away["fixes"], json!([number]));
     let edited = put(record(
         "Roll GES back to 4.1.3",
         &["ges"],
@@ -935,11 +952,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
         "jared",
     ))
     .await;
-    assert_eq!(
-        edited["fixes"],
-        json!([number, later]),
-        "kept when not mentioned"
-    );
+    assert_eq!(edited["fixes"], json!([number]), "kept when not mentioned");
     assert_eq!(edited["state"], "submitted");
     assert_eq!(edited["approvals"], json!([]));
     act_ok(&server, &change_number, "cancel", json!({"by": "jared"})).await;
@@ -960,7 +973,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, answer) = server.post(&fixed_by, body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(answer["fixes"], json!([number, later, other]));
+    assert_eq!(answer["fixes"], json!([number, other]));
     assert_eq!(
         timeline_of(&server, &other, "fix_linked").await,
         [format!(
@@ -981,6 +994,35 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
         answer["detail"],
         format!("{merged} was merged into {number}: link the fix to that one")
     );
+    // Merged into a new incident, `other` hands it the fix.
+    let target = declare("GES is down").await;
+    let (status, _) = server
+        .post(
+            &format!("/api/v1/incidents/{other}/merge"),
+            json!({"into": target}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, joined) = server.get(&format!("/api/v1/incidents/{target}")).await;
+    assert_eq!(
+        joined["changes"][0]["change"],
+        json!(change_number),
+        "{joined:#}"
+    );
+    assert!(
+        texts_at(&joined["timeline"], "/text")
+            .iter()
+            .any(|t| t.ends_with("moved here; 1 change linked as its fix now fixes this one")),
+        "{joined:#}"
+    );
+    let (status, answer) = server
+        .post(
+            &format!("/api/v1/incidents/{target}/fixed-by"),
+            json!({"change": "CHG-999", "by": "jared"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(problems(&answer), ["change: no change CHG-999"]);
     let (_, audit) = server
         .get(&format!("/api/v1/audit?entity=change:{change_number}"))
         .await;

@@ -95,15 +95,16 @@ async fn write_fixes(tx: &mut Tx<'_>, actor: &Actor, change: &Change, fixes: Opt
         return Err(StoreError::Conflict(format!("{}'s links to incidents changed meanwhile: reload it and edit again", change.number)));
     }
     let after: BTreeSet<i64> = fixes.iter().copied().collect();
+    let by = actor.person.as_deref().unwrap_or(&actor.label);
     let (mut moved, mut entries) = (String::new(), Vec::new());
     for &incident in after.difference(&before) {
-        entries.push(link_fix_in(tx, actor, change, incident, &actor.label, now).await?);
+        entries.push(link_fix_in(tx, actor, change, incident, by, now).await?);
         moved.push_str(&format!("; fixes {}", incident_number(incident)));
     }
     for &incident in before.difference(&after) {
         sqlx::query("DELETE FROM change_fixes WHERE change_id = $1 AND incident_id = $2").bind(change.id).bind(incident).execute(&mut **tx).await?;
-        let text = format!("{} {:?} is no longer a fix for this incident", change.number, change.title);
-        incidents_sql::timeline(tx, incident, now, "fix_unlinked", &actor.label, &text).await?;
+        let text = format!("{} is no longer a fix for this incident (by {by})", named(change));
+        incidents_sql::timeline(tx, incident, now, "fix_unlinked", by, &text).await?;
         entries.push(actor.entry("change.fix_unlinked", format!("change:{}", change.number), Some(incident_number(incident)), None));
         moved.push_str(&format!("; no longer fixes {}", incident_number(incident)));
     }
@@ -139,7 +140,8 @@ async fn link_fix_in(tx: &mut Tx<'_>, actor: &Actor, change: &Change, incident: 
     if added == 0 {
         return Err(StoreError::Conflict(format!("{} is already a fix for {}", change.number, incident_number(incident))));
     }
-    let text = format!("Fix {} {:?} linked ({}; by {by})", change.number, change.title, change.state.as_str().replace('_', " "));
+    let because = actor.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    let text = format!("Fix {} linked ({}; by {by}{because})", named(change), change.state.as_str().replace('_', " "));
     incidents_sql::timeline(tx, incident, now, "fix_linked", by, &text).await?;
     Ok(actor.entry("change.fix_linked", format!("change:{}", change.number), None, Some(incident_number(incident))))
 }
@@ -159,10 +161,15 @@ pub async fn link_fix(p: &crate::Pools<DB>, actor: &Actor, incident: i64, change
     Ok(())
 }
 
+/// A change as incidents' timelines name it: `CHG-9 "Roll back"`.
+fn named(change: &Change) -> String {
+    format!("{} \"{}\"", change.number, change.title)
+}
+
 /// Tells the timeline of every incident `change` fixes what just happened to it.
 async fn tell_fixed_incidents(tx: &mut Tx<'_>, change: &Change, kind: &str, by: &str, text: &str, now: i64) -> Result<()> {
     let linked: Vec<(i64,)> = sqlx::query_as("SELECT incident_id FROM change_fixes WHERE change_id = $1 ORDER BY incident_id").bind(change.id).fetch_all(&mut **tx).await?;
-    let text = format!("Fix {} {:?}: {text}", change.number, change.title);
+    let text = format!("Fix {}: {text}", named(change));
     for (incident,) in linked {
         incidents_sql::timeline(tx, incident, now, kind, by, &text).await?;
     }
@@ -435,6 +442,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     let (moved, links) = write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), seen_fixes, now).await?;
     text.push_str(&moved);
     log(&mut tx, id, now, "edited", &actor.label, &text).await?;
+    tell_fixed_incidents(&mut tx, &change, "fix_progress", &actor.label, &text, now).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     if before.state != State::Draft {
         tell_parties(&mut tx, policy, &change, &found, "edited", &text, now).await?;
@@ -643,6 +651,8 @@ async fn end_maintenance(tx: &mut Tx<'_>, id: i64, now: i64) -> Result<u64> {
 pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, acceptance: &NewRiskAcceptance, now: i64) -> Result<Vec<Conflict>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
+    // As in `link_fix`: the change may be in progress and fix incidents.
+    incidents_sql::lock(&mut tx).await?;
     let change = fetch(&mut tx, id, LOCK).await?;
     if change.state.has_ended() {
         return Err(StoreError::Conflict(format!(
@@ -673,6 +683,7 @@ pub async fn accept_risk(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_
         if missing.is_empty() { String::new() } else { format!(". Missing: {}", missing.join("; ")) }
     );
     log(&mut tx, id, now, "risk_accepted", &acceptance.accepted_by, &text).await?;
+    tell_fixed_incidents(&mut tx, &change, "fix_progress", &acceptance.accepted_by, &text, now).await?;
     let found = conflicts_of(&mut tx, policy, &change.planned()).await?;
     tell_parties(&mut tx, policy, &change, &found, "risk_accepted", &text, now).await?;
     let entry = actor.entry("change.risk_acceptance", format!("change:{}", change.number), None, Some(text.clone()));
@@ -949,7 +960,7 @@ pub async fn mark_caused(p: &crate::Pools<DB>, actor: &Actor, incident: i64, cha
     }
     let text = format!("Caused {incident_number} (marked by {by})");
     log(&mut tx, change, now, "caused_incident", by, &text).await?;
-    let text = format!("Caused by {} {:?} ({}; marked by {by})", record.number, record.title, record.state.as_str().replace('_', " "));
+    let text = format!("Caused by {} ({}; marked by {by})", named(&record), record.state.as_str().replace('_', " "));
     incidents_sql::timeline(&mut tx, incident, now, "caused_by", by, &text).await?;
     let entry = actor.entry("change.caused_incident", format!("change:{}", record.number), None, Some(incident_number));
     audit_sql::append(&mut tx, now, vec![entry]).await?;

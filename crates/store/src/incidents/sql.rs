@@ -387,9 +387,21 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &A
                 .await?
                 .rows_affected();
             let reports = sqlx::query("UPDATE reports SET incident_id = $2 WHERE incident_id = $1").bind(id).bind(into).execute(&mut *tx).await?.rows_affected();
+            // Its fixes fix what it became part of.
+            let fixes = sqlx::query("UPDATE change_fixes SET incident_id = $2 WHERE incident_id = $1 AND change_id NOT IN (SELECT change_id FROM change_fixes WHERE incident_id = $2)")
+                .bind(id)
+                .bind(into)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM change_fixes WHERE incident_id = $1").bind(id).execute(&mut *tx).await?;
             sqlx::query("UPDATE incidents SET merged_into = $2 WHERE id = $1").bind(id).bind(into).execute(&mut *tx).await?;
             let (moved, reports) = (counted(moved as usize, "alert"), counted(reports as usize, "report"));
-            let text = format!("{} merged in by {by}: {moved} and {reports} moved here{reason}", number(id));
+            let fixes = match fixes {
+                0 => String::new(),
+                n => format!("; {} linked as its fix{} now {} this one", counted(n as usize, "change"), if n == 1 { "" } else { "es" }, if n == 1 { "fixes" } else { "fix" }),
+            };
+            let text = format!("{} merged in by {by}: {moved} and {reports} moved here{fixes}{reason}", number(id));
             timeline(&mut tx, *into, now, "merged", by, &text).await?;
             set_state(&mut tx, id, to, by, now, &format!("Merged into {}{reason}", number(*into))).await?
         }

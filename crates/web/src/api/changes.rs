@@ -223,14 +223,13 @@ async fn read_record(
     } else {
         state.store.incident_homes(&named).await?
     };
-    Ok((check_record(rules, record, &incidents, linked)?, incidents))
+    Ok((check_record(rules, record, &incidents)?, incidents))
 }
 
 fn check_record(
     rules: &Rules,
     record: Record,
     incidents: &NamedIncidents,
-    linked: &[i64],
 ) -> ApiResult<ChangeInput> {
     let catalog = &rules.snapshot.catalog;
     let mut errors = FieldErrors::default();
@@ -335,7 +334,7 @@ fn check_record(
     });
     let fixes = record
         .fixes
-        .map(|fixes| incident_references(&mut errors, &fixes, incidents, linked));
+        .map(|fixes| incident_references(&mut errors, &fixes, incidents));
     let template = record.template.filter(|t| !t.trim().is_empty());
     match (&template, change_type) {
         (None, ChangeType::Standard) => errors.push(
@@ -381,17 +380,30 @@ fn check_record(
     })
 }
 
+/// An incident id from a reference as written (`INC-42`, `42`; surrounding spaces
+/// ignored).
 fn incident_reference(text: &str) -> Option<i64> {
-    muster_domain::incidents::pages::parse_reference(text.trim())
+    Some(text.trim())
+        .filter(|t| t.len() <= 24)
+        .and_then(muster_domain::incidents::pages::parse_reference)
 }
 
-/// The incident ids `fixes` names, each named once and, unless `linked` already, an
-/// incident not merged into another; the problems go to `errors` under `fixes[i]`.
+/// Text as an error message quotes it: cut to 40 characters, so a huge value is not
+/// echoed back.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// The incident ids `fixes` names, each an incident not merged into another (a merge
+/// moves its fixes to the incident it joins) and named once; the problems go to
+/// `errors` under `fixes[i]`.
 fn incident_references(
     errors: &mut FieldErrors,
     fixes: &[String],
     incidents: &NamedIncidents,
-    linked: &[i64],
 ) -> Vec<i64> {
     use muster_domain::incidents::number;
     if fixes.len() > MAX_FIXES {
@@ -404,17 +416,20 @@ fn incident_references(
         let Some(id) = incident_reference(text) else {
             errors.push(
                 path,
-                format!("{text:?} is not an incident id or number, e.g. INC-42"),
+                format!(
+                    "{} is not an incident id or number, e.g. INC-42",
+                    quoted(text)
+                ),
             );
             continue;
         };
         match incidents.get(&id) {
-            _ if ids.contains(&id) => errors.push(path, format!("{text:?} is named twice")),
+            _ if ids.contains(&id) => errors.push(path, format!("{} is named twice", quoted(text))),
             None => errors.push(path, format!("no incident {}", number(id))),
             Some(IncidentHome {
                 merged_into: Some(into),
                 ..
-            }) if !linked.contains(&id) => errors.push(
+            }) => errors.push(
                 path,
                 format!(
                     "{} was merged into {}: name that one",
@@ -428,8 +443,9 @@ fn incident_references(
     ids
 }
 
-/// Linking a fix to an incident, or unlinking it, writes on that incident: the caller
-/// must answer for its owner team, as marking a cause needs.
+/// Linking a fix to an incident makes a claim on that incident: the caller must answer
+/// for its owner team, as marking a cause needs. Unlinking is for whoever may edit the
+/// change, which knows what it fixes.
 fn require_fix_rights(
     caller: &Caller,
     rules: &Rules,
@@ -442,7 +458,7 @@ fn require_fix_rights(
     };
     let linked: BTreeSet<i64> = linked.iter().copied().collect();
     let wanted: BTreeSet<i64> = fixes.iter().copied().collect();
-    for id in linked.symmetric_difference(&wanted) {
+    for id in wanted.difference(&linked) {
         let owner = incidents
             .get(id)
             .and_then(|home| rules.snapshot.catalog.service(&home.service))
@@ -1334,9 +1350,14 @@ pub(crate) async fn link_change(
         .map(|s| s.owner.as_str());
     caller.require(Permission::Respond, owner)?;
     let mut errors = FieldErrors::default();
-    let change = parse_reference(&request.change);
-    if change.is_none() {
-        errors.push("change", "must be a change id or number, e.g. CHG-42");
+    let change = parse_reference(request.change.trim());
+    match change {
+        None => errors.push("change", "must be a change id or number, e.g. CHG-42"),
+        Some(id) if state.store.change(id).await?.is_none() => errors.push(
+            "change",
+            format!("no change {}", muster_domain::changes::number(id)),
+        ),
+        Some(_) => {}
     }
     let by = acting_person(catalog, caller, request.by.as_deref(), &mut errors);
     if let Some(reason) = &request.reason {

@@ -21,8 +21,10 @@ use muster_domain::FieldErrors;
 use muster_domain::changes::templates::ChangeTemplate;
 use muster_domain::changes::{Action, ChangeType, Risk, State as ChangeState, Window, transition};
 use muster_domain::clock::format_duration;
+use muster_domain::incidents::pages::parse_reference as parse_incident;
 use muster_store::changes::{Change, ChangeQuery};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 
 /// Hours either side of now (or of a planned start) the sandbox panel covers.
 const SANDBOX_HOURS: i64 = 4;
@@ -710,6 +712,9 @@ pub struct Fields {
     /// The incidents it ships a fix for, as typed: `INC-…`, separated by commas or
     /// spaces.
     fixes: String,
+    /// On an edit, the links the form showed: what the viewer changed is applied to
+    /// the links as they are when saved.
+    fixes_shown: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -798,8 +803,29 @@ pub async fn new_form(State(state): State<AppState>, viewer: Viewer, params: Par
         risk: "low".into(),
         implementer: viewer.principal.person.clone().unwrap_or_default(),
         requested_by: viewer.principal.person.clone().unwrap_or_default(),
-        fixes: params.text("fixes").unwrap_or_default().to_string(),
         ..Fields::default()
+    };
+    // A fix for an incident: named after it, and paging as usual while under way, since
+    // the alerts on its service are how the fix is seen to work.
+    let fixes = params.text("fixes").unwrap_or_default();
+    let fixed = match words(fixes).first().and_then(|t| parse_incident(t)) {
+        Some(id) => state.store.incident(id).await.map_err(fail)?,
+        None => None,
+    };
+    let f = match fixed {
+        Some(detail) => Fields {
+            title: format!("Fix {}: {}", detail.incident.number, detail.incident.title)
+                .chars()
+                .take(200)
+                .collect(),
+            suppress_alerts: "off".into(),
+            fixes: fixes.to_string(),
+            ..f
+        },
+        None => Fields {
+            fixes: fixes.to_string(),
+            ..f
+        },
     };
     form_page(&state, &viewer, None, f, Vec::new()).await
 }
@@ -854,6 +880,7 @@ pub async fn edit_form(
         },
         template: c.template.unwrap_or_default(),
         fixes: detail.fixes.join(", "),
+        fixes_shown: detail.fixes.join(", "),
     };
     form_page(&state, &viewer, Some(c.number), f, Vec::new()).await
 }
@@ -884,6 +911,7 @@ fn read_fields(body: &str) -> (Fields, String) {
             "suppress_alerts" => f.suppress_alerts = value,
             "template" => f.template = value,
             "fixes" => f.fixes = value,
+            "fixes_shown" => f.fixes_shown = value,
             _ => {}
         }
     }
@@ -898,6 +926,37 @@ fn instant_text(zone: &TimeZone, text: &str) -> String {
         .and_then(|dt| dt.to_zoned(zone.clone()).ok())
         .map(|z| z.timestamp().to_string())
         .unwrap_or_else(|| text.to_string())
+}
+
+/// Incident references as typed, separated by commas or spaces.
+fn words(text: &str) -> Vec<&str> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// The links a saved edit asks for: what the viewer added to or removed from the links
+/// the form `shown`, applied to the links as they are `now` (someone may have linked
+/// another fix meanwhile). References the API cannot read are kept, for it to name.
+fn merged_fixes(typed: &[&str], shown: &[&str], now: &[String]) -> Vec<String> {
+    let key = |text: &str| {
+        parse_incident(text)
+            .map(muster_domain::incidents::number)
+            .unwrap_or_else(|| text.to_string())
+    };
+    let shown: BTreeSet<String> = shown.iter().map(|t| key(t)).collect();
+    let kept: BTreeSet<String> = typed.iter().map(|t| key(t)).collect();
+    let mut fixes: Vec<String> = now
+        .iter()
+        .filter(|n| !shown.contains(*n) || kept.contains(*n))
+        .cloned()
+        .collect();
+    for text in typed {
+        if !shown.contains(&key(text)) {
+            fixes.push(text.to_string());
+        }
+    }
+    fixes
 }
 
 /// The API record the form's fields describe.
@@ -929,7 +988,7 @@ fn record(viewer: &Viewer, f: &Fields) -> Value {
             _ => Value::Null,
         },
         "template": optional(&f.template),
-        "fixes": f.fixes.split(|c: char| c == ',' || c.is_whitespace()).filter(|r| !r.is_empty()).collect::<Vec<_>>(),
+        "fixes": words(&f.fixes),
     })
 }
 
@@ -957,7 +1016,18 @@ async fn submit_form(
 ) -> PageResult {
     let (f, csrf) = read_fields(body);
     viewer.check_csrf(&csrf).map_err(|e| refused(viewer, e))?;
-    let record = api_body(record(viewer, &f));
+    let mut record = record(viewer, &f);
+    if let Some((id, _)) = &existing {
+        let now = state
+            .store
+            .change(*id)
+            .await
+            .map_err(fail)?
+            .map(|d| d.fixes)
+            .unwrap_or_default();
+        record["fixes"] = json!(merged_fixes(&words(&f.fixes), &words(&f.fixes_shown), &now));
+    }
+    let record = api_body(record);
     match save(
         state,
         &viewer.caller(),
@@ -1173,4 +1243,22 @@ pub async fn check_fragment(
         },
     };
     fragment.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merged_fixes;
+
+    #[test]
+    fn a_saved_edit_applies_only_what_the_viewer_changed_to_the_links() {
+        let now = ["INC-1".to_string(), "INC-3".to_string()];
+        // INC-3 was linked by someone else after the form showed INC-1 and INC-2 (since
+        // unlinked); the viewer removed INC-2, kept INC-1 as "inc-1" and added INC-4.
+        assert_eq!(
+            merged_fixes(&["inc-1", "INC-4"], &["INC-1", "INC-2"], &now),
+            ["INC-1", "INC-3", "INC-4"]
+        );
+        // Removing a link the form showed removes it; unreadable text is passed on.
+        assert_eq!(merged_fixes(&["soon"], &["INC-1"], &now), ["INC-3", "soon"]);
+    }
 }
