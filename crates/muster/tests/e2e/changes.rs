@@ -765,15 +765,18 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
             incident["number"].as_str().unwrap().to_string()
         }
     };
+    let merge = |from: &str, into: &str| {
+        let server = &server;
+        let path = format!("/api/v1/incidents/{from}/merge");
+        let body = json!({ "into": into });
+        async move {
+            let (status, answer) = server.post(&path, body).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+    };
     let number = declare("GES drops calls after the deploy").await;
     let merged = declare("GES calls drop").await;
-    let (status, _) = server
-        .post(
-            &format!("/api/v1/incidents/{merged}/merge"),
-            json!({"into": number}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    merge(&merged, &number).await;
     let fix = |fixes: Value| {
         let mut body = record(
             "Roll GES back to 4.1",
@@ -933,13 +936,7 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     // A merge hands the merged incident's fixes to the one it joins (once).
     let later = declare("GES calls drop again").await;
     put(fix(json!([number, later]))).await;
-    let (status, _) = server
-        .post(
-            &format!("/api/v1/incidents/{later}/merge"),
-            json!({"into": number}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    merge(&later, &number).await;
     let (_, merged_away) = server
         .get(&format!("/api/v1/changes/{change_number}"))
         .await;
@@ -996,13 +993,15 @@ async fn a_fix_is_linked_to_its_incident_and_its_progress_lands_on_the_timeline(
     );
     // Merged into a new incident, `other` hands it the fix.
     let target = declare("GES is down").await;
-    let (status, _) = server
-        .post(
-            &format!("/api/v1/incidents/{other}/merge"),
-            json!({"into": target}),
-        )
+    merge(&other, &target).await;
+    let (_, handed_on) = server
+        .get(&format!("/api/v1/changes/{change_number}"))
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(handed_on["fixes"], json!([number, target]));
+    assert_eq!(
+        handed_on["log"].as_array().unwrap().last().unwrap()["text"],
+        format!("Fixes {target} now: {other} was merged into it (by token:admin)")
+    );
     let (_, joined) = server.get(&format!("/api/v1/incidents/{target}")).await;
     assert_eq!(
         joined["changes"][0]["change"],

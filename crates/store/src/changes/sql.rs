@@ -161,6 +161,15 @@ pub async fn link_fix(p: &crate::Pools<DB>, actor: &Actor, incident: i64, change
     Ok(())
 }
 
+/// Takes the `incidents` lock when `input` sets links to incidents, before any change
+/// or incident row, as `link_fix` does: a merge moves links under it.
+async fn lock_for_fixes(tx: &mut Tx<'_>, input: &ChangeInput) -> Result<()> {
+    if input.fixes.is_some() {
+        incidents_sql::lock(tx).await?;
+    }
+    Ok(())
+}
+
 /// A change as incidents' timelines name it: `CHG-9 "Roll back"`.
 fn named(change: &Change) -> String {
     format!("{} \"{}\"", change.number, change.title)
@@ -309,6 +318,7 @@ fn evidence_json(evidence: &Option<TestEvidence>) -> Option<String> {
 pub async fn create(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, input: &ChangeInput, now: i64) -> Result<(i64, Vec<Conflict>)> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
+    lock_for_fixes(&mut tx, input).await?;
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO changes (title, description, change_type, declared_risk, state, start_at, end_at, requested_by, implementer, \
          test_evidence, rollback_plan, public, launch, suppress_alerts, template, created_by, created_at, updated_at) \
@@ -365,6 +375,7 @@ fn pre_approval(policy: &Policy<'_>, change: &Change, found: &[Conflict]) -> Opt
 pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id: i64, input: &ChangeInput, seen_fixes: &[i64], now: i64) -> Result<Vec<Conflict>> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
     lock(&mut tx).await?;
+    lock_for_fixes(&mut tx, input).await?;
     let before = fetch(&mut tx, id, LOCK).await?;
     if !before.state.editable() {
         return Err(StoreError::Conflict(format!(
@@ -442,7 +453,7 @@ pub async fn update(p: &crate::Pools<DB>, actor: &Actor, policy: &Policy<'_>, id
     let (moved, links) = write_fixes(&mut tx, actor, &change, input.fixes.as_deref(), seen_fixes, now).await?;
     text.push_str(&moved);
     log(&mut tx, id, now, "edited", &actor.label, &text).await?;
-    tell_fixed_incidents(&mut tx, &change, "fix_progress", &actor.label, &text, now).await?;
+    tell_fixed_incidents(&mut tx, &change, "fix_progress", actor.person.as_deref().unwrap_or(&actor.label), &text, now).await?;
     announce_conflicts(&mut tx, policy, &change, &found, now).await?;
     if before.state != State::Draft {
         tell_parties(&mut tx, policy, &change, &found, "edited", &text, now).await?;

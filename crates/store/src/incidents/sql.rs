@@ -346,6 +346,11 @@ pub(crate) async fn settle(tx: &mut Tx<'_>, id: i64, why: &str, now: i64) -> Res
 
 pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &Act, now: i64) -> Result<IncidentRow> {
     let mut tx = p.writer.begin_with(BEGIN_WRITE).await?;
+    if matches!(act, Act::Merge { .. }) {
+        // Before the incident rows: a merge moves fixes, which change writers link
+        // under this lock.
+        lock(&mut tx).await?;
+    }
     let row = fetch_or_not_found(&mut tx, id).await?;
     let state = state_of(&row.state)?;
     let action = match act {
@@ -387,7 +392,8 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &A
                 .await?
                 .rows_affected();
             let reports = sqlx::query("UPDATE reports SET incident_id = $2 WHERE incident_id = $1").bind(id).bind(into).execute(&mut *tx).await?.rows_affected();
-            // Its fixes fix what it became part of.
+            // Its fixes fix what it became part of; each change's log says so.
+            let moving: Vec<(i64,)> = sqlx::query_as("SELECT change_id FROM change_fixes WHERE incident_id = $1 ORDER BY change_id").bind(id).fetch_all(&mut *tx).await?;
             let fixes = sqlx::query("UPDATE change_fixes SET incident_id = $2 WHERE incident_id = $1 AND change_id NOT IN (SELECT change_id FROM change_fixes WHERE incident_id = $2)")
                 .bind(id)
                 .bind(into)
@@ -395,6 +401,16 @@ pub async fn act(p: &crate::Pools<DB>, actor: &Actor, id: i64, by: &str, act: &A
                 .await?
                 .rows_affected();
             sqlx::query("DELETE FROM change_fixes WHERE incident_id = $1").bind(id).execute(&mut *tx).await?;
+            let text = format!("Fixes {} now: {} was merged into it (by {by})", number(*into), number(id));
+            for (change,) in moving {
+                sqlx::query("INSERT INTO change_log (change_id, at, kind, actor, text) VALUES ($1, $2, 'fix_merged', $3, $4)")
+                    .bind(change)
+                    .bind(now)
+                    .bind(by)
+                    .bind(&text)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("UPDATE incidents SET merged_into = $2 WHERE id = $1").bind(id).bind(into).execute(&mut *tx).await?;
             let (moved, reports) = (counted(moved as usize, "alert"), counted(reports as usize, "report"));
             let fixes = match fixes {

@@ -952,7 +952,8 @@ fn merged_fixes(typed: &[&str], shown: &[&str], now: &[String]) -> Vec<String> {
         .cloned()
         .collect();
     for text in typed {
-        if !shown.contains(&key(text)) {
+        let key = key(text);
+        if !shown.contains(&key) && !fixes.contains(&key) {
             fixes.push(text.to_string());
         }
     }
@@ -1260,5 +1261,10 @@ mod tests {
         );
         // Removing a link the form showed removes it; unreadable text is passed on.
         assert_eq!(merged_fixes(&["soon"], &["INC-1"], &now), ["INC-3", "soon"]);
+        // Added by the viewer and by someone else meanwhile: named once.
+        assert_eq!(
+            merged_fixes(&["INC-1", "INC-3"], &["INC-1"], &now),
+            ["INC-1", "INC-3"]
+        );
     }
 }
