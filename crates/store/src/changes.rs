@@ -176,6 +176,17 @@ pub struct MaintenanceAlert {
     pub firing: bool,
 }
 
+/// How an incident names a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentLink {
+    /// The change caused it: an outcome of the change, kept apart from its state and
+    /// counted by the change failure rate.
+    CausedBy,
+    /// The change, in any state, ships a fix for it; refused for an incident merged
+    /// into another and past the most incidents one change may fix.
+    FixedBy,
+}
+
 /// A change with its approvals, risk acceptances and log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChangeDetail {
@@ -566,30 +577,23 @@ impl Store {
         rows.into_iter().map(event_json).collect()
     }
 
-    /// Links an existing change, in any state, as a fix for `incident`; refused when
-    /// linked already or when the incident was merged into another.
-    pub async fn link_fix(
+    /// Links `incident` to `change` as `link` says, on both their records and the
+    /// incident's timeline; refused when linked so already.
+    pub async fn link_incident(
         &self,
         actor: &Actor,
         incident: i64,
         change: i64,
         by: &str,
+        link: IncidentLink,
     ) -> Result<()> {
         let now = ms(self.clock().now());
-        dispatch!(self, link_fix(actor, incident, change, by, now))
-    }
-
-    /// Marks `incident` as caused by `change` (an outcome kept apart from the change's
-    /// state), on both their records; refused when already marked.
-    pub async fn mark_caused_by(
-        &self,
-        actor: &Actor,
-        incident: i64,
-        change: i64,
-        by: &str,
-    ) -> Result<()> {
-        let now = ms(self.clock().now());
-        dispatch!(self, mark_caused(actor, incident, change, by, now))
+        match link {
+            IncidentLink::CausedBy => {
+                dispatch!(self, mark_caused(actor, incident, change, by, now))
+            }
+            IncidentLink::FixedBy => dispatch!(self, link_fix(actor, incident, change, by, now)),
+        }
     }
 
     /// The changes that ended (completed, rolled back or failed) within `[from, to)`,

@@ -25,7 +25,8 @@ use muster_domain::changes::{
 };
 use muster_store::catalog::CatalogSnapshot;
 use muster_store::changes::{
-    ChangeDetail, ChangeInput, ChangeQuery, NewRiskAcceptance, Policy, RecordedEvent, Transition,
+    ChangeDetail, ChangeInput, ChangeQuery, IncidentLink, NewRiskAcceptance, Policy, RecordedEvent,
+    Transition,
 };
 use muster_store::incidents::IncidentHome;
 use serde::Deserialize;
@@ -1278,23 +1279,15 @@ pub(crate) async fn near_view(state: &AppState, number: i64, id: &str) -> ApiRes
     Ok(json!({"incident": detail.incident.number, "began": began, "since": since, "items": work}))
 }
 
+/// What links an incident to a change: `{change, by, reason}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CausedBody {
+struct LinkBody {
     change: String,
     #[serde(default)]
     by: Option<String>,
     #[serde(default)]
     reason: Option<String>,
-}
-
-/// How an incident names a change.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Link {
-    /// The change caused it.
-    CausedBy,
-    /// The change ships a fix for it.
-    FixedBy,
 }
 
 /// `POST /api/v1/incidents/{id}/caused-by` with `{change, by, reason}`: marks the
@@ -1308,7 +1301,7 @@ pub async fn mark_caused_by(
 ) -> ApiResult<Json<Value>> {
     let number = super::incidents::reference(&id)?;
     Ok(Json(
-        link_change(&state, &caller, number, &id, &body, Link::CausedBy).await?,
+        link_change(&state, &caller, number, &id, &body, IncidentLink::CausedBy).await?,
     ))
 }
 
@@ -1323,7 +1316,7 @@ pub async fn link_fixed_by(
 ) -> ApiResult<Json<Value>> {
     let number = super::incidents::reference(&id)?;
     Ok(Json(
-        link_change(&state, &caller, number, &id, &body, Link::FixedBy).await?,
+        link_change(&state, &caller, number, &id, &body, IncidentLink::FixedBy).await?,
     ))
 }
 
@@ -1335,9 +1328,9 @@ pub(crate) async fn link_change(
     number: i64,
     id: &str,
     body: &Body,
-    link: Link,
+    link: IncidentLink,
 ) -> ApiResult<Value> {
-    let request: CausedBody = body.parse()?;
+    let request: LinkBody = body.parse()?;
     let incident = state
         .store
         .incident(number)
@@ -1369,15 +1362,10 @@ pub(crate) async fn link_change(
     let actor = caller
         .actor()
         .with_reason(request.reason.or(caller.reason.clone()));
-    match link {
-        Link::CausedBy => {
-            state
-                .store
-                .mark_caused_by(&actor, number, change, &by)
-                .await?
-        }
-        Link::FixedBy => state.store.link_fix(&actor, number, change, &by).await?,
-    }
+    state
+        .store
+        .link_incident(&actor, number, change, &by, link)
+        .await?;
     view(state, change).await
 }
 

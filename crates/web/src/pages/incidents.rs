@@ -5,7 +5,6 @@
 use super::{Nav, PageResult, TimeView, Viewer, fail, missing, refused};
 use crate::AppState;
 use crate::api::Params;
-use crate::api::changes::Link;
 use crate::api::incidents::{
     ActionBody, Reach, apply_action, check_report, reference, report_team,
 };
@@ -16,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use muster_domain::incidents::reports::{CHANNELS, NewReport};
 use muster_domain::incidents::{Action, State as IncidentState, parse_reference};
+use muster_store::changes::IncidentLink;
 use muster_store::incidents::{Incident, IncidentQuery, Route};
 use serde::Deserialize;
 
@@ -345,7 +345,7 @@ pub async fn caused_by(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CauseForm>,
 ) -> PageResult {
-    link_change(&state, &viewer, &id, form, Link::CausedBy, "#near").await
+    link_change(&state, &viewer, &id, form, IncidentLink::CausedBy, "#near").await
 }
 
 /// `POST /incidents/{id}/fixed-by`: links a change, by its number, as a fix for the
@@ -356,7 +356,15 @@ pub async fn fixed_by(
     Path(id): Path<String>,
     axum::Form(form): axum::Form<CauseForm>,
 ) -> PageResult {
-    link_change(&state, &viewer, &id, form, Link::FixedBy, "#changes").await
+    link_change(
+        &state,
+        &viewer,
+        &id,
+        form,
+        IncidentLink::FixedBy,
+        "#changes",
+    )
+    .await
 }
 
 /// Links the incident to the change the form names, then shows the page at `anchor`.
@@ -365,7 +373,7 @@ async fn link_change(
     viewer: &Viewer,
     id: &str,
     form: CauseForm,
-    link: Link,
+    link: IncidentLink,
     anchor: &str,
 ) -> PageResult {
     viewer
